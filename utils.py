@@ -1,0 +1,109 @@
+"""Small helpers shared by the loader and the three trainers.
+
+One source of truth for the rules every trainer derives from the stage number (report §7.6):
+the window length and the default batch size. Writing int16 WAV files (§7.4) and the
+one-line error convention of the command-line tools live here too.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+MAX_INT16 = 32767
+MIN_BLOCKS, MAX_BLOCKS = 1, 8
+
+# Report, appendix B.2: default batch size of each stage (number of blocks).
+DEFAULT_BATCH_SIZE = {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
+
+
+def window_length(num_blocks):
+    """Samples in one window of stage N (§7.6): 16 * 4^N = 2^(4 + 2N), 16384 at N = 5."""
+    if not MIN_BLOCKS <= num_blocks <= MAX_BLOCKS:
+        raise UserError(f"--num_blocks {num_blocks} is out of range: use a stage from "
+                        f"{MIN_BLOCKS} to {MAX_BLOCKS}")
+    return 2 ** (4 + 2 * num_blocks)
+
+
+def default_batch_size(num_blocks):
+    """The report's batch size for stage N (appendix B.2)."""
+    window_length(num_blocks)  # validates the range
+    return DEFAULT_BATCH_SIZE[num_blocks]
+
+
+def to_int16(audio):
+    """Float audio in [-1, 1] to int16: x 32767, clipped, as the original wrote its files."""
+    scaled = np.rint(np.asarray(audio, dtype=np.float64) * MAX_INT16)
+    return np.clip(scaled, -MAX_INT16 - 1, MAX_INT16).astype(np.int16)
+
+
+def write_wav(path, audio, sampling_rate):
+    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file.
+
+    The file appears complete or not at all: it is written beside its target and renamed.
+    """
+    data = to_int16(audio)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".wav.tmp", dir=directory)
+    os.close(fd)
+    try:
+        sf.write(tmp, data, sampling_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with defaults shown in --help and bad flags reported as one line, exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def int_in_range(low, high):
+    """argparse type: an integer in [low, high], with a message naming the range."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            upper = "" if high == sys.maxsize else f" to {high}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {low}{upper}")
+        return value
+    return parse
+
+
+def positive_float(text):
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return value
+
+
+def run_cli(main, argv=None):
+    """Run main(argv); a UserError becomes one line on stderr and exit code 2."""
+    try:
+        return main(argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
