@@ -22,8 +22,17 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from utils import (MAX_BLOCKS, MAX_INT16, MIN_BLOCKS, ArgumentParser, UserError, int_in_range,
-                   run_cli, to_int16, window_length)
+from utils import (
+    MAX_BLOCKS,
+    MAX_INT16,
+    MIN_BLOCKS,
+    ArgumentParser,
+    UserError,
+    int_in_range,
+    run_cli,
+    to_int16,
+    window_length,
+)
 
 MAX_AUGMENTATION_LEVEL = 9
 # Extensions taken to be audio: a file with one of these that soundfile cannot read is an
@@ -87,7 +96,7 @@ def list_audio_files(data_dir, log=note):
 def _info(path):
     try:
         return sf.info(path)
-    except Exception as error:  # libsndfile reports corrupt files in many ways
+    except (RuntimeError, OSError, ValueError) as error:  # LibsndfileError is a RuntimeError
         reason = str(error).split("\n")[0]
         raise UserError(f"cannot read {path} ({reason}): replace it with a working audio "
                         f"file or remove it from the folder") from None
@@ -101,20 +110,27 @@ def _resampled_length(frames, rate, target_rate):
 
 def _read_into(path, info, out, target_rate):
     """Read one file into out [frames, channels] int16, converting and resampling as needed."""
-    with sf.SoundFile(path) as f:
-        if info.subtype in INTEGER_SUBTYPES and info.samplerate == target_rate:
-            read = f.read(out=out, dtype="int16", always_2d=True)
-            got = len(read)
-        else:
-            audio = np.clip(f.read(dtype="float32", always_2d=True), -1.0, 1.0)
-            got = len(audio)
-            if info.samplerate != target_rate:
-                g = math.gcd(target_rate, info.samplerate)
-                audio = resample_poly(audio, target_rate // g, info.samplerate // g, axis=0)
-            out[:] = to_int16(np.clip(audio, -1.0, 1.0))
+    direct = info.subtype in INTEGER_SUBTYPES and info.samplerate == target_rate
+    try:
+        with sf.SoundFile(path) as f:
+            if direct:
+                got = len(f.read(out=out, dtype="int16", always_2d=True))
+            else:
+                audio = np.clip(f.read(dtype="float32", always_2d=True), -1.0, 1.0)
+                got = len(audio)
+    except sf.LibsndfileError as error:  # damaged data past the header, e.g. a truncated FLAC
+        reason = str(error).split("\n")[0]
+        raise UserError(f"cannot read {path} ({reason}): replace it with a working audio "
+                        f"file or remove it from the folder") from None
+    # Checked before filling out: a short float read would not fit out (numpy ValueError).
     if got != info.frames:
         raise UserError(f"{path} ends early ({got} of {info.frames} frames could be read): the "
                         f"file is damaged, export it again or remove it")
+    if not direct:
+        if info.samplerate != target_rate:
+            g = math.gcd(target_rate, info.samplerate)
+            audio = resample_poly(audio, target_rate // g, info.samplerate // g, axis=0)
+        out[:] = to_int16(np.clip(audio, -1.0, 1.0))
 
 
 def load_audio(data_dir, sampling_rate=16000, log=note):

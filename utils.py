@@ -44,6 +44,13 @@ def to_int16(audio):
     return np.clip(scaled, -MAX_INT16 - 1, MAX_INT16).astype(np.int16)
 
 
+def make_readable(path):
+    """mkstemp creates files only the owner can read; give them the usual umask mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_wav(path, audio, sampling_rate):
     """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file.
 
@@ -56,6 +63,7 @@ def write_wav(path, audio, sampling_rate):
     os.close(fd)
     try:
         sf.write(tmp, data, sampling_rate, subtype="PCM_16", format="WAV")
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -64,11 +72,20 @@ def write_wav(path, audio, sampling_rate):
     return path
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: not for switches, nor where the help text already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with defaults shown in --help and bad flags reported as one line, exit 2."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):

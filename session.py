@@ -1,0 +1,344 @@
+"""What every trainer shares: its flags, the training loop, checkpoints, TensorBoard summaries,
+console progress, preview and generation (report §7.4 "train.py", §7.6, appendix B).
+
+A trainer describes only what differs in a Recipe: how to build its networks from a
+configuration, where its checkpoints live and which prior its latents come from.
+"""
+
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataloader import MAX_AUGMENTATION_LEVEL, load_audio, make_dataset
+from utils import (
+    UserError,
+    default_batch_size,
+    int_in_range,
+    positive_float,
+    window_length,
+    write_wav,
+)
+
+PREVIEW_SLICES = 5
+PREVIEW_POLL_SECS = 1.0
+
+
+@dataclass
+class Recipe:
+    """What one trainer does differently from the others."""
+    model: str                       # name stored in config.json
+    build_networks: Callable         # (config, dtype policy) -> {"generator": G, ...}
+    config: Callable                 # (args, channels) -> dict saved beside the checkpoints
+    checkpoint_root: Callable        # args -> folder holding the stage folders (or the run)
+    growing: bool = True             # progressive restore chain, or one fixed stage
+    prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
+    preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
+
+
+def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's default"):
+    """The flags every trainer has, defaults in --help."""
+    parser.add_argument("--data_dir", default="data", help="folder of training audio")
+    parser.add_argument("--checkpoint_dir", default=checkpoint_dir,
+                        help="where checkpoints and TensorBoard logs go")
+    parser.add_argument("--batch_size", type=int_in_range(1, 1 << 20), default=None,
+                        help=f"windows per batch (default: {batch_help}); lower it on "
+                             f"out-of-memory errors")
+    parser.add_argument("--use_mixed_precision_training", action="store_true",
+                        help="float16 compute, float32 variables, fixed loss scale 32")
+    parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
+                        default=0, help="also train on windows offset by k*window/10, k=1..L; "
+                                        "for small datasets")
+    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=16000,
+                        help="audio is resampled to this rate")
+    parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=None,
+                        help="seed for data order, latents and generation (default: random, "
+                             "printed)")
+    parser.add_argument("--max_steps", type=int_in_range(1, sys.maxsize), default=None,
+                        help="stop when the step (generator updates) reaches this (default: "
+                             "train until Ctrl+C)")
+    parser.add_argument("--save_every_secs", type=positive_float, default=300.0,
+                        help="seconds between checkpoints")
+    parser.add_argument("--summary_every_secs", type=positive_float, default=120.0,
+                        help="seconds between TensorBoard summaries")
+    parser.add_argument("--log_every_secs", type=positive_float, default=5.0,
+                        help="seconds between console progress lines")
+    parser.add_argument("--preview", action="store_true",
+                        help="instead of training, write 5 fixed-latent slices for every new "
+                             "checkpoint of the stage to <stage folder>/preview/ until Ctrl+C")
+    parser.add_argument("--once", action="store_true",
+                        help="with --preview: preview the latest checkpoint and exit")
+    parser.add_argument("--generate", type=int_in_range(1, 1_000_000), default=None, metavar="N",
+                        help="instead of training, write N generated WAV files from the latest "
+                             "checkpoint of the stage")
+    parser.add_argument("--output_dir", default="generated_samples",
+                        help="where --generate writes its files")
+
+
+def check_flags(args):
+    if args.once and not args.preview:
+        raise UserError("--once goes with --preview: add --preview, or drop --once")
+    if args.preview and args.generate:
+        raise UserError("--preview and --generate are separate jobs: use one of them")
+
+
+def run(args, recipe):
+    """Dispatch to generation, preview or training; returns the exit code."""
+    check_flags(args)
+    if args.seed is None:
+        args.seed = random.randrange(2**31)
+        print(f"seed {args.seed} (pass --seed {args.seed} to repeat this run)")
+    if args.generate:
+        return generate(args, recipe)
+    if args.preview:
+        return preview(args, recipe)
+    return train(args, recipe)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+class StopSignal:
+    """SIGINT/SIGTERM ask the loop to save and stop; a second one acts at once."""
+
+    def __enter__(self):
+        self.requested = None
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+        print(f"{self.requested}: saving a checkpoint after this iteration, then stopping "
+              f"(send it again to abort without saving)", flush=True)
+        signal.signal(signum, self.previous[signum])
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+class Progress:
+    """Console line with step, losses and steps/s, at most every `every` seconds."""
+
+    def __init__(self, step, every):
+        self.every, self.last_step, self.last_time = every, step, time.monotonic()
+        self.printed = False
+
+    def update(self, step, out):
+        now = time.monotonic()
+        if self.printed and now - self.last_time < self.every:
+            return
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        print(f"step {step:>8}  D_loss {float(out['d_loss']):+.5f}  G_loss "
+              f"{float(out['g_loss']):+.5f}  {rate:.3f} steps/s", flush=True)
+        self.last_step, self.last_time, self.printed = step, now, True
+
+
+def draw_latent(rng, batch, prior):
+    """The generator's input: 100 values from U(-1, 1) (§7.4) or N(0, 1) (VAE-GAN prior)."""
+    from model_progressive import LATENT_DIM
+    shape = [batch, LATENT_DIM]
+    return rng.uniform(shape, -1.0, 1.0) if prior == "uniform" else rng.normal(shape)
+
+
+def write_summaries(tf, writer, step, out, fake, sampling_rate):
+    """The report's TensorBoard tags (§7.6, SPEC): audio, RMS, losses and critic outputs."""
+    real = out["real"]
+    real_rms = tf.sqrt(tf.reduce_mean(tf.square(real), axis=[1, 2]))
+    fake_rms = tf.sqrt(tf.reduce_mean(tf.square(fake), axis=[1, 2]))
+    with writer.as_default(step=step):
+        tf.summary.audio("real_input", real, sampling_rate, max_outputs=3)
+        tf.summary.audio("generator_output", fake, sampling_rate, max_outputs=3)
+        tf.summary.scalar("real_input_rms", tf.reduce_mean(real_rms))
+        tf.summary.scalar("G_output_rms", tf.reduce_mean(fake_rms))
+        tf.summary.histogram("real_input_rms_batch", real_rms)
+        tf.summary.histogram("G_output_rms_batch", fake_rms)
+        tf.summary.scalar("Loss/Generator_loss", out["g_loss"])
+        tf.summary.scalar("Loss/Discriminator_loss", out["d_loss"])
+        tf.summary.scalar("Output/real_output", out["real_output"])
+        tf.summary.scalar("Output/fake_output", out["fake_output"])
+        tf.summary.scalar("Output/mixed_output", out["mixed_output"])
+    writer.flush()
+
+
+def train(args, recipe):
+    """Train a stage until --max_steps or a signal; returns the exit code."""
+    audio = load_audio(args.data_dir, args.sampling_rate)  # bad data fails before TensorFlow
+    config = recipe.config(args, audio.channels)
+    batch_size = args.batch_size or default_batch_size(config["num_blocks"])
+
+    import tensorflow as tf
+
+    from stages import start_stage, write_config
+    from wgan_gp import WGANGP, make_optimizer, precision
+
+    dataset = make_dataset(audio, config["num_blocks"], batch_size, args.augmentation_level,
+                           args.seed)
+    policy, loss_scale = precision(args.use_mixed_precision_training)
+    networks = recipe.build_networks(config, policy)
+    if config.get("frozen"):
+        for network in networks.values():
+            network.freeze_early_layers()
+    optimizers = {}
+    for name, network in networks.items():
+        optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
+        optimizers[name + "_optimizer"].build(network.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, name="step")
+    rng = tf.random.Generator.from_seed(args.seed)
+    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers)
+    directory, how = start_stage(checkpoint, networks, recipe.checkpoint_root(args),
+                                 config["num_blocks"], config.get("frozen", False), config,
+                                 recipe.growing)
+    print(how, flush=True)
+    write_config(directory, config)
+    if args.max_steps is not None and int(step) >= args.max_steps:
+        print(f"step {int(step)} already reaches --max_steps {args.max_steps}: nothing to do")
+        return 0
+
+    gan = WGANGP(networks["generator"], networks["discriminator"],
+                 optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
+                 step, rng, lambda batch: draw_latent(rng, batch, recipe.prior), loss_scale)
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+    writer = tf.summary.create_file_writer(directory)
+    print(f"training stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
+          f": windows of {window_length(config['num_blocks'])} samples, batch {batch_size}, "
+          f"{audio.seconds:.1f} s of audio, {policy}; TensorBoard: tensorboard --logdir "
+          f"{directory}", flush=True)
+
+    def save():
+        path = manager.save(checkpoint_number=int(step))
+        print(f"saved checkpoint {path}", flush=True)
+        return int(step)
+
+    iterator = iter(dataset)
+    progress = Progress(int(step), args.log_every_secs)
+    saved_step, last_save, last_summary = int(step), time.monotonic(), None
+    with StopSignal() as stop:
+        while not stop.requested and (args.max_steps is None or int(step) < args.max_steps):
+            out = gan.iteration(iterator)
+            current = int(step)
+            if not bool(out["finite"]):
+                print(f"error: non-finite loss or gradient at step {current} (D_loss "
+                      f"{float(out['d_loss'])}, G_loss {float(out['g_loss'])}): stopped without "
+                      f"saving; the last good checkpoint is {manager.latest_checkpoint}",
+                      file=sys.stderr, flush=True)
+                return 1
+            progress.update(current, out)
+            now = time.monotonic()
+            if last_summary is None or now - last_summary >= args.summary_every_secs:
+                fake = networks["generator"](draw_latent(rng, batch_size, recipe.prior))
+                write_summaries(tf, writer, current, out, fake, audio.sampling_rate)
+                last_summary = now
+            if now - last_save >= args.save_every_secs:
+                saved_step, last_save = save(), now
+        if int(step) != saved_step or manager.latest_checkpoint is None:
+            save()
+    print(f"stopped at step {int(step)}", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# preview and generation
+
+def load_generator(directory, recipe, path):
+    """The generator of a checkpoint in float32, built from the config saved beside it."""
+    import tensorflow as tf
+
+    from stages import read_config, restore
+
+    config = read_config(directory)
+    if config is None or config.get("model") != recipe.model:
+        raise UserError(f"{directory} holds no {recipe.model} checkpoints of this project "
+                        f"(config.json missing or from another trainer)")
+    generator = recipe.build_networks(config, "float32", generator_only=True)["generator"]
+    step = tf.Variable(0, dtype=tf.int64)
+    restore(tf.train.Checkpoint(generator=generator, step=step), path, partial=True)
+    return generator, config, int(step)
+
+
+def require_checkpoint(directory):
+    from stages import latest_checkpoint
+    path = latest_checkpoint(directory)
+    if path is None:
+        raise UserError(f"no checkpoint in {directory}: train this stage first, or pick the "
+                        f"stage with --num_blocks / --freeze_early_layers / --checkpoint_dir")
+    return path
+
+
+def stage_folder(args, recipe):
+    from stages import stage_dir
+    root = recipe.checkpoint_root(args)
+    if not recipe.growing:
+        return root
+    return stage_dir(root, args.num_blocks, getattr(args, "freeze_early_layers", False))
+
+
+def generate_windows(generator, latents, batch_size):
+    """Generator output [N, window, channels] as NumPy, in batches."""
+    return np.concatenate([generator(latents[i:i + batch_size]).numpy()
+                           for i in range(0, len(latents), batch_size)])
+
+
+def generate(args, recipe):
+    """--generate N: N WAV files of one window each from the latest checkpoint."""
+    import tensorflow as tf
+
+    directory = stage_folder(args, recipe)
+    path = require_checkpoint(directory)
+    generator, config, step = load_generator(directory, recipe, path)
+    rng = tf.random.Generator.from_seed(args.seed)
+    latents = draw_latent(rng, args.generate, recipe.prior)
+    audio = generate_windows(generator, latents, default_batch_size(config["num_blocks"]))
+    name = os.path.basename(os.path.normpath(directory))
+    for i, window in enumerate(audio):
+        write_wav(os.path.join(args.output_dir,
+                               f"{name}_step{step:08d}_seed{args.seed}_{i:04d}.wav"),
+                  window, config["sampling_rate"])
+    print(f"wrote {len(audio)} files of {audio.shape[1]} samples x {audio.shape[2]} channels "
+          f"to {args.output_dir} (from {path}, seed {args.seed})")
+    return 0
+
+
+def write_preview(tf, writer, directory, recipe, path, latents):
+    generator, config, step = load_generator(directory, recipe, path)
+    slices = generator(latents).numpy()
+    gap = np.zeros((recipe.preview_gap(slices.shape[1]), slices.shape[2]), dtype=np.float32)
+    audio = np.concatenate([part for s in slices for part in (s, gap)])
+    out = write_wav(os.path.join(directory, "preview", f"{step:08d}.wav"), audio,
+                    config["sampling_rate"])
+    with writer.as_default(step=step):
+        tf.summary.audio("preview", slices, config["sampling_rate"], max_outputs=PREVIEW_SLICES)
+    writer.flush()
+    print(f"wrote {out}", flush=True)
+
+
+def preview(args, recipe):
+    """--preview: 5 fixed latents, one preview file per new checkpoint (§7.4, appendix B)."""
+    import tensorflow as tf
+
+    directory = stage_folder(args, recipe)
+    if args.once:
+        require_checkpoint(directory)
+    latents = draw_latent(tf.random.Generator.from_seed(args.seed), PREVIEW_SLICES, recipe.prior)
+    writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
+    from stages import latest_checkpoint
+    done = None
+    print(f"previewing new checkpoints of {directory} (Ctrl+C to stop)", flush=True)
+    try:
+        while True:
+            path = latest_checkpoint(directory)
+            if path and path != done:
+                write_preview(tf, writer, directory, recipe, path, latents)
+                done = path
+                if args.once:
+                    return 0
+            time.sleep(PREVIEW_POLL_SECS)
+    except KeyboardInterrupt:
+        print("preview stopped")
+        return 0

@@ -1,0 +1,108 @@
+"""Stage folders, the run configuration beside each checkpoint, and the restore chain
+(report §7.6, "model saving and reloading").
+
+Starting stage N: (1) its own folder has a checkpoint: resume everything; else (2) stable N
+with a frozen-N checkpoint: take all weights from it, fresh optimisers and step; else (3) a
+stable N-1 checkpoint: take blocks 1..N-1 (never its 1x1 layers), block N and the 1x1 layers
+start fresh; else (4) start fresh. A frozen stage N skips (2).
+"""
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+from utils import UserError, make_readable
+
+CONFIG_FILE = "config.json"
+# What must agree between a checkpoint and a run that restores from it.
+CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate")
+
+
+def stage_dir(root, num_blocks, frozen=False):
+    """checkpoints/stage_0000N or checkpoints/stage_0000N_frozen."""
+    return os.path.join(root, f"stage_{num_blocks:05d}" + ("_frozen" if frozen else ""))
+
+
+def latest_checkpoint(directory):
+    return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+
+
+def write_config(directory, config):
+    """Save the run's configuration beside its checkpoints, atomically."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    make_readable(tmp)
+    os.replace(tmp, os.path.join(directory, CONFIG_FILE))
+
+
+def read_config(directory):
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def check_config(directory, config):
+    """One-line error when the checkpoints in directory were made with another configuration."""
+    saved = read_config(directory)
+    if saved is None:
+        return
+    differ = [key for key in CONFIG_KEYS if saved.get(key) != config.get(key)]
+    if differ:
+        made = ", ".join(f"{key}={saved.get(key)}" for key in differ)
+        asked = ", ".join(f"{key}={config.get(key)}" for key in differ)
+        raise UserError(f"{directory} holds checkpoints made with {made} but this run asks for "
+                        f"{asked}: use the settings it was made with, or another "
+                        f"--checkpoint_dir")
+
+
+def restore(checkpoint, path, partial=False):
+    """Restore path into checkpoint; every object of checkpoint must be found in it."""
+    try:
+        status = checkpoint.restore(path)
+        if partial:
+            status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        reason = str(error).split("\n")[0][:200]
+        raise UserError(f"cannot restore {path} ({reason}): it was made by another model or "
+                        f"configuration, use another --checkpoint_dir") from None
+
+
+def restore_layers(path, layers_by_network):
+    """Weights only, matched by network and layer name (never by position, see TF2_NOTES)."""
+    tree = {network: tf.train.Checkpoint(**layers)
+            for network, layers in layers_by_network.items()}
+    restore(tf.train.Checkpoint(**tree), path, partial=True)
+
+
+def start_stage(checkpoint, networks, root, num_blocks, frozen, config, growing=True):
+    """Walk the restore chain for stage num_blocks; returns (stage folder, what was done)."""
+    directory = stage_dir(root, num_blocks, frozen) if growing else root
+    own = latest_checkpoint(directory)
+    if own:
+        check_config(directory, config)
+        restore(checkpoint, own)
+        return directory, f"resumed at step {int(checkpoint.step.numpy())} from {own}"
+    if growing and num_blocks >= 2:
+        frozen_dir = stage_dir(root, num_blocks, frozen=True)
+        source = None if frozen else latest_checkpoint(frozen_dir)
+        if source:
+            check_config(frozen_dir, config)
+            restore_layers(source, {name: net.named_layers() for name, net in networks.items()})
+            return directory, (f"all weights from the frozen stage {source}; fresh optimisers, "
+                               f"step 0")
+        previous_dir = stage_dir(root, num_blocks - 1)
+        source = latest_checkpoint(previous_dir)
+        if source:
+            check_config(previous_dir, config)
+            restore_layers(source, {name: net.carried_over_layers()
+                                    for name, net in networks.items()})
+            return directory, (f"blocks 1..{num_blocks - 1} grown from stage {num_blocks - 1} "
+                               f"({source}); block {num_blocks} and the 1x1 layers start fresh")
+    return directory, f"fresh start in {directory}: no checkpoint to resume or grow from"
