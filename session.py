@@ -50,7 +50,8 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                         help=f"windows per batch (default: {batch_help}); lower it on "
                              f"out-of-memory errors")
     parser.add_argument("--use_mixed_precision_training", action="store_true",
-                        help="float16 compute, float32 variables, fixed loss scale 32")
+                        help="float32 variables with float16 compute and a fixed loss scale "
+                             "of 32 on a GPU, bfloat16 compute on a CPU")
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also train on windows offset by k*window/10, k=1..L; "
                                         "for small datasets")
@@ -181,6 +182,8 @@ def train(args, recipe):
     dataset = make_dataset(audio, config["num_blocks"], batch_size, args.augmentation_level,
                            args.seed)
     policy, loss_scale = precision(args.use_mixed_precision_training)
+    if args.use_mixed_precision_training and policy == "float32":
+        print("mixed precision: no GPU and no bfloat16 support in this CPU, training in float32")
     networks = recipe.build_networks(config, policy)
     if config.get("frozen"):
         for network in networks.values():

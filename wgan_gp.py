@@ -4,7 +4,7 @@ D_loss = mean(D(fake)) - mean(D(real)) + 10 * GP, GP = mean((||grad D(x_hat)||_2
 norm over (time, channels) and x_hat = real + alpha * (fake - real); G_loss = -mean(D(fake)).
 Adam(1e-4, 0.5, 0.9) everywhere, 5 critic updates per generator update; the step counts
 generator updates. Mixed precision (§7.6): float16 compute, float32 variables and a fixed
-loss scale of 32, also inside the gradient penalty.
+loss scale of 32, also inside the gradient penalty (bfloat16 without scaling on a CPU).
 """
 
 import keras
@@ -15,9 +15,30 @@ N_CRITIC = 5
 LOSS_SCALE = 32.0
 
 
-def precision(use_mixed_precision):
-    """(Keras dtype policy, fixed loss scale or None) of a run."""
-    return ("mixed_float16", LOSS_SCALE) if use_mixed_precision else ("float32", None)
+def cpu_has_bfloat16():
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision(use_mixed_precision, on_gpu=None):
+    """(Keras dtype policy, fixed loss scale or None) of a run.
+
+    On a GPU: the report's float16 compute with a fixed loss scale of 32 (§7.6). On a CPU,
+    float16 convolutions fall back from oneDNN to Eigen and run 10x slower than float32,
+    so mixed precision there is bfloat16, which has float32's range and needs no scaling.
+    """
+    if not use_mixed_precision:
+        return "float32", None
+    if on_gpu is None:
+        on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if on_gpu:
+        return "mixed_float16", LOSS_SCALE
+    return ("mixed_bfloat16", None) if cpu_has_bfloat16() else ("float32", None)
 
 
 def make_optimizer(loss_scale=None):

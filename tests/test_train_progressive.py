@@ -1,0 +1,310 @@
+"""Training, the restore chain, signals, preview and generation of train_progressive.py.
+
+Runs tiny stages (1 and 2, batch 2) on the bundled demo data. One chain of runs is shared
+by most tests: stage 1 fresh -> stage 1 resumed -> frozen 2 grown from 1 -> frozen 2
+resumed -> stage 2 from frozen 2.
+"""
+
+import contextlib
+import io
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+import stages
+import train_progressive
+import wgan_gp
+from utils import run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "data", "demo")
+TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001"]
+
+
+def run(*argv):
+    """train_progressive.main in-process; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = run_cli(train_progressive.main, list(TINY) + list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def networks_of(path, config):
+    """Fresh networks of config with the weights of checkpoint path, restored by name."""
+    nets = train_progressive.build_networks(config, "float32")
+    stages.restore_layers(path, {name: net.named_layers() for name, net in nets.items()})
+    return nets
+
+
+def weights(network, names=None):
+    layers = network.named_layers()
+    return {f"{name}/{i}": v.numpy() for name in (names or layers)
+            for i, v in enumerate(layers[name].weights)}
+
+
+def saved_step(path):
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(step=step).restore(path).expect_partial()
+    return int(step.numpy())
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("checkpoints"))
+    logs = {}
+    logs["fresh"] = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root)
+    logs["resume"] = run("--num_blocks", "1", "--max_steps", "3", "--checkpoint_dir", root)
+    logs["grow"] = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "2",
+                       "--checkpoint_dir", root)
+    logs["frozen_resume"] = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "3",
+                                "--checkpoint_dir", root)
+    logs["from_frozen"] = run("--num_blocks", "2", "--max_steps", "1", "--checkpoint_dir", root)
+    for name, (code, out, err) in logs.items():
+        assert code == 0, (name, out, err)
+    return root, logs
+
+
+def test_restore_chain_takes_each_path(chain):
+    root, logs = chain
+    assert "fresh start" in logs["fresh"][1]
+    assert "resumed at step 2" in logs["resume"][1]
+    assert "blocks 1..1 grown from stage 1" in logs["grow"][1]
+    assert "resumed at step 2" in logs["frozen_resume"][1]
+    assert "all weights from the frozen stage" in logs["from_frozen"][1]
+    assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 1))) == 3
+    assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 2, True))) == 3
+    # weights from the frozen stage come with a fresh step: one step trained, step 1
+    assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 2))) == 1
+
+
+def test_resume_restores_step_and_optimiser_state(chain):
+    root, _ = chain
+    path = stages.latest_checkpoint(stages.stage_dir(root, 1))
+    config = stages.read_config(stages.stage_dir(root, 1))
+    nets = train_progressive.build_networks(config, "float32")
+    opt = wgan_gp.make_optimizer()
+    opt.build(nets["generator"].trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64)
+    stages.restore(tf.train.Checkpoint(step=step, generator_optimizer=opt, **nets), path,
+                   partial=True)
+    assert int(step.numpy()) == 3
+    assert int(opt.iterations.numpy()) == 3  # one Adam update per generator step
+    assert any(np.abs(v.numpy()).sum() > 0 for v in opt.variables[2:])  # moments restored
+
+
+def test_frozen_stage_keeps_early_blocks_bit_identical(chain):
+    root, _ = chain
+    config1 = stages.read_config(stages.stage_dir(root, 1))
+    config2 = stages.read_config(stages.stage_dir(root, 2, True))
+    source = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 1)), config1)
+    frozen_dir = stages.stage_dir(root, 2, True)
+    at_2 = networks_of(os.path.join(frozen_dir, "ckpt-2"), config2)
+    at_3 = networks_of(os.path.join(frozen_dir, "ckpt-3"), config2)
+    for name in ("generator", "discriminator"):
+        early = list(at_3[name].carried_over_layers())  # projection/prediction, block 1
+        assert "progressive_block_1" in early
+        before, after = weights(source[name], early), weights(at_3[name], early)
+        assert all(np.array_equal(before[k], after[k]) for k in before), name
+        new = [n for n in at_3[name].named_layers() if n not in early]
+        changed = weights(at_2[name], new), weights(at_3[name], new)
+        assert any(not np.array_equal(changed[0][k], changed[1][k]) for k in changed[0]), name
+
+
+def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
+    root, _ = chain
+    config = stages.read_config(stages.stage_dir(root, 2))
+    assert config["frozen"] is False
+    frozen = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 2, True)), config)
+    stable = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 2)), config)
+    # one step of training moved them a little, from the frozen weights, not from scratch
+    for name in ("generator", "discriminator"):
+        a, b = weights(frozen[name]), weights(stable[name])
+        assert max(np.abs(a[k] - b[k]).max() for k in a) < 1e-2
+
+
+def test_tensorboard_has_the_report_tags(chain):
+    root, _ = chain
+    directory = stages.stage_dir(root, 1)
+    tags = set()
+    for name in os.listdir(directory):
+        if name.startswith("events.out.tfevents"):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+                tags.update(value.tag for value in event.summary.value)
+    expected = {"real_input", "generator_output", "real_input_rms", "G_output_rms",
+                "real_input_rms_batch", "G_output_rms_batch", "Loss/Generator_loss",
+                "Loss/Discriminator_loss", "Output/real_output", "Output/fake_output",
+                "Output/mixed_output"}
+    assert expected <= {re.sub(r"/audio_summary$", "", t) for t in tags}
+
+
+def test_console_shows_step_losses_and_rate(chain):
+    _, logs = chain
+    lines = [line for line in logs["fresh"][1].splitlines() if line.startswith("step ")]
+    assert len(lines) == 2  # --log_every_secs 0.001: every step
+    match = re.match(r"step\s+2\s+D_loss ([-+.\d]+)\s+G_loss ([-+.\d]+)\s+([.\d]+) steps/s",
+                     lines[1])
+    assert match and all(math.isfinite(float(x)) for x in match.groups())
+
+
+def test_preview_once_writes_the_spec_file(chain):
+    root, _ = chain
+    code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--preview", "--once")
+    assert code == 0, err
+    path = os.path.join(stages.stage_dir(root, 1), "preview", "00000003.wav")
+    info = sf.info(path)
+    assert (info.frames, info.samplerate, info.channels, info.subtype) == \
+        (5 * (64 + 16000), 16000, 1, "PCM_16")
+    audio, _ = sf.read(path, dtype="int16")
+    for k in range(5):  # each slice is followed by 16000 zeros
+        gap = audio[k * 16064 + 64:(k + 1) * 16064]
+        assert len(gap) == 16000 and not gap.any()
+        assert audio[k * 16064:k * 16064 + 64].any()
+
+
+def test_generate_is_reproducible_with_seed(chain, tmp_path):
+    root, _ = chain
+    for out_dir in ("a", "b"):
+        code, _, err = run("--num_blocks", "2", "--checkpoint_dir", root, "--generate", "3",
+                             "--output_dir", str(tmp_path / out_dir))
+        assert code == 0, err
+    names = sorted(os.listdir(tmp_path / "a"))
+    assert len(names) == 3 and names == sorted(os.listdir(tmp_path / "b"))
+    for name in names:
+        info = sf.info(str(tmp_path / "a" / name))
+        assert (info.frames, info.samplerate, info.channels, info.subtype) == \
+            (256, 16000, 1, "PCM_16")
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    first = [sf.read(str(tmp_path / "a" / n))[0] for n in names]
+    assert not np.array_equal(first[0], first[1])  # different latents, different files
+
+
+def test_other_configuration_is_refused_and_nothing_is_touched(chain):
+    root, _ = chain
+    directory = stages.stage_dir(root, 1)
+    before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
+    for flag in ("--use_sample_norm", "--no_feature_map_smoothing"):
+        code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, flag)
+        assert code == 2
+        assert err.count("\n") == 1 and directory in err and "Traceback" not in err
+    after = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
+    assert before == after
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num_blocks", "0"], "--num_blocks"),
+    (["--num_blocks", "9"], "--num_blocks"),
+    (["--num_blocks", "five"], "--num_blocks"),
+    (["--batch_size", "0"], "--batch_size"),
+    (["--augmentation_level", "10"], "--augmentation_level"),
+    (["--max_steps", "0"], "--max_steps"),
+    (["--save_every_secs", "0"], "--save_every_secs"),
+    (["--summary_every_secs", "-1"], "--summary_every_secs"),
+    (["--generate", "0"], "--generate"),
+    (["--seed", "-3"], "--seed"),
+    (["--once"], "--once"),
+    (["--preview", "--generate", "2"], "--generate"),
+    (["--num_blocks", "1", "--freeze_early_layers"], "--freeze_early_layers"),
+    (["--data_dir", "/nonexistent/folder"], "/nonexistent/folder"),
+    (["--data_dir", "{short}"], "a stage 5 window is 16384 samples"),
+    (["--num_blocks", "8", "--batch_size", "4"], "gives 3 windows"),  # 144 s of 65 s windows
+    (["--preview", "--once"], "no checkpoint"),
+    (["--generate", "2"], "no checkpoint"),
+])
+def test_bad_flags_give_one_line_and_exit_2(argv, message, tmp_path):
+    short = tmp_path / "short"
+    short.mkdir()
+    sf.write(str(short / "a.wav"), np.zeros(8000, dtype=np.int16), 16000)
+    argv = [a.replace("{short}", str(short)) for a in argv]
+    code, _, err = run(*argv, "--checkpoint_dir", str(tmp_path / "ck"))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "ck").exists()  # nothing written for bad input
+
+
+def test_non_finite_loss_stops_without_saving(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    assert run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", root)[0] == 0
+    directory = stages.stage_dir(root, 1)
+    # A save that crashed half-way leaves files the checkpoint index does not name yet.
+    for name in ("ckpt-5.index", "ckpt-5.data-00000-of-00001"):
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(b"\0partial")
+    before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)
+              if n.startswith("ckpt-") or n == "checkpoint"}
+    monkeypatch.setattr(wgan_gp, "GP_WEIGHT", float("nan"))
+    code, out, err = run("--num_blocks", "1", "--max_steps", "3", "--checkpoint_dir", root)
+    assert "resumed at step 1" in out  # the half-written save was not taken
+    assert code == 1 and "non-finite" in err
+    after = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)
+             if n.startswith("ckpt-") or n == "checkpoint"}
+    assert before == after
+    assert saved_step(stages.latest_checkpoint(directory)) == 1
+
+
+def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
+    command = [sys.executable, os.path.join(ROOT, "train_progressive.py"), *TINY,
+               "--num_blocks", "1", "--checkpoint_dir", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=str(tmp_path))
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("step ") and int(line.split()[1]) >= 2:
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, err = process.communicate(timeout=300)
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output + err
+    reached = int(re.search(r"stopped at step (\d+)", output).group(1))
+    assert reached >= 2
+    path = stages.latest_checkpoint(stages.stage_dir(str(tmp_path), 1))
+    assert path.endswith(f"ckpt-{reached}") and saved_step(path) == reached
+    config = stages.read_config(stages.stage_dir(str(tmp_path), 1))
+    networks_of(path, config)  # every layer restores
+
+
+def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
+    code, out, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir",
+                         str(tmp_path), "--use_mixed_precision_training")
+    assert code == 0, err
+    expected = "mixed_bfloat16" if wgan_gp.cpu_has_bfloat16() else "float32"
+    assert expected in out
+    losses = re.findall(r"D_loss ([-+.\w]+)\s+G_loss ([-+.\w]+)", out)
+    assert len(losses) == 2 and all(math.isfinite(float(x)) for pair in losses for x in pair)
+    reader = tf.train.load_checkpoint(stages.latest_checkpoint(stages.stage_dir(str(tmp_path), 1)))
+    dtypes = reader.get_variable_to_dtype_map()
+    assert {dtypes[k] for k in dtypes if "kernel" in k} == {tf.float32}
+
+
+def test_float16_step_with_fixed_loss_scale(tmp_path):
+    """The GPU path (float16, loss scale 32 also inside the GP), run on the CPU."""
+    policy, scale = wgan_gp.precision(True, on_gpu=True)
+    assert (policy, scale) == ("mixed_float16", 32.0)
+    config = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
+              "use_sample_norm": False}
+    nets = train_progressive.build_networks(config, policy)
+    opts = [wgan_gp.make_optimizer(scale) for _ in nets]
+    for opt, net in zip(opts, nets.values()):
+        opt.build(net.trainable_variables)
+    step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
+    gan = wgan_gp.WGANGP(nets["generator"], nets["discriminator"], *opts, step, rng,
+                         lambda batch: rng.uniform([batch, 100], -1, 1), scale)
+    before = weights(nets["generator"])
+    real = tf.data.Dataset.from_tensors(tf.random.uniform([1, 64, 1], -0.5, 0.5)).repeat()
+    out = gan.iteration(iter(real))
+    assert bool(out["finite"]) and math.isfinite(float(out["d_loss"]))
+    assert int(step.numpy()) == 1
+    after = weights(nets["generator"])
+    assert all(v.dtype == np.float32 for v in after.values())
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
