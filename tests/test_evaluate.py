@@ -1,0 +1,380 @@
+"""Tests of evaluate.py: every metric on real music (the bundled demo pieces), pictures, CLI.
+
+"Near its best" and "clearly worse" are the thresholds below, measured on data/demo at
+stage 5 (1 s windows). Two splits of the demo stand for "two disjoint halves of the same
+audio": even against odd windows of all four pieces (the same music, so tight bounds), and
+pieces 1-2 against pieces 3-4 (other keys and tempi, so looser bounds). The bad cases are
+white noise (full scale, and at the real RMS), silence and the real windows at a quarter of
+their loudness.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dataloader
+import evaluate
+from dataloader import Windows, gather
+from utils import run_cli, window_length
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "data", "demo")
+RATE = 16000
+PIECE = 36 * RATE  # samples in one demo piece
+
+# The keys the trainer and metrics.json rely on (the issue's list plus bookkeeping).
+KEYS = {
+    "sampling_rate", "window_samples", "channels", "num_real", "num_generated", "num_training",
+    "loudness.real_mean_abs", "loudness.generated_mean_abs", "loudness.mean_abs_ratio",
+    "loudness.real_rms", "loudness.generated_rms", "loudness.rms_ratio",
+    "frechet_mel_distance", "mel.n_fft", "mel.bands",
+    "ndb.bins", "ndb.different_bins", "ndb.ndb_over_k", "ndb.js_divergence",
+    "memorisation.min", "memorisation.median", "memorisation.mean", "memorisation.max",
+    "memorisation.fraction_below", "memorisation.threshold", "memorisation.max_lag",
+    "stereo.real_channel_correlation", "stereo.generated_channel_correlation",
+}
+
+# Near its best, per split: (loudness ratio band, Frechet, NDB/K, JS divergence).
+NEAR_BEST = {"interleaved": (0.1, 60.0, 0.15, 0.1), "pieces": (0.1, 200.0, 0.2, 0.15)}
+# Clearly worse: every bad case is at least this far off.
+WORSE_FRECHET = 300.0
+WORSE_NDB_NOISE, WORSE_JS_NOISE = 0.5, 0.5      # noise and silence
+WORSE_NDB_QUARTER, WORSE_JS_QUARTER = 0.2, 0.2  # a quarter of the loudness
+
+
+# --------------------------------------------------------------------------- data
+
+def full_windows(buffer, window):
+    """Every whole window of an int16 buffer as float32 [n, window, channels]."""
+    windows = Windows(len(buffer), window)
+    starts = windows.starts(np.arange(len(windows)))
+    starts = starts[starts + window <= len(buffer)]
+    return gather(buffer, starts, window).astype(np.float32) / 32767
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return dataloader.load_audio(DEMO, RATE, log=lambda message: None).buffer
+
+
+@pytest.fixture(scope="module")
+def splits(demo):
+    """{name: (real, generated)} of two disjoint halves of the demo at stage 5."""
+    window = window_length(5)
+    every = full_windows(demo, window)
+    return {"interleaved": (every[0::2], every[1::2]),
+            "pieces": (full_windows(demo[:2 * PIECE], window),
+                       full_windows(demo[2 * PIECE:], window))}
+
+
+def bad_cases(real, seed=0):
+    rng = np.random.default_rng(seed)
+    rms = float(np.sqrt(np.mean(real.astype(np.float64) ** 2)))
+    return {
+        "noise": rng.uniform(-1, 1, real.shape).astype(np.float32),
+        "noise_at_real_rms": np.clip(rng.normal(0, rms, real.shape), -1, 1).astype(np.float32),
+        "silence": np.zeros_like(real),
+        "quarter": real * 0.25,
+    }
+
+
+@pytest.fixture(scope="module")
+def results(splits):
+    """compute_metrics of every split and of every bad case, computed once."""
+    out = {}
+    for name, (real, generated) in splits.items():
+        out[name, "halves"] = evaluate.compute_metrics(real, generated, RATE)
+        for case, bad in bad_cases(real).items():
+            out[name, case] = evaluate.compute_metrics(real, bad, RATE)
+    return out
+
+
+# --------------------------------------------------------------------------- the metrics
+
+def test_every_key_is_present_and_json_serialisable(results):
+    for metrics in results.values():
+        assert set(metrics) == KEYS
+        assert json.loads(json.dumps(metrics, allow_nan=False)) == metrics
+
+
+@pytest.mark.parametrize("split", ["interleaved", "pieces"])
+def test_disjoint_halves_of_the_demo_are_near_best(results, split):
+    m = results[split, "halves"]
+    loudness, frechet, ndb_k, js = NEAR_BEST[split]
+    assert m["num_real"] >= 68 and m["num_generated"] >= 68 and m["window_samples"] == 16384
+    assert abs(m["loudness.rms_ratio"] - 1) < loudness
+    assert abs(m["loudness.mean_abs_ratio"] - 1) < loudness
+    assert m["frechet_mel_distance"] < frechet
+    assert m["ndb.bins"] >= 10 and m["ndb.ndb_over_k"] <= ndb_k
+    assert m["ndb.js_divergence"] < js
+    # Different music is not a copy: nothing near the real windows.
+    assert m["memorisation.fraction_below"] == 0 and m["memorisation.min"] > 0.15
+    assert m["stereo.real_channel_correlation"] is None
+    assert m["stereo.generated_channel_correlation"] is None
+
+
+@pytest.mark.parametrize("split", ["interleaved", "pieces"])
+@pytest.mark.parametrize("case", ["noise", "noise_at_real_rms", "silence"])
+def test_noise_and_silence_are_clearly_worse(results, split, case):
+    halves, m = results[split, "halves"], results[split, case]
+    assert m["frechet_mel_distance"] > max(WORSE_FRECHET, 20 * halves["frechet_mel_distance"])
+    assert m["ndb.ndb_over_k"] >= WORSE_NDB_NOISE
+    assert m["ndb.js_divergence"] >= max(WORSE_JS_NOISE, 4 * halves["ndb.js_divergence"])
+    if case == "noise":
+        assert m["loudness.rms_ratio"] > 3 and m["loudness.mean_abs_ratio"] > 3
+    elif case == "silence":
+        assert m["loudness.rms_ratio"] == 0 and m["loudness.mean_abs_ratio"] == 0
+        assert m["memorisation.min"] == 1  # silence correlates with nothing
+    else:  # same loudness: only the spectral metrics can tell
+        assert abs(m["loudness.rms_ratio"] - 1) < 0.05
+    # Noise and silence copy nothing.
+    assert m["memorisation.fraction_below"] == 0 and m["memorisation.min"] > 0.9
+
+
+@pytest.mark.parametrize("split", ["interleaved", "pieces"])
+def test_a_quarter_of_the_loudness_is_clearly_worse(results, split):
+    halves, m = results[split, "halves"], results[split, "quarter"]
+    assert m["loudness.rms_ratio"] == pytest.approx(0.25, abs=1e-4)
+    assert m["loudness.mean_abs_ratio"] == pytest.approx(0.25, abs=1e-4)
+    assert m["frechet_mel_distance"] > max(WORSE_FRECHET, 1.5 * halves["frechet_mel_distance"])
+    assert m["ndb.ndb_over_k"] >= WORSE_NDB_QUARTER
+    assert m["ndb.ndb_over_k"] > halves["ndb.ndb_over_k"]
+    assert m["ndb.js_divergence"] >= max(WORSE_JS_QUARTER, 2 * halves["ndb.js_divergence"])
+    # The real windows made quieter are copies: the check is blind to loudness.
+    assert m["memorisation.fraction_below"] == 1 and m["memorisation.max"] < 1e-4
+
+
+def test_the_same_windows_score_best(splits):
+    real = splits["pieces"][0]
+    m = evaluate.compute_metrics(real, real, RATE)
+    assert m["loudness.rms_ratio"] == pytest.approx(1) and m["ndb.different_bins"] == 0
+    assert m["frechet_mel_distance"] < 1e-6 and m["ndb.js_divergence"] < 1e-9
+
+
+def test_memorisation_finds_copies_of_training_windows(splits, demo):
+    real, generated = splits["pieces"]
+    training = full_windows(demo, window_length(5))  # all 140 windows: a larger real set
+    generated = generated[:20].copy()
+    window = generated.shape[1]
+    generated[3] = training[100]                          # a copy
+    generated[7] = 0.3 * training[5]                      # a quieter copy
+    generated[11, :-5] = training[60, 5:]                 # a copy 5 samples off
+    generated[11, -5:] = 0
+    m = evaluate.compute_metrics(real, generated, RATE, training_windows=training)
+    assert m["num_training"] == len(training) and m["memorisation.max_lag"] == 8
+    assert m["memorisation.min"] < 1e-4
+    assert m["memorisation.fraction_below"] == pytest.approx(3 / 20)
+    distances, _ = evaluate.nearest_distances(generated, training)
+    assert np.flatnonzero(distances < 0.05).tolist() == [3, 7, 11]
+    assert distances[[3, 7, 11]].max() < 1e-4
+    # int16 training windows (what the CLI passes) give the same distances.
+    as_int16 = np.rint(training * 32767).astype(np.int16)
+    assert np.allclose(evaluate.nearest_distances(generated, as_int16)[0], distances, atol=1e-4)
+    assert window == 16384
+
+
+def test_stereo_channel_correlation():
+    rng = np.random.default_rng(1)
+    music = rng.normal(0, 0.1, (16, 4096, 1)).astype(np.float32)
+    identical = np.concatenate([music, music], axis=2)
+    independent = rng.normal(0, 0.1, (16, 4096, 2)).astype(np.float32)
+    m = evaluate.compute_metrics(identical, independent, RATE)
+    assert m["stereo.real_channel_correlation"] == pytest.approx(1.0)
+    assert abs(m["stereo.generated_channel_correlation"]) < 0.02
+    assert m["channels"] == 2
+    assert evaluate.channel_correlation(-identical[:, :, :1].repeat(2, axis=2)) == \
+        pytest.approx(1.0)
+    assert evaluate.channel_correlation(np.concatenate([music, -music], axis=2)) == \
+        pytest.approx(-1.0)
+    assert evaluate.channel_correlation(np.zeros((2, 64, 2))) is None
+    # Channels are analysed one by one: an anti-phase pair has the same spectra, not silence.
+    anti_phase = np.concatenate([music, -music], axis=2)
+    m = evaluate.compute_metrics(identical, anti_phase, RATE)
+    assert m["stereo.generated_channel_correlation"] == pytest.approx(-1.0)
+    assert m["frechet_mel_distance"] < 1e-6 and m["loudness.rms_ratio"] == pytest.approx(1.0)
+    assert evaluate.channel_correlation(music) is None
+
+
+@pytest.mark.parametrize("num_blocks", [1, 2, 3, 4])
+def test_short_windows_degrade_gracefully(demo, num_blocks):
+    window = window_length(num_blocks)
+    every = full_windows(demo, window)
+    rng = np.random.default_rng(num_blocks)
+    picked = every[np.sort(rng.choice(len(every), 512, replace=False))]
+    real, generated = picked[0::2], picked[1::2]
+    noise = rng.uniform(-1, 1, real.shape).astype(np.float32)
+    good = evaluate.compute_metrics(real, generated, RATE)
+    bad = evaluate.compute_metrics(real, noise, RATE)
+    for m in (good, bad):
+        assert set(m) == KEYS and m["window_samples"] == window
+        assert all(m[key] is not None for key in KEYS if not key.startswith("stereo."))
+        assert m["mel.n_fft"] <= window // 4 and 1 <= m["mel.bands"] <= 64
+    assert good["ndb.bins"] == 20
+    assert abs(good["loudness.rms_ratio"] - 1) < 0.1
+    assert bad["frechet_mel_distance"] > 3 * good["frechet_mel_distance"]
+    assert bad["ndb.ndb_over_k"] > good["ndb.ndb_over_k"] + 0.3
+    assert bad["ndb.js_divergence"] > good["ndb.js_divergence"] + 0.3
+
+
+def test_few_windows_and_mono_2d_input():
+    rng = np.random.default_rng(2)
+    real = rng.normal(0, 0.1, (1, 64)).astype(np.float32)  # [windows, samples]: mono
+    generated = rng.normal(0, 0.1, (3, 64, 1)).astype(np.float32)
+    m = evaluate.compute_metrics(real, generated, RATE)
+    assert m["ndb.bins"] == 1 and m["ndb.ndb_over_k"] == 0 and m["channels"] == 1
+    assert m["num_real"] == 1 and m["num_generated"] == 3
+    json.dumps(m, allow_nan=False)
+
+
+def test_bad_arrays_are_refused():
+    real = np.zeros((4, 256, 1), np.float32)
+    with pytest.raises(ValueError, match="generated has windows of shape"):
+        evaluate.compute_metrics(real, np.zeros((4, 128, 1), np.float32), RATE)
+    with pytest.raises(ValueError, match="training_windows has windows"):
+        evaluate.compute_metrics(real, real, RATE, np.zeros((4, 256, 2), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate.compute_metrics(real, np.full((4, 256, 1), np.nan, np.float32), RATE)
+    with pytest.raises(ValueError, match="non-empty"):
+        evaluate.compute_metrics(real, np.zeros((0, 256, 1), np.float32), RATE)
+
+
+# --------------------------------------------------------------------------- pictures, report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_save_plots_writes_pngs_that_open(splits, tmp_path, channels):
+    import matplotlib.image
+
+    real, generated = (x[:8].repeat(channels, axis=2) for x in splits["pieces"])
+    paths = evaluate.save_plots(real, generated, RATE, str(tmp_path / "plots"))
+    names = [os.path.basename(p) for p in paths]
+    assert names == ["waveforms.png", "zoom.png", "spectrograms.png", "loudness.png"]
+    for path in paths:
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_SIGNATURE
+        assert os.path.getsize(path) > 5000
+        image = matplotlib.image.imread(path)
+        assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 600
+    assert sorted(os.listdir(tmp_path / "plots")) == sorted(names)  # no temporary files left
+
+
+def test_save_plots_on_short_windows_and_silence(tmp_path):
+    silence = np.zeros((2, 64, 1), np.float32)
+    paths = evaluate.save_plots(silence, silence, RATE, str(tmp_path))
+    assert len(paths) == 4 and all(os.path.getsize(p) > 1000 for p in paths)
+
+
+def test_write_report_and_format_table(results, tmp_path):
+    metrics = results["pieces", "halves"]
+    path = evaluate.write_report(str(tmp_path / "out"), metrics)
+    assert path == str(tmp_path / "out" / "metrics.json")
+    with open(path) as f:
+        assert json.load(f) == metrics
+    table = evaluate.format_table(metrics)
+    for row in ("mean |amplitude|", "RMS", "Frechet log-mel distance", "NDB/K (K = 14)",
+                "JS divergence", "nearest real: min", "share below 0.05",
+                "channel correlation"):
+        assert row in table
+    assert "better" in table.splitlines()[1]
+
+
+# --------------------------------------------------------------------------- command line
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """REAL (pieces 1-2) and GENERATED (pieces 3-4) folders, as symbolic links to the demo."""
+    root = tmp_path_factory.mktemp("cli")
+    for name, pieces in (("real", (1, 2)), ("generated", (3, 4))):
+        os.makedirs(root / name)
+        for piece in pieces:
+            os.symlink(os.path.join(DEMO, f"piece_0{piece}.wav"),
+                       root / name / f"piece_0{piece}.wav")
+    return str(root / "real"), str(root / "generated")
+
+
+def run_main(argv, capsys):
+    code = run_cli(evaluate.main, argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_prints_the_table(folders, capsys):
+    code, out, err = run_main([*folders, "--num_eval_samples", "32"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("32 real and 32 generated windows of 16384 samples")
+    assert "nearest real among 70 windows" in lines[0]
+    assert lines[1].split() == ["metric", "real", "generated", "better"]
+    assert len(lines) == 16 and err == ""
+
+
+def test_cli_json_has_every_key_and_is_seeded(folders, capsys, tmp_path):
+    argv = [*folders, "--num_blocks", "4", "--num_eval_samples", "64", "--json", "--seed", "3"]
+    code, out, err = run_main(argv + ["--plots", str(tmp_path / "p")], capsys)
+    assert code == 0 and len(out.splitlines()) == 1
+    metrics = json.loads(out)
+    assert set(metrics) == KEYS
+    assert metrics["window_samples"] == 4096 and metrics["num_real"] == 64
+    assert metrics["num_training"] == 281  # every whole stage-4 window of pieces 1-2
+    assert sorted(os.listdir(tmp_path / "p")) == ["loudness.png", "metrics.json", "spectrograms.png",
+                                                  "waveforms.png", "zoom.png"]
+    with open(tmp_path / "p" / "metrics.json") as f:
+        assert json.load(f) == metrics
+    assert err.startswith("wrote ")
+    assert json.loads(run_main(argv, capsys)[1]) == metrics  # same seed, same numbers
+    assert json.loads(run_main(argv[:-1] + ["4"], capsys)[1]) != metrics
+
+
+def test_cli_uses_all_windows_when_there_are_fewer(folders, capsys):
+    code, out, err = run_main([*folders, "--json"], capsys)  # 256 asked, 70 there
+    assert code == 0 and json.loads(out)["num_real"] == 70
+    assert "has 70 windows of 16384 samples, fewer than --num_eval_samples 256" in err
+
+
+def test_cli_runs_as_a_script_without_tensorflow(folders):
+    script = ("import runpy, sys; sys.argv = ['evaluate.py'] + sys.argv[1:]\n"
+              "try:\n    runpy.run_path('evaluate.py', run_name='__main__')\n"
+              "except SystemExit as e:\n    assert e.code == 0\n"
+              "assert 'tensorflow' not in sys.modules, 'evaluate imported TensorFlow'\n")
+    result = subprocess.run([sys.executable, "-c", script, *folders, "--num_blocks", "3",
+                             "--num_eval_samples", "16", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) == KEYS
+
+
+def mono_stereo_short(tmp_path):
+    import soundfile as sf
+
+    stereo, short = tmp_path / "stereo", tmp_path / "short"
+    os.makedirs(stereo)
+    os.makedirs(short)
+    sf.write(str(stereo / "a.wav"), np.zeros((20000, 2), np.int16), RATE, subtype="PCM_16")
+    sf.write(str(short / "a.wav"), np.zeros((1000, 1), np.int16), RATE, subtype="PCM_16")
+    return str(stereo), str(short)
+
+
+def test_bad_input_is_one_line_and_exit_2(folders, tmp_path):
+    stereo, short = mono_stereo_short(tmp_path)
+    real, generated = folders
+    cases = [
+        ([str(tmp_path / "missing"), generated], "does not exist"),
+        ([real, stereo], "channel"),
+        ([real, short], "--num_blocks"),
+        ([real, generated, "--num_blocks", "9"], "out of range"),
+        ([real, generated, "--num_eval_samples", "0"], "out of range"),
+        ([real], "generated_dir"),
+        ([real, generated, "--plots", os.path.join(real, "piece_01.wav")], "is a file"),
+    ]
+    for argv, words in cases:
+        result = subprocess.run([sys.executable, "evaluate.py", *argv], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, (argv, result.stderr)
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+        assert words in result.stderr and "Traceback" not in result.stderr
