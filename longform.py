@@ -1,0 +1,93 @@
+"""Audio of any length from a fixed-window generator: latent walks and crossfaded windows.
+
+A GAN's window is fixed (16384 samples at stage 5, up to 65 s at stage 8); what it learned to
+keep coherent does not grow past it. To hand a user a piece of any length, consecutive windows
+come from consecutive points of a smooth path through the latent space and neighbouring
+windows overlap, joined by a crossfade, so the music drifts instead of cutting (the report's
+"continuous generation" future work, §8.4). Pure NumPy: the generator is called elsewhere.
+"""
+
+import math
+
+import numpy as np
+
+
+def windows_needed(num_samples, window, overlap):
+    """Windows whose overlapped join covers num_samples (one when it fits in a window)."""
+    if num_samples <= window:
+        return 1
+    return math.ceil((num_samples - overlap) / (window - overlap))
+
+
+def crossfade_gains(overlap, correlation=0.0):
+    """(fade-out, fade-in) gains over `overlap` samples that keep the power constant.
+
+    With g_out = (1 - t) k and g_in = t k, the power of g_out a + g_in b for signals of equal
+    loudness and correlation rho is k^2 ((1-t)^2 + t^2 + 2 rho t (1-t)); k makes it 1. For
+    uncorrelated signals this is an equal-power crossfade (g_out^2 + g_in^2 = 1); for
+    identical ones (rho = 1) it is a linear crossfade, which reproduces the signal exactly.
+    """
+    rho = float(np.clip(correlation, 0.0, 1.0))  # anti-correlated joins fade as uncorrelated
+    t = (np.arange(overlap) + 0.5) / overlap
+    k = 1.0 / np.sqrt((1 - t) ** 2 + t ** 2 + 2 * rho * t * (1 - t))
+    return (1 - t) * k, t * k
+
+
+def correlation(a, b):
+    """Pearson correlation of two equally long pieces of audio (0 if either is constant)."""
+    a, b = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / denominator if denominator > 0 else 0.0
+
+
+def join_windows(windows, overlap, num_samples=None):
+    """Join windows [n, window, channels] with crossfades of `overlap` samples.
+
+    The result has n * window - (n - 1) * overlap samples, cut to num_samples if given.
+    """
+    windows = np.asarray(windows, dtype=np.float32)
+    count, window, _ = windows.shape
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap {overlap} must be in [0, {window})")
+    hop = window - overlap
+    out = np.zeros((count * window - (count - 1) * overlap, windows.shape[2]), np.float32)
+    out[:window] = windows[0]
+    for i in range(1, count):
+        start = i * hop
+        if overlap:
+            tail, head = out[start:start + overlap], windows[i][:overlap]
+            fade_out, fade_in = crossfade_gains(overlap, correlation(tail, head))
+            out[start:start + overlap] = tail * fade_out[:, None] + head * fade_in[:, None]
+        out[start + overlap:start + window] = windows[i][overlap:]
+    return out[:num_samples] if num_samples is not None else out
+
+
+def interpolate(a, b, t, prior):
+    """Points between latents a and b at fractions t: linear for the uniform prior (it stays in
+    the cube), spherical for the normal prior (it keeps the norms a Gaussian draw has)."""
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    if prior == "uniform":
+        return (1 - t) * a + t * b
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = math.acos(float(np.clip(cos, -1.0, 1.0)))
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
+
+
+def draw_prior(rng, count, latent_dim, prior):
+    """Latents from the trainer's prior: U(-1, 1) or N(0, 1)."""
+    if prior == "uniform":
+        return rng.uniform(-1.0, 1.0, (count, latent_dim))
+    return rng.standard_normal((count, latent_dim))
+
+
+def latent_walk(rng, num_windows, latent_dim, prior, anchor_every=4):
+    """One latent per window along a smooth path through random anchors, one anchor every
+    `anchor_every` windows: window i sits i / anchor_every of the way along the anchors."""
+    anchors = draw_prior(rng, num_windows // anchor_every + 2, latent_dim, prior)
+    latents = []
+    for i in range(num_windows):
+        k, t = divmod(i, anchor_every)
+        latents.append(interpolate(anchors[k], anchors[k + 1], [t / anchor_every], prior)[0])
+    return np.stack(latents).astype(np.float32)
