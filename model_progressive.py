@@ -19,6 +19,7 @@ BASE_LENGTH = 16  # samples out of the projection, into block 1 (table 7.1)
 KERNEL_SIZE = 25
 STRIDE = 4
 LRELU_ALPHA = 0.2
+FEATURES = BASE_LENGTH * 1024  # the flattened 16 x nf(0) features of the critic (table 7.2)
 
 
 def feature_maps(block, smoothing=True):
@@ -118,27 +119,39 @@ class Generator(StagedNetwork):
         return tf.cast(tf.tanh(x), tf.float32)
 
 
-class Discriminator(StagedNetwork):
-    """Table 7.2: 1x1 C -> nf(N), blocks N..1 of Conv1D (stride 4), dense 16x1024 -> 1."""
+class CriticBody(StagedNetwork):
+    """Table 7.2 up to the features: 1x1 C -> nf(N), blocks N..1 of Conv1D (stride 4), flattened
+    to 16x1024. The discriminator scores them; the VAE-GAN's encoder reads a latent from them."""
 
-    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32", **kwargs):
-        super().__init__(num_blocks, name="discriminator", dtype=dtype, **kwargs)
+    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
+                 name="discriminator", **kwargs):
+        super().__init__(num_blocks, name=name, dtype=dtype, **kwargs)
         nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
         length = window_length(num_blocks)
-        name = block_name(num_blocks) + "_input"
-        self.add_layer(name, conv(nf[num_blocks], 1, 1, dtype, name), (None, length, channels))
+        layer_name = block_name(num_blocks) + "_input"
+        self.add_layer(layer_name, conv(nf[num_blocks], 1, 1, dtype, layer_name),
+                       (None, length, channels))
         for b in range(num_blocks, 0, -1):
             self.add_layer(block_name(b), conv(nf[b - 1], KERNEL_SIZE, STRIDE, dtype,
                                                block_name(b)), (None, length, nf[b]))
             length //= STRIDE
-        # The critic's output feeds the losses: keep it in float32 under mixed precision.
-        self.add_layer("prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),
-                       (None, BASE_LENGTH * nf[0]))
         self.built = True
 
-    def call(self, x):
+    def features(self, x):
         x = lrelu(getattr(self, block_name(self.num_blocks) + "_input")(x))
         for b in range(self.num_blocks, 0, -1):
             x = lrelu(getattr(self, block_name(b))(x))
-        x = tf.reshape(x, [-1, BASE_LENGTH * feature_maps(0)])
-        return self.prediction(x)
+        return tf.reshape(x, [-1, FEATURES])
+
+
+class Discriminator(CriticBody):
+    """Table 7.2: the critic body, then dense 16x1024 -> 1 with no activation."""
+
+    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32", **kwargs):
+        super().__init__(num_blocks, channels, smoothing, dtype, **kwargs)
+        # The critic's output feeds the losses: keep it in float32 under mixed precision.
+        self.add_layer("prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),
+                       (None, FEATURES))
+
+    def call(self, x):
+        return self.prediction(self.features(x))

@@ -2,7 +2,8 @@
 console progress, preview and generation (report §7.4 "train.py", §7.6, appendix B).
 
 A trainer describes only what differs in a Recipe: how to build its networks from a
-configuration, where its checkpoints live and which prior its latents come from.
+configuration, where its checkpoints live, which prior its latents come from and, where it is
+not WGAN-GP's, its training iteration.
 """
 
 import os
@@ -19,6 +20,7 @@ from dataloader import MAX_AUGMENTATION_LEVEL, load_audio, make_dataset
 from utils import (
     UserError,
     default_batch_size,
+    import_tensorflow,
     int_in_range,
     positive_float,
     window_length,
@@ -27,6 +29,14 @@ from utils import (
 
 PREVIEW_SLICES = 5
 PREVIEW_POLL_SECS = 1.0
+
+
+def wgan_gp_step(networks, optimizers, step, rng, sample_latent, loss_scale):
+    """The training iteration of a Recipe by default: WGAN-GP's, of G and D."""
+    from wgan_gp import WGANGP
+    return WGANGP(networks["generator"], networks["discriminator"],
+                  optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
+                  step, rng, sample_latent, loss_scale)
 
 
 @dataclass
@@ -39,6 +49,9 @@ class Recipe:
     growing: bool = True             # progressive restore chain, or one fixed stage
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
+    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale) -> an object
+    # whose iteration(iterator) trains one step and returns the losses (see wgan_gp.WGANGP)
+    make_step: Callable = wgan_gp_step
 
 
 def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's default"):
@@ -71,12 +84,12 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                         help="seconds between console progress lines")
     parser.add_argument("--preview", action="store_true",
                         help="instead of training, write 5 fixed-latent slices for every new "
-                             "checkpoint of the stage to <stage folder>/preview/ until Ctrl+C")
+                             "checkpoint to <checkpoint folder>/preview/ until Ctrl+C")
     parser.add_argument("--once", action="store_true",
                         help="with --preview: preview the latest checkpoint and exit")
     parser.add_argument("--generate", type=int_in_range(1, 1_000_000), default=None, metavar="N",
                         help="instead of training, write N generated WAV files from the latest "
-                             "checkpoint of the stage")
+                             "checkpoint")
     parser.add_argument("--output_dir", default="generated_samples",
                         help="where --generate writes its files")
 
@@ -94,6 +107,7 @@ def run(args, recipe):
     if args.seed is None:
         args.seed = random.randrange(2**31)
         print(f"seed {args.seed} (pass --seed {args.seed} to repeat this run)")
+    import_tensorflow()
     if args.generate:
         return generate(args, recipe)
     if args.preview:
@@ -136,8 +150,10 @@ class Progress:
         if self.printed and now - self.last_time < self.every:
             return
         rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        extra = "".join(f"  {tag.split('/')[-1]} {float(value):+.5f}"
+                        for tag, value in out.get("scalars", {}).items())
         print(f"step {step:>8}  D_loss {float(out['d_loss']):+.5f}  G_loss "
-              f"{float(out['g_loss']):+.5f}  {rate:.3f} steps/s", flush=True)
+              f"{float(out['g_loss']):+.5f}{extra}  {rate:.3f} steps/s", flush=True)
         self.last_step, self.last_time, self.printed = step, now, True
 
 
@@ -165,6 +181,8 @@ def write_summaries(tf, writer, step, out, fake, sampling_rate):
         tf.summary.scalar("Output/real_output", out["real_output"])
         tf.summary.scalar("Output/fake_output", out["fake_output"])
         tf.summary.scalar("Output/mixed_output", out["mixed_output"])
+        for tag, value in out.get("scalars", {}).items():  # a trainer's own, by tag
+            tf.summary.scalar(tag, value)
     writer.flush()
 
 
@@ -174,16 +192,18 @@ def train(args, recipe):
     config = recipe.config(args, audio.channels)
     batch_size = args.batch_size or default_batch_size(config["num_blocks"])
 
+    import keras
     import tensorflow as tf
 
     from stages import start_stage, write_config
-    from wgan_gp import WGANGP, make_optimizer, precision
+    from wgan_gp import make_optimizer, precision
 
     dataset = make_dataset(audio, config["num_blocks"], batch_size, args.augmentation_level,
                            args.seed)
     policy, loss_scale = precision(args.use_mixed_precision_training)
     if args.use_mixed_precision_training and policy == "float32":
         print("mixed precision: no GPU and no bfloat16 support in this CPU, training in float32")
+    keras.utils.set_random_seed(args.seed)  # initial weights too come from --seed
     networks = recipe.build_networks(config, policy)
     if config.get("frozen"):
         for network in networks.values():
@@ -204,13 +224,17 @@ def train(args, recipe):
         print(f"step {int(step)} already reaches --max_steps {args.max_steps}: nothing to do")
         return 0
 
-    gan = WGANGP(networks["generator"], networks["discriminator"],
-                 optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
-                 step, rng, lambda batch: draw_latent(rng, batch, recipe.prior), loss_scale)
+    gan = recipe.make_step(networks, optimizers, step, rng,
+                           lambda batch: draw_latent(rng, batch, recipe.prior), loss_scale)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
     writer = tf.summary.create_file_writer(directory)
-    print(f"training stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
-          f": windows of {window_length(config['num_blocks'])} samples, batch {batch_size}, "
+    # Fixed latents for the generator_output summary: the same sounds over time, and the
+    # training random stream stays independent of when summaries happen.
+    summary_z = draw_latent(tf.random.Generator.from_seed(args.seed + 1), batch_size,
+                            recipe.prior)
+    what = (f"stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
+            if recipe.growing else recipe.model)
+    print(f"training {what}: windows of {window_length(config['num_blocks'])} samples, batch {batch_size}, "
           f"{audio.seconds:.1f} s of audio, {policy}; TensorBoard: tensorboard --logdir "
           f"{directory}", flush=True)
 
@@ -235,7 +259,7 @@ def train(args, recipe):
             progress.update(current, out)
             now = time.monotonic()
             if last_summary is None or now - last_summary >= args.summary_every_secs:
-                fake = networks["generator"](draw_latent(rng, batch_size, recipe.prior))
+                fake = networks["generator"](summary_z)
                 write_summaries(tf, writer, current, out, fake, audio.sampling_rate)
                 last_summary = now
             if now - last_save >= args.save_every_secs:
@@ -265,12 +289,13 @@ def load_generator(directory, recipe, path):
     return generator, config, int(step)
 
 
-def require_checkpoint(directory):
+def require_checkpoint(directory, recipe):
     from stages import latest_checkpoint
     path = latest_checkpoint(directory)
     if path is None:
-        raise UserError(f"no checkpoint in {directory}: train this stage first, or pick the "
-                        f"stage with --num_blocks / --freeze_early_layers / --checkpoint_dir")
+        pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
+                if recipe.growing else "point --checkpoint_dir at a training run")
+        raise UserError(f"no checkpoint in {directory}: train first, or {pick}")
     return path
 
 
@@ -293,7 +318,7 @@ def generate(args, recipe):
     import tensorflow as tf
 
     directory = stage_folder(args, recipe)
-    path = require_checkpoint(directory)
+    path = require_checkpoint(directory, recipe)
     generator, config, step = load_generator(directory, recipe, path)
     rng = tf.random.Generator.from_seed(args.seed)
     latents = draw_latent(rng, args.generate, recipe.prior)
@@ -327,7 +352,7 @@ def preview(args, recipe):
 
     directory = stage_folder(args, recipe)
     if args.once:
-        require_checkpoint(directory)
+        require_checkpoint(directory, recipe)
     latents = draw_latent(tf.random.Generator.from_seed(args.seed), PREVIEW_SLICES, recipe.prior)
     writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
     from stages import latest_checkpoint

@@ -117,6 +117,24 @@ def positive_float(text):
     return value
 
 
+def import_tensorflow():
+    """Import TensorFlow with its C++ start-up lines (oneDNN and absl notices) hidden, so that
+    the tools' own lines and one-line errors stay readable. TF_CPP_MIN_LOG_LEVEL=0 shows them."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
+        import tensorflow as tf
+        return tf
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
+
+
 def run_cli(main, argv=None):
     """Run main(argv); a UserError becomes one line on stderr and exit code 2."""
     try:

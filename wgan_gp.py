@@ -80,6 +80,7 @@ class WGANGP:
     """One training iteration: N_CRITIC discriminator updates, then one generator update.
 
     sample_latent(batch) draws the generator's input; `step` counts generator updates.
+    A variant (the VAE-GAN) overrides latent(), before_critic() and generator_loss().
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, step, rng,
@@ -90,10 +91,22 @@ class WGANGP:
         self.loss_scale = loss_scale
         self.iteration = tf.function(self._iteration)  # built after freezing: see TF2_NOTES
 
+    def latent(self, real):
+        """The generator's input for a batch of real audio: here, only its size counts."""
+        return self.sample_latent(tf.shape(real)[0])
+
+    def before_critic(self, iterator):
+        """Run before the critic updates; returns ({TensorBoard tag: scalar}, finite)."""
+        return {}, tf.constant(True)
+
+    def generator_loss(self, real, d_fake):
+        """G_loss from the critic's scores of the fakes made for real."""
+        return -tf.reduce_mean(d_fake)
+
     def d_update(self, real):
         G, D = self.generator, self.discriminator
         batch = tf.shape(real)[0]
-        fake = G(self.sample_latent(batch))  # outside the tape: G is not trained here
+        fake = G(self.latent(real))  # outside the tape: G is not trained here
         alpha = self.rng.uniform([batch, 1, 1], dtype=tf.float32)
         with tf.GradientTape() as tape:
             d_real, d_fake = D(real), D(fake)
@@ -103,22 +116,22 @@ class WGANGP:
         finite = apply(self.d_optimizer, tape, loss, scaled, D.trainable_variables)
         return loss, finite, tf.reduce_mean(d_real), tf.reduce_mean(d_fake), tf.reduce_mean(d_hat)
 
-    def g_update(self, batch):
+    def g_update(self, real):
         G, D = self.generator, self.discriminator
         with tf.GradientTape() as tape:
-            loss = -tf.reduce_mean(D(G(self.sample_latent(batch))))
+            loss = self.generator_loss(real, D(G(self.latent(real))))
             scaled = self.g_optimizer.scale_loss(loss)
         finite = apply(self.g_optimizer, tape, loss, scaled, G.trainable_variables)
         self.step.assign_add(1)
         return loss, finite
 
     def _iteration(self, iterator):
-        finite = tf.constant(True)
+        scalars, finite = self.before_critic(iterator)
         for _ in range(N_CRITIC):  # unrolled at trace time
             real = next(iterator)
             d_loss, d_finite, real_out, fake_out, mixed_out = self.d_update(real)
             finite = finite & d_finite
-        g_loss, g_finite = self.g_update(tf.shape(real)[0])
+        g_loss, g_finite = self.g_update(real)  # the last critic batch
         return {"d_loss": d_loss, "g_loss": g_loss, "real_output": real_out,
                 "fake_output": fake_out, "mixed_output": mixed_out,
-                "finite": finite & g_finite, "real": real}
+                "finite": finite & g_finite, "real": real, "scalars": scalars}

@@ -308,3 +308,14 @@ def test_float16_step_with_fixed_loss_scale(tmp_path):
     after = weights(nets["generator"])
     assert all(v.dtype == np.float32 for v in after.values())
     assert any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_config_error_is_one_line_from_the_command(chain):
+    """Run as a command, TensorFlow's start-up lines must not bury the one error line."""
+    root, _ = chain
+    command = [sys.executable, os.path.join(ROOT, "train_progressive.py"), *TINY,
+               "--num_blocks", "1", "--checkpoint_dir", root, "--use_sample_norm"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "use_sample_norm" in result.stderr

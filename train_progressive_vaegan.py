@@ -1,0 +1,55 @@
+"""Train the progressive VAE-GAN (report §7.3, §7.7), preview it or generate from it.
+
+The progressive GAN with an encoder that gives the generator its latent from real audio. Same
+flags, stages and workflow as train_progressive.py; its checkpoints go to
+<checkpoint_dir>/vaegan/stage_0000N, apart from the progressive GAN's:
+    python train_progressive_vaegan.py --data_dir data/demo --num_blocks 5
+    python train_progressive_vaegan.py --data_dir data/demo --num_blocks 6 --freeze_early_layers
+    python train_progressive_vaegan.py --data_dir data/demo --num_blocks 6
+    python train_progressive_vaegan.py --num_blocks 5 --preview       # beside training
+    python train_progressive_vaegan.py --num_blocks 5 --generate 10
+Preview and generation draw z from N(0, 1), the prior the encoder is trained towards.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import session
+import train_progressive
+
+
+def build_networks(config, dtype, generator_only=False):
+    networks = train_progressive.build_networks(config, dtype, generator_only)
+    if not generator_only:
+        from model_vaegan import Encoder
+        networks["encoder"] = Encoder(config["num_blocks"], config["channels"],
+                                      config["feature_map_smoothing"], dtype)
+    return networks
+
+
+def make_config(args, channels):
+    return train_progressive.make_config(args, channels, model="vaegan")
+
+
+def make_step(networks, optimizers, step, rng, sample_latent, loss_scale):
+    """The VAE-GAN iteration; sample_latent goes unused, the generator's z comes from E."""
+    from model_vaegan import VAEGAN
+    return VAEGAN(networks["encoder"], optimizers["encoder_optimizer"], networks["generator"],
+                  networks["discriminator"], optimizers["generator_optimizer"],
+                  optimizers["discriminator_optimizer"], step, rng, loss_scale)
+
+
+RECIPE = session.Recipe(model="vaegan", build_networks=build_networks, config=make_config,
+                        checkpoint_root=lambda args: os.path.join(args.checkpoint_dir, "vaegan"),
+                        prior="normal", make_step=make_step)
+
+
+def main(argv=None):
+    return session.run(train_progressive.parse_args(argv, __doc__.split("\n")[0]), RECIPE)
+
+
+if __name__ == "__main__":
+    from utils import run_cli
+    sys.exit(run_cli(main))
