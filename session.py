@@ -20,6 +20,7 @@ from dataloader import MAX_AUGMENTATION_LEVEL, load_audio, make_dataset
 from utils import (
     UserError,
     default_batch_size,
+    float_above,
     import_tensorflow,
     int_in_range,
     positive_float,
@@ -91,25 +92,50 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                         help="instead of training, write N generated WAV files from the latest "
                              "checkpoint")
     parser.add_argument("--output_dir", default="generated_samples",
-                        help="where --generate writes its files")
+                        help="where --generate and --interpolate write their files")
+    parser.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
+                        help="with --generate: each file lasts exactly this long, made of "
+                             "windows along a smooth latent walk joined by crossfades "
+                             "(default: one window)")
+    parser.add_argument("--anchor_every", type=int_in_range(1, 1_000_000), default=4,
+                        help="with --duration: a new random anchor latent every this many "
+                             "windows")
+    parser.add_argument("--crossfade", type=float_above(0.0, inclusive=True), default=None,
+                        metavar="SECONDS", help="with --duration or --interpolate: overlap of "
+                        "neighbouring windows (default: a quarter of the window, at most 1 s)")
+    parser.add_argument("--interpolate", type=int_in_range(0, 2**31 - 1), nargs=2, default=None,
+                        metavar=("A", "B"), help="instead of training, write one file that "
+                        "morphs from the latent of seed A to that of seed B")
+    parser.add_argument("--steps", type=int_in_range(2, 1_000_000), default=None,
+                        help="with --interpolate: windows from A to B (default: 8)")
 
 
 def check_flags(args):
     if args.once and not args.preview:
         raise UserError("--once goes with --preview: add --preview, or drop --once")
-    if args.preview and args.generate:
-        raise UserError("--preview and --generate are separate jobs: use one of them")
+    jobs = [flag for flag, on in (("--preview", args.preview), ("--generate", args.generate),
+                                  ("--interpolate", args.interpolate)) if on]
+    if len(jobs) > 1:
+        raise UserError(f"{' and '.join(jobs)} are separate jobs: use one of them")
+    if args.duration is not None and not args.generate:
+        raise UserError("--duration goes with --generate: add --generate N")
+    if args.steps is not None and not args.interpolate:
+        raise UserError("--steps goes with --interpolate: add --interpolate A B")
+    if args.crossfade is not None and args.duration is None and not args.interpolate:
+        raise UserError("--crossfade goes with --generate N --duration S or --interpolate A B")
 
 
 def run(args, recipe):
     """Dispatch to generation, preview or training; returns the exit code."""
     check_flags(args)
-    if args.seed is None:
+    if args.seed is None and not args.interpolate:  # interpolation's seeds are A and B
         args.seed = random.randrange(2**31)
         print(f"seed {args.seed} (pass --seed {args.seed} to repeat this run)")
     import_tensorflow()
     if args.generate:
         return generate(args, recipe)
+    if args.interpolate:
+        return interpolate(args, recipe)
     if args.preview:
         return preview(args, recipe)
     return train(args, recipe)
@@ -313,23 +339,75 @@ def generate_windows(generator, latents, batch_size):
                            for i in range(0, len(latents), batch_size)])
 
 
-def generate(args, recipe):
-    """--generate N: N WAV files of one window each from the latest checkpoint."""
-    import tensorflow as tf
-
+def latest_generator(args, recipe):
+    """The generator of the chosen stage's latest checkpoint, and what names its files."""
     directory = stage_folder(args, recipe)
     path = require_checkpoint(directory, recipe)
     generator, config, step = load_generator(directory, recipe, path)
-    rng = tf.random.Generator.from_seed(args.seed)
-    latents = draw_latent(rng, args.generate, recipe.prior)
-    audio = generate_windows(generator, latents, default_batch_size(config["num_blocks"]))
-    name = os.path.basename(os.path.normpath(directory))
-    for i, window in enumerate(audio):
-        write_wav(os.path.join(args.output_dir,
-                               f"{name}_step{step:08d}_seed{args.seed}_{i:04d}.wav"),
-                  window, config["sampling_rate"])
-    print(f"wrote {len(audio)} files of {audio.shape[1]} samples x {audio.shape[2]} channels "
-          f"to {args.output_dir} (from {path}, seed {args.seed})")
+    name = f"{os.path.basename(os.path.normpath(directory))}_step{step:08d}"
+    return generator, config, name, path
+
+
+def crossfade_samples(args, window, sampling_rate):
+    """--crossfade in samples: by default a quarter of the window, at most one second."""
+    if args.crossfade is None:
+        return min(window // 4, sampling_rate)
+    overlap = round(args.crossfade * sampling_rate)
+    if overlap >= window:
+        raise UserError(f"--crossfade {args.crossfade:g} s is not shorter than a window "
+                        f"({window / sampling_rate:.3f} s): use a shorter crossfade")
+    return overlap
+
+
+def generate(args, recipe):
+    """--generate N: N WAV files from the latest checkpoint, of one window each or, with
+    --duration, of windows along a latent walk joined by crossfades (longform.py)."""
+    import longform
+    from model_progressive import LATENT_DIM
+
+    generator, config, name, path = latest_generator(args, recipe)
+    rate, window = config["sampling_rate"], window_length(config["num_blocks"])
+    batch = default_batch_size(config["num_blocks"])
+    rng = np.random.default_rng(args.seed)  # file 0 of seed A starts at --interpolate's A
+    if args.duration is None:
+        latents = longform.draw_prior(rng, args.generate, LATENT_DIM, recipe.prior)
+        pieces = generate_windows(generator, latents.astype(np.float32), batch)
+    else:
+        samples, overlap = round(args.duration * rate), crossfade_samples(args, window, rate)
+        count = longform.windows_needed(samples, window, overlap)
+        pieces = []
+        for _ in range(args.generate):
+            latents = longform.latent_walk(rng, count, LATENT_DIM, recipe.prior,
+                                           args.anchor_every)
+            pieces.append(longform.join_windows(generate_windows(generator, latents, batch),
+                                                overlap, samples))
+    length = "" if args.duration is None else f"_{args.duration:g}s"
+    for i, audio in enumerate(pieces):
+        write_wav(os.path.join(args.output_dir, f"{name}_seed{args.seed}{length}_{i:04d}.wav"),
+                  audio, rate)
+    print(f"wrote {len(pieces)} files of {len(pieces[0])} samples ({len(pieces[0]) / rate:.2f} s)"
+          f" x {pieces[0].shape[1]} channels to {args.output_dir} (from {path}, seed "
+          f"{args.seed})")
+    return 0
+
+
+def interpolate(args, recipe):
+    """--interpolate A B: one file morphing over --steps windows from the latent of seed A
+    (the first file `--generate --seed A` writes) to that of seed B, crossfaded."""
+    import longform
+    from model_progressive import LATENT_DIM
+
+    generator, config, name, path = latest_generator(args, recipe)
+    rate, window = config["sampling_rate"], window_length(config["num_blocks"])
+    a, b = (longform.draw_prior(np.random.default_rng(seed), 1, LATENT_DIM, recipe.prior)[0]
+            for seed in args.interpolate)
+    latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, args.steps or 8), recipe.prior)
+    windows = generate_windows(generator, latents.astype(np.float32),
+                               default_batch_size(config["num_blocks"]))
+    audio = longform.join_windows(windows, crossfade_samples(args, window, rate))
+    out = write_wav(os.path.join(args.output_dir, f"{name}_interpolate_{args.interpolate[0]}"
+                                                  f"_to_{args.interpolate[1]}.wav"), audio, rate)
+    print(f"wrote {out}: {len(windows)} windows, {len(audio) / rate:.2f} s (from {path})")
     return 0
 
 

@@ -6,6 +6,7 @@ one-line error convention of the command-line tools live here too.
 """
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -106,15 +107,21 @@ def int_in_range(low, high):
     return parse
 
 
-def positive_float(text):
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
+def float_above(low, inclusive=False):
+    """argparse type: a number > low (>= low if inclusive)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value >= low if inclusive else value > low) or not math.isfinite(value):
+            relation = "at least" if inclusive else "greater than"
+            raise argparse.ArgumentTypeError(f"{value} must be {relation} {low:g}")
+        return value
+    return parse
+
+
+positive_float = float_above(0.0)
 
 
 def import_tensorflow():

@@ -214,6 +214,10 @@ def test_other_configuration_is_refused_and_nothing_is_touched(chain):
     (["--seed", "-3"], "--seed"),
     (["--once"], "--once"),
     (["--preview", "--generate", "2"], "--generate"),
+    (["--duration", "3"], "--duration"),
+    (["--interpolate", "1", "2", "--generate", "2"], "--interpolate"),
+    (["--steps", "4"], "--steps"),
+    (["--generate", "1", "--duration", "1", "--crossfade", "-1"], "--crossfade"),
     (["--num_blocks", "1", "--freeze_early_layers"], "--freeze_early_layers"),
     (["--data_dir", "/nonexistent/folder"], "/nonexistent/folder"),
     (["--data_dir", "{short}"], "a stage 5 window is 16384 samples"),
@@ -319,3 +323,39 @@ def test_config_error_is_one_line_from_the_command(chain):
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "use_sample_norm" in result.stderr
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.016, 0.5])  # shorter than, equal to, longer than
+def test_generate_with_duration_has_exact_length_and_repeats(chain, tmp_path, seconds):
+    root, _ = chain  # stage 2: windows of 256 samples = 0.016 s
+    for out_dir in ("a", "b"):
+        code, _, err = run("--num_blocks", "2", "--checkpoint_dir", root, "--generate", "2",
+                           "--duration", str(seconds), "--output_dir", str(tmp_path / out_dir))
+        assert code == 0, err
+    names = sorted(os.listdir(tmp_path / "a"))
+    assert len(names) == 2
+    for name in names:
+        assert sf.info(str(tmp_path / "a" / name)).frames == round(seconds * 16000)
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_interpolate_goes_from_seed_a_to_seed_b(chain, tmp_path):
+    root, _ = chain
+    window, overlap = 256, 64  # default crossfade: a quarter of the window
+    code, _, err = run("--num_blocks", "2", "--checkpoint_dir", root, "--interpolate", "11",
+                       "12", "--steps", "5", "--output_dir", str(tmp_path))
+    assert code == 0, err
+    (path,) = [str(p) for p in tmp_path.iterdir()]
+    morph = sf.read(path, dtype="int16")[0]
+    assert len(morph) == 5 * window - 4 * overlap
+    ends = {}
+    for seed in ("11", "12"):
+        out_dir = tmp_path / f"seed{seed}"
+        assert run("--num_blocks", "2", "--checkpoint_dir", root, "--generate", "1", "--seed",
+                   seed, "--output_dir", str(out_dir))[0] == 0
+        (single,) = list(out_dir.iterdir())
+        ends[seed] = sf.read(str(single), dtype="int16")[0].astype(int)
+    # outside the crossfades, the first window is seed A's and the last is seed B's
+    assert np.abs(morph[:window - overlap] - ends["11"][:window - overlap]).max() <= 1
+    assert np.abs(morph[-(window - overlap):] - ends["12"][overlap:]).max() <= 1
+    assert np.abs(ends["11"] - ends["12"]).max() > 100  # the two seeds do sound different
