@@ -21,6 +21,7 @@ import soundfile as sf
 import tensorflow as tf
 from test_train_progressive import TINY, saved_step, weights
 
+import longform
 import model_vaegan as mv
 import session
 import stages
@@ -371,13 +372,31 @@ def test_generate_writes_normal_prior_files(chain, tmp_path):
                        "--output_dir", str(tmp_path))
     assert code == 0, err
     names = sorted(os.listdir(tmp_path))
-    latents = tf.random.Generator.from_seed(0).normal([2, LATENT])
-    expected = to_int16(generator_of(folder(root, 2))(latents).numpy()[..., 0])
+    latents = longform.draw_prior(np.random.default_rng(0), 2, LATENT, "normal")
+    expected = to_int16(generator_of(folder(root, 2))(latents.astype(np.float32)).numpy()[..., 0])
     assert len(names) == 2
     for name, window in zip(names, expected):
         audio, rate = sf.read(str(tmp_path / name), dtype="int16")
         assert rate == 16000 and audio.shape == (256,)
         assert np.abs(audio.astype(int) - window).max() <= 1
+
+
+def test_long_pieces_and_interpolation_use_the_normal_prior(chain, tmp_path):
+    root, _ = chain
+    code, _, err = run("--num_blocks", "2", "--checkpoint_dir", root, "--generate", "1",
+                       "--duration", "0.1", "--output_dir", str(tmp_path / "long"))
+    assert code == 0, err
+    (path,) = list((tmp_path / "long").iterdir())
+    assert sf.info(str(path)).frames == 1600
+    code, _, err = run("--num_blocks", "2", "--checkpoint_dir", root, "--interpolate", "0", "5",
+                       "--steps", "3", "--output_dir", str(tmp_path / "morph"))
+    assert code == 0, err
+    (path,) = list((tmp_path / "morph").iterdir())
+    morph = sf.read(str(path), dtype="int16")[0].astype(int)
+    start = longform.draw_prior(np.random.default_rng(0), 1, LATENT, "normal")
+    first = to_int16(generator_of(folder(root, 2))(start.astype(np.float32)).numpy()[0, :, 0])
+    assert len(morph) == 3 * 256 - 2 * 64
+    assert np.abs(morph[:192] - first[:192]).max() <= 1  # seed 0's N(0, 1) latent
 
 
 def test_bad_flag_is_one_line_before_tensorflow_loads(tmp_path):
