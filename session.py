@@ -260,9 +260,9 @@ def train(args, recipe):
                             recipe.prior)
     what = (f"stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
             if recipe.growing else recipe.model)
-    print(f"training {what}: windows of {window_length(config['num_blocks'])} samples, batch {batch_size}, "
-          f"{audio.seconds:.1f} s of audio, {policy}; TensorBoard: tensorboard --logdir "
-          f"{directory}", flush=True)
+    print(f"training {what}: windows of {window_length(config['num_blocks'])} samples, batch "
+          f"{batch_size}, {audio.seconds:.1f} s of audio, {policy}; TensorBoard: tensorboard "
+          f"--logdir {directory}", flush=True)
 
     def save():
         path = manager.save(checkpoint_number=int(step))
