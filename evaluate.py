@@ -17,6 +17,7 @@ taken as mono):
     compute_metrics(real, generated, sampling_rate, training_windows=None) -> dict
     format_table(metrics) -> str
     save_plots(real, generated, sampling_rate, out_dir) -> list of PNG paths
+    render_plots(real, generated, sampling_rate) -> {PNG name: PNG bytes}, no files
     write_report(out_dir, metrics) -> path of out_dir/metrics.json
 
 Keys of the metrics dict (flat, always all present, JSON-serialisable; null where undefined):
@@ -452,29 +453,21 @@ def write_report(out_dir, metrics):
     return _atomic_write(os.path.join(out_dir, "metrics.json"), write)
 
 
-def save_plots(real, generated, sampling_rate, out_dir):
-    """PNGs of the first real and generated window; returns their paths.
+def _figures(real, generated, sampling_rate):
+    """The pictures of save_plots as (file name, matplotlib figure), drawn one at a time as
+    the caller iterates; the caller closes each figure. Bad arrays are refused at once."""
+    real = _float(_as_windows(real, "real"))
+    generated = _float(_as_windows(generated, "generated"))
+    return _draw(real, generated, sampling_rate)
 
-    waveforms.png: real above generated (as the report's Figures 8.4-8.7), one row per
-    channel; zoom.png: their first 1024 samples; spectrograms.png: log-mel spectrograms side
-    by side on one colour scale; loudness.png: histograms of the RMS of every window.
-    """
+
+def _draw(real, generated, sampling_rate):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    real = _float(_as_windows(real, "real"))
-    generated = _float(_as_windows(generated, "generated"))
-    os.makedirs(out_dir, exist_ok=True)
     channels = real.shape[2]
     pairs = (("real", real[0]), ("generated", generated[0]))
-    paths = []
-
-    def save(fig, name):
-        path = os.path.join(out_dir, name)
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-        plt.close(fig)
-        paths.append(path)
 
     for name, length in (("waveforms.png", None), ("zoom.png", ZOOM_SAMPLES)):
         rows = 2 * channels
@@ -494,7 +487,7 @@ def save_plots(real, generated, sampling_rate, out_dir):
         zoom = f" (first {len(pairs[0][1][:length])} samples)" if length else ""
         fig.suptitle(f"waveforms: real above generated{zoom}")
         fig.tight_layout()
-        save(fig, name)
+        yield name, fig
 
     mels = log_mel_frames(np.stack([real[0, :, :1], generated[0, :, :1]]), sampling_rate)[:, 0]
     n_fft, hop, _ = mel_settings(real.shape[1], sampling_rate)
@@ -508,7 +501,7 @@ def save_plots(real, generated, sampling_rate, out_dir):
         ax.set_xlabel("seconds")
     axes[0].set_ylabel("mel band")
     fig.colorbar(image, ax=axes, label="log(mel power + 1e-6)")
-    save(fig, "spectrograms.png")
+    yield "spectrograms.png", fig
 
     fig, ax = plt.subplots(figsize=(8, 4))
     window_rms = [np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=(1, 2)))
@@ -521,8 +514,47 @@ def save_plots(real, generated, sampling_rate, out_dir):
     ax.set_title("loudness of real and generated windows (the report's Figure 8.8)")
     ax.legend()
     fig.tight_layout()
-    save(fig, "loudness.png")
+    yield "loudness.png", fig
+
+
+def save_plots(real, generated, sampling_rate, out_dir):
+    """PNGs of the first real and generated window; returns their paths.
+
+    waveforms.png: real above generated (as the report's Figures 8.4-8.7), one row per
+    channel; zoom.png: their first 1024 samples; spectrograms.png: log-mel spectrograms side
+    by side on one colour scale; loudness.png: histograms of the RMS of every window.
+    """
+    import matplotlib.pyplot as plt
+
+    figures = _figures(real, generated, sampling_rate)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for name, fig in figures:
+        path = os.path.join(out_dir, name)
+        try:
+            _atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
+        finally:
+            plt.close(fig)
+        paths.append(path)
     return paths
+
+
+def render_plots(real, generated, sampling_rate, dpi=100):
+    """The pictures of save_plots as {file name: PNG bytes}, without writing files (for
+    TensorBoard image summaries)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    images = {}
+    for name, fig in _figures(real, generated, sampling_rate):
+        buffer = io.BytesIO()
+        try:
+            fig.savefig(buffer, format="png", dpi=dpi)
+        finally:
+            plt.close(fig)
+        images[name] = buffer.getvalue()
+    return images
 
 
 # --------------------------------------------------------------------------- command line
