@@ -51,7 +51,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -61,8 +60,8 @@ from utils import (
     MIN_BLOCKS,
     ArgumentParser,
     UserError,
+    atomic_write,
     int_in_range,
-    make_readable,
     run_cli,
 )
 
@@ -427,21 +426,6 @@ def format_table(metrics):
     return "\n".join(lines)
 
 
-def _atomic_write(path, write):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def write_report(out_dir, metrics):
     """Write metrics as out_dir/metrics.json (atomically); returns its path."""
     os.makedirs(out_dir, exist_ok=True)
@@ -450,7 +434,7 @@ def write_report(out_dir, metrics):
     def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
-    return _atomic_write(os.path.join(out_dir, "metrics.json"), write)
+    return atomic_write(os.path.join(out_dir, "metrics.json"), write)
 
 
 def _figures(real, generated, sampling_rate):
@@ -532,7 +516,7 @@ def save_plots(real, generated, sampling_rate, out_dir):
     for name, fig in figures:
         path = os.path.join(out_dir, name)
         try:
-            _atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
+            atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
         finally:
             plt.close(fig)
         paths.append(path)

@@ -52,18 +52,15 @@ def make_readable(path):
     os.chmod(path, 0o666 & ~umask)
 
 
-def write_wav(path, audio, sampling_rate):
-    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file.
-
-    The file appears complete or not at all: it is written beside its target and renamed.
-    """
-    data = to_int16(audio)
+def atomic_write(path, write, suffix=".tmp"):
+    """Call write(tmp) on a file beside path, then rename it to path: the file appears complete
+    or not at all, and a crash leaves whatever was there before."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".wav.tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=directory)
     os.close(fd)
     try:
-        sf.write(tmp, data, sampling_rate, subtype="PCM_16", format="WAV")
+        write(tmp)
         make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -71,6 +68,13 @@ def write_wav(path, audio, sampling_rate):
             os.remove(tmp)
         raise
     return path
+
+
+def write_wav(path, audio, sampling_rate):
+    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file, atomically."""
+    data = to_int16(audio)
+    return atomic_write(path, lambda tmp: sf.write(tmp, data, sampling_rate, subtype="PCM_16",
+                                                   format="WAV"), suffix=".wav.tmp")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
