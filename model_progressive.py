@@ -1,13 +1,24 @@
-"""Progressive generator and discriminator (report §7.6, tables 7.1 and 7.2).
+"""Progressive generator and discriminator (report §7.6, tables 7.1 and 7.2) and the report's
+experimental variants of them (§7.7).
 
 One network definition loops over the blocks of a stage; everything else (window length,
 feature maps) is derived from the stage number. Every layer is a named attribute
 (`progressive_block_b`, `progressive_block_N_output`, ...) so that tf.train.Checkpoint keys it
 by name and weights move between stages by block name, never by position.
+
+A variant (VARIANTS) changes how the loop builds a block and a layer, never the loop:
+    standard    the main model: a block is one strided convolution
+    asymmetric  every discriminator block is two convolutions: stride 1, then stride 4
+    extended    every generator and discriminator block is two convolutions
+    pggan       the main model with PGGAN's equalised learning rate (every layer), sample
+                normalisation (always) and the minibatch standard deviation before block 1 of D
+A two-convolution block is a container layer `progressive_block_b` holding `conv` (stride 1)
+and `strided_conv` (stride 4) as named attributes: checkpointed as progressive_block_b/conv/...
 Pure: layers and shapes, no file IO.
 """
 
 import math
+from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
@@ -20,6 +31,24 @@ KERNEL_SIZE = 25
 STRIDE = 4
 LRELU_ALPHA = 0.2
 FEATURES = BASE_LENGTH * 1024  # the flattened 16 x nf(0) features of the critic (table 7.2)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a variant of the progressive model changes (report §7.7)."""
+    generator_convs: int = 1       # convolutions per generator block
+    critic_convs: int = 1          # convolutions per discriminator block
+    equalised_lr: bool = False     # PGGAN's run-time weight scaling, in every layer
+    sample_norm: bool | None = None  # None: the caller chooses; True: always; False: never
+    minibatch_stddev: bool = False  # one more channel into block 1 of the discriminator
+
+
+VARIANTS = {
+    "standard": Variant(),
+    "asymmetric": Variant(critic_convs=2, sample_norm=False),
+    "extended": Variant(generator_convs=2, critic_convs=2, sample_norm=False),
+    "pggan": Variant(equalised_lr=True, sample_norm=True, minibatch_stddev=True),
+}
 
 
 def feature_maps(block, smoothing=True):
@@ -46,16 +75,89 @@ def sample_norm(x, epsilon=1e-8):
     return tf.cast(x32 * scale, x.dtype)
 
 
+def minibatch_stddev(x, epsilon=1e-8):
+    """PGGAN's minibatch standard deviation, appended to x [batch, time, channels] as one more
+    channel: the standard deviation across the batch of every feature (time step and channel),
+    averaged over the features. One number, the same for every example and time step.
+    Computed in float32 (epsilon keeps the gradient finite where the batch agrees)."""
+    x32 = tf.cast(x, tf.float32)
+    variance = tf.reduce_mean(tf.square(x32 - tf.reduce_mean(x32, axis=0)), axis=0)
+    stddev = tf.reduce_mean(tf.sqrt(variance + epsilon))
+    channel = tf.broadcast_to(stddev, tf.concat([tf.shape(x)[:-1], [1]], axis=0))
+    return tf.concat([x, tf.cast(channel, x.dtype)], axis=-1)
+
+
 def lrelu(x):
     return tf.nn.leaky_relu(x, alpha=LRELU_ALPHA)
+
+
+class EqualisedLearningRate:
+    """PGGAN's equalised learning rate, mixed into Dense, Conv1D and Conv1DTranspose: kernels
+    are drawn from N(0, 1) and scaled at run time by He's constant sqrt(2 / fan_in), with
+    fan_in = input channels x kernel size. Scaling the input is scaling the kernel
+    (W (c x) + b = (c W) x + b), so the stored kernel keeps unit variance."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, kernel_initializer=keras.initializers.RandomNormal(0.0, 1.0),
+                         bias_initializer="zeros", **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        fan_in = input_shape[-1] * math.prod(getattr(self, "kernel_size", (1,)))
+        self.he_constant = math.sqrt(2.0 / fan_in)
+
+    def call(self, inputs):
+        return super().call(inputs * self.he_constant)
+
+
+EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, layer), {})
+             for layer in (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv1DTranspose)}
+
+
+def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False):
+    layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
+    layer = EQUALISED[layer] if equalised else layer
+    return layer(filters, kernel, strides=stride, padding="same", dtype=dtype, name=name)
+
+
+def dense(units, dtype, name, equalised=False):
+    layer = EQUALISED[keras.layers.Dense] if equalised else keras.layers.Dense
+    return layer(units, dtype=dtype, name=name)
+
+
+class ConvBlock(keras.layers.Layer):
+    """A block of several convolutions, each a named attribute (checkpointed by its name).
+    The network runs them in order with its activation after each (StagedNetwork.run_block)."""
+
+    def __init__(self, convolutions, **kwargs):
+        super().__init__(**kwargs)
+        self.conv_names = tuple(convolutions)
+        for name, layer in convolutions.items():
+            setattr(self, name, layer)
+
+    def convolutions(self):
+        return [getattr(self, name) for name in self.conv_names]
+
+    def build(self, input_shape):
+        for layer in self.convolutions():
+            layer.build(input_shape)
+            input_shape = layer.compute_output_shape(input_shape)
+
+
+def convolutions(block):
+    """The convolutions of a block in order: itself, or those of a ConvBlock."""
+    return block.convolutions() if isinstance(block, ConvBlock) else [block]
 
 
 class StagedNetwork(keras.Model):
     """A network of one stage whose layers are named attributes, built at construction."""
 
-    def __init__(self, num_blocks, **kwargs):
-        super().__init__(**kwargs)
-        self.num_blocks = num_blocks
+    def __init__(self, num_blocks, variant="standard", dtype="float32", **kwargs):
+        super().__init__(dtype=dtype, **kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown model variant {variant!r}: one of {', '.join(VARIANTS)}")
+        self.num_blocks, self.model_variant, self.variant = num_blocks, variant, VARIANTS[variant]
+        self.layer_dtype = dtype
         self.layer_names = ()
 
     def add_layer(self, name, layer, input_shape):
@@ -66,6 +168,28 @@ class StagedNetwork(keras.Model):
 
     def named_layers(self):
         return {name: getattr(self, name) for name in self.layer_names}
+
+    def make_conv(self, filters, kernel, stride, name, transpose=False):
+        return conv(filters, kernel, stride, self.layer_dtype, name, transpose,
+                    self.variant.equalised_lr)
+
+    def make_block(self, b, filters, count, transpose=False):
+        """Block b: one stride-4 convolution to `filters` channels, or (count 2) a stride-1
+        convolution to `filters` channels and then the stride-4 one; run_block follows each
+        with the network's activation."""
+        if count == 1:
+            return self.make_conv(filters, KERNEL_SIZE, STRIDE, block_name(b), transpose)
+        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose)
+                 for name, stride in (("conv", 1), ("strided_conv", STRIDE))}
+        return ConvBlock(convs, name=block_name(b), dtype=self.layer_dtype)
+
+    def activate(self, x):
+        return lrelu(x)
+
+    def run_block(self, b, x):
+        for layer in convolutions(getattr(self, block_name(b))):
+            x = self.activate(layer(x))
+        return x
 
     def carried_over_layers(self):
         """Layers that stage N shares with stage N-1: all but block N and the 1x1 layers (§7.6).
@@ -82,28 +206,27 @@ class StagedNetwork(keras.Model):
             layer.trainable = False
 
 
-def conv(filters, kernel, stride, dtype, name, transpose=False):
-    layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
-    return layer(filters, kernel, strides=stride, padding="same", dtype=dtype, name=name)
-
-
 class Generator(StagedNetwork):
-    """Table 7.1: dense 100 -> 16x1024, blocks 1..N of Conv1DTranspose (stride 4), 1x1 + tanh."""
+    """Table 7.1: dense 100 -> 16x1024, blocks 1..N of Conv1DTranspose (stride 4), 1x1 + tanh.
+    The extended variant's blocks are a stride-1 and a stride-4 Conv1DTranspose."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, use_sample_norm=False,
-                 dtype="float32", **kwargs):
-        super().__init__(num_blocks, name="generator", dtype=dtype, **kwargs)
-        self.use_sample_norm = use_sample_norm
+                 dtype="float32", variant="standard", **kwargs):
+        super().__init__(num_blocks, variant, name="generator", dtype=dtype, **kwargs)
+        if use_sample_norm and self.variant.sample_norm is False:
+            raise ValueError(f"the {variant} variant has no sample normalisation")
+        self.use_sample_norm = (use_sample_norm if self.variant.sample_norm is None
+                                else self.variant.sample_norm)
         nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
-        self.add_layer("projection", keras.layers.Dense(BASE_LENGTH * nf[0], dtype=dtype,
-                                                        name="projection"), (None, LATENT_DIM))
+        self.add_layer("projection", dense(BASE_LENGTH * nf[0], dtype, "projection",
+                                           self.variant.equalised_lr), (None, LATENT_DIM))
         length = BASE_LENGTH
         for b in range(1, num_blocks + 1):
-            self.add_layer(block_name(b), conv(nf[b], KERNEL_SIZE, STRIDE, dtype, block_name(b),
-                                               transpose=True), (None, length, nf[b - 1]))
+            layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
+            self.add_layer(block_name(b), layer, (None, length, nf[b - 1]))
             length *= STRIDE
         name = block_name(num_blocks) + "_output"
-        self.add_layer(name, conv(channels, 1, 1, dtype, name), (None, length, nf[num_blocks]))
+        self.add_layer(name, self.make_conv(channels, 1, 1, name), (None, length, nf[num_blocks]))
         self.built = True
 
     def activate(self, x):
@@ -114,44 +237,50 @@ class Generator(StagedNetwork):
         x = self.projection(z)
         x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, feature_maps(0)]))
         for b in range(1, self.num_blocks + 1):
-            x = self.activate(getattr(self, block_name(b))(x))
+            x = self.run_block(b, x)
         x = getattr(self, block_name(self.num_blocks) + "_output")(x)
         return tf.cast(tf.tanh(x), tf.float32)
 
 
 class CriticBody(StagedNetwork):
     """Table 7.2 up to the features: 1x1 C -> nf(N), blocks N..1 of Conv1D (stride 4), flattened
-    to 16x1024. The discriminator scores them; the VAE-GAN's encoder reads a latent from them."""
+    to 16x1024. The discriminator scores them; the VAE-GAN's encoder reads a latent from them.
+    The asymmetric and extended variants' blocks are a stride-1 and a stride-4 Conv1D; pggan's
+    block 1 reads one more channel, the minibatch standard deviation."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 name="discriminator", **kwargs):
-        super().__init__(num_blocks, name=name, dtype=dtype, **kwargs)
+                 name="discriminator", variant="standard", **kwargs):
+        super().__init__(num_blocks, variant, name=name, dtype=dtype, **kwargs)
         nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
         length = window_length(num_blocks)
         layer_name = block_name(num_blocks) + "_input"
-        self.add_layer(layer_name, conv(nf[num_blocks], 1, 1, dtype, layer_name),
+        self.add_layer(layer_name, self.make_conv(nf[num_blocks], 1, 1, layer_name),
                        (None, length, channels))
         for b in range(num_blocks, 0, -1):
-            self.add_layer(block_name(b), conv(nf[b - 1], KERNEL_SIZE, STRIDE, dtype,
-                                               block_name(b)), (None, length, nf[b]))
+            extra = 1 if b == 1 and self.variant.minibatch_stddev else 0
+            layer = self.make_block(b, nf[b - 1], self.variant.critic_convs)
+            self.add_layer(block_name(b), layer, (None, length, nf[b] + extra))
             length //= STRIDE
         self.built = True
 
     def features(self, x):
-        x = lrelu(getattr(self, block_name(self.num_blocks) + "_input")(x))
+        x = self.activate(getattr(self, block_name(self.num_blocks) + "_input")(x))
         for b in range(self.num_blocks, 0, -1):
-            x = lrelu(getattr(self, block_name(b))(x))
+            if b == 1 and self.variant.minibatch_stddev:
+                x = minibatch_stddev(x)
+            x = self.run_block(b, x)
         return tf.reshape(x, [-1, FEATURES])
 
 
 class Discriminator(CriticBody):
     """Table 7.2: the critic body, then dense 16x1024 -> 1 with no activation."""
 
-    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32", **kwargs):
-        super().__init__(num_blocks, channels, smoothing, dtype, **kwargs)
+    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
+                 variant="standard", **kwargs):
+        super().__init__(num_blocks, channels, smoothing, dtype, variant=variant, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
-        self.add_layer("prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),
-                       (None, FEATURES))
+        self.add_layer("prediction", dense(1, "float32", "prediction",
+                                           self.variant.equalised_lr), (None, FEATURES))
 
     def call(self, x):
         return self.prediction(self.features(x))

@@ -17,7 +17,14 @@ from utils import UserError, make_readable
 
 CONFIG_FILE = "config.json"
 # What must agree between a checkpoint and a run that restores from it.
-CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate")
+CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate",
+               "model_variant")
+# The value of a key that configurations written before it existed lack.
+CONFIG_DEFAULTS = {"model_variant": "standard"}
+
+
+def config_value(config, key):
+    return config.get(key, CONFIG_DEFAULTS.get(key))
 
 
 def stage_dir(root, num_blocks, frozen=False):
@@ -52,10 +59,10 @@ def check_config(directory, config):
     saved = read_config(directory)
     if saved is None:
         return
-    differ = [key for key in CONFIG_KEYS if saved.get(key) != config.get(key)]
+    differ = [key for key in CONFIG_KEYS if config_value(saved, key) != config_value(config, key)]
     if differ:
-        made = ", ".join(f"{key}={saved.get(key)}" for key in differ)
-        asked = ", ".join(f"{key}={config.get(key)}" for key in differ)
+        made = ", ".join(f"{key}={config_value(saved, key)}" for key in differ)
+        asked = ", ".join(f"{key}={config_value(config, key)}" for key in differ)
         raise UserError(f"{directory} holds checkpoints made with {made} but this run asks for "
                         f"{asked}: use the settings it was made with, or another "
                         f"--checkpoint_dir")

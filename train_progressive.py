@@ -6,6 +6,9 @@ The workflow grows a stage at a time: stage 5 -> frozen 6 -> 6 -> frozen 7 -> 7 
     python train_progressive.py --data_dir data/demo --num_blocks 6
     python train_progressive.py --num_blocks 5 --preview          # beside training
     python train_progressive.py --num_blocks 5 --generate 10
+The report's experimental variants (§7.7) are --model_variant asymmetric, extended or pggan;
+each keeps its stage folders under <checkpoint_dir>/<variant>/:
+    python train_progressive.py --data_dir data/demo --num_blocks 1 --model_variant extended
 """
 
 import os
@@ -16,11 +19,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import session
 from utils import MAX_BLOCKS, MIN_BLOCKS, ArgumentParser, UserError, int_in_range
 
+# model_progressive.VARIANTS, named here too so that flags are checked before TensorFlow loads.
+MODEL_VARIANTS = ("standard", "asymmetric", "extended", "pggan")
+WITHOUT_SAMPLE_NORM = ("asymmetric", "extended")  # as in the original: not offered there
+STANDARD = "standard"
+
 
 def build_networks(config, dtype, generator_only=False):
     from model_progressive import Discriminator, Generator
+    from stages import config_value
     args = {"num_blocks": config["num_blocks"], "channels": config["channels"],
-            "smoothing": config["feature_map_smoothing"], "dtype": dtype}
+            "smoothing": config["feature_map_smoothing"], "dtype": dtype,
+            "variant": config_value(config, "model_variant")}
     networks = {"generator": Generator(use_sample_norm=config["use_sample_norm"], **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(**args)
@@ -31,11 +41,30 @@ def make_config(args, channels, model="progressive"):
     """What a checkpoint of this run is made of, saved beside it as config.json."""
     return {"model": model, "num_blocks": args.num_blocks, "frozen": args.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not args.no_feature_map_smoothing,
-            "use_sample_norm": args.use_sample_norm, "sampling_rate": args.sampling_rate}
+            "use_sample_norm": args.use_sample_norm, "sampling_rate": args.sampling_rate,
+            "model_variant": args.model_variant}
+
+
+def checkpoint_root(args):
+    """checkpoints/ for the standard model (where runs made before variants are), and
+    checkpoints/<variant>/ for the others. A stage folder of another variant is refused."""
+    root = args.checkpoint_dir
+    if args.model_variant != STANDARD:
+        root = os.path.join(root, args.model_variant)
+    from stages import config_value, read_config, stage_dir
+    directory = stage_dir(root, args.num_blocks, args.freeze_early_layers)
+    config = read_config(directory)
+    held = config and config_value(config, "model_variant")
+    if config and held != args.model_variant:
+        raise UserError(f"{directory} holds checkpoints of the {held} variant, not of "
+                        f"--model_variant {args.model_variant} (a variant's stages live in "
+                        f"<checkpoint_dir>/<variant>/, the standard model's in <checkpoint_dir>/):"
+                        f" use another --checkpoint_dir")
+    return root
 
 
 RECIPE = session.Recipe(model="progressive", build_networks=build_networks, config=make_config,
-                        checkpoint_root=lambda args: args.checkpoint_dir)
+                        checkpoint_root=checkpoint_root)
 
 
 def add_stage_flags(parser):
@@ -53,19 +82,35 @@ def add_stage_flags(parser):
                              "5-8) instead of the smoothed 48, 32, 24, 16")
 
 
-def parse_args(argv, description):
+def parse_args(argv, description, variants=False):
+    """The stage's and session's flags; --model_variant only where variants is true (the
+    VAE-GAN trainer shares these flags and is standard only)."""
     parser = ArgumentParser(description=description)
     add_stage_flags(parser)
+    if variants:
+        parser.add_argument("--model_variant", choices=MODEL_VARIANTS, default=STANDARD,
+                            help="the main model or one of the report's experimental "
+                                 "variants (§7.7): asymmetric adds a stride-1 convolution to "
+                                 "every discriminator block, extended to every block of both "
+                                 "networks, pggan adds PGGAN's equalised learning rate, sample "
+                                 "normalisation and minibatch standard deviation")
+    else:
+        parser.set_defaults(model_variant=STANDARD)
     session.add_flags(parser)
     args = parser.parse_args(argv)
     if args.freeze_early_layers and args.num_blocks < 2:
         raise UserError("--freeze_early_layers needs --num_blocks 2 or more: stage 1 has no "
                         "earlier blocks to freeze")
+    if args.use_sample_norm and args.model_variant in WITHOUT_SAMPLE_NORM:
+        raise UserError(f"--use_sample_norm is not offered with --model_variant "
+                        f"{args.model_variant} (nor was it in the original): drop one of them")
+    if args.model_variant == "pggan":
+        args.use_sample_norm = True  # always on in the pggan variant
     return args
 
 
 def main(argv=None):
-    return session.run(parse_args(argv, __doc__.split("\n")[0]), RECIPE)
+    return session.run(parse_args(argv, __doc__.split("\n")[0], variants=True), RECIPE)
 
 
 if __name__ == "__main__":
