@@ -34,20 +34,20 @@ from utils import (
 SAMPLING_RATE = 16000
 
 
-def build_generator(num_blocks):
+def build_generator(num_blocks, variant="standard"):
     from train_progressive import build_networks
     config = {"num_blocks": num_blocks, "channels": 1, "feature_map_smoothing": True,
-              "use_sample_norm": False}
+              "use_sample_norm": False, "model_variant": variant}
     return build_networks(config, "float32", generator_only=True)["generator"]
 
 
-def time_windows(num_blocks, count):
+def time_windows(num_blocks, count, variant="standard"):
     """Seconds to generate `count` windows of the stage, batched as --generate does."""
     import longform
     from model_progressive import LATENT_DIM
     from session import generate_windows
 
-    generator = build_generator(num_blocks)
+    generator = build_generator(num_blocks, variant)
     batch = default_batch_size(num_blocks)
     latents = longform.draw_prior(np.random.default_rng(0), count, LATENT_DIM, "uniform")
     generate_windows(generator, latents[:1].astype(np.float32), batch)  # warm-up
@@ -60,13 +60,13 @@ def time_windows(num_blocks, count):
             "real_time_factor": round(made / seconds, 1)}
 
 
-def time_long_piece(num_blocks, minutes):
+def time_long_piece(num_blocks, minutes, variant="standard"):
     """Seconds to make one piece of `minutes` the way --generate --duration does."""
     import longform
     from model_progressive import LATENT_DIM
     from session import generate_windows
 
-    generator = build_generator(num_blocks)
+    generator = build_generator(num_blocks, variant)
     window, batch = window_length(num_blocks), default_batch_size(num_blocks)
     samples = round(minutes * 60 * SAMPLING_RATE)
     overlap = min(window // 4, SAMPLING_RATE)
@@ -90,14 +90,19 @@ def main(argv=None):
     parser.add_argument("--long_minutes", type=float, default=10.0,
                         help="length of the long piece (0: skip it)")
     parser.add_argument("--long_stage", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5)
+    parser.add_argument("--model_variant", default="standard",
+                        choices=["standard", "asymmetric", "extended", "pggan"],
+                        help="generator of this variant of the progressive model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     tf = import_tensorflow()
     results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__},
-               "stages": [time_windows(n, min(args.windows, 4) if n == 8 else args.windows)
-                          for n in args.stages]}
+               "model_variant": args.model_variant,
+               "stages": [time_windows(n, min(args.windows, 4) if n == 8 else args.windows,
+                                       args.model_variant) for n in args.stages]}
     if args.long_minutes > 0:
-        results["long_piece"] = time_long_piece(args.long_stage, args.long_minutes)
+        results["long_piece"] = time_long_piece(args.long_stage, args.long_minutes,
+                                                args.model_variant)
     if args.json:
         print(json.dumps(results))
         return 0
