@@ -129,8 +129,10 @@ positive_float = float_above(0.0)
 
 
 def import_tensorflow():
-    """Import TensorFlow with its C++ start-up lines (oneDNN and absl notices) hidden, so that
-    the tools' own lines and one-line errors stay readable. TF_CPP_MIN_LOG_LEVEL=0 shows them."""
+    """Import TensorFlow and find its devices with their C++ start-up lines (oneDNN and absl
+    notices; "failed call to cuInit" from the GPU build on a machine without a GPU) hidden, so
+    that the tools' own lines and one-line errors stay readable. TF_CPP_MIN_LOG_LEVEL=0 or 1
+    shows them, for diagnosing a GPU set-up."""
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
         import tensorflow as tf
         return tf
@@ -139,6 +141,7 @@ def import_tensorflow():
     os.dup2(devnull, 2)
     try:
         import tensorflow as tf
+        tf.config.list_physical_devices("GPU")  # the GPU build logs its probe here
     finally:
         os.dup2(saved, 2)
         os.close(saved)
