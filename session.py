@@ -349,12 +349,17 @@ def generate_windows(generator, latents, batch_size):
 
 
 def latest_generator(args, recipe):
-    """The generator of the chosen stage's latest checkpoint, and what names its files."""
+    """The generator of the chosen stage's latest checkpoint: (generator, config, step,
+    stage folder, checkpoint path)."""
     directory = stage_folder(args, recipe)
     path = require_checkpoint(directory, recipe)
     generator, config, step = load_generator(directory, recipe, path)
-    name = f"{os.path.basename(os.path.normpath(directory))}_step{step:08d}"
-    return generator, config, name, path
+    return generator, config, step, directory, path
+
+
+def file_stem(directory, step):
+    """How generated files are named: stage folder and step, e.g. stage_00005_step00001234."""
+    return f"{os.path.basename(os.path.normpath(directory))}_step{step:08d}"
 
 
 def crossfade_samples(args, window, sampling_rate):
@@ -374,7 +379,8 @@ def generate(args, recipe):
     import longform
     from model_progressive import LATENT_DIM
 
-    generator, config, name, path = latest_generator(args, recipe)
+    generator, config, step, directory, path = latest_generator(args, recipe)
+    name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
     batch = default_batch_size(config["num_blocks"])
     rng = np.random.default_rng(args.seed)  # file 0 of seed A starts at --interpolate's A
@@ -406,7 +412,8 @@ def interpolate(args, recipe):
     import longform
     from model_progressive import LATENT_DIM
 
-    generator, config, name, path = latest_generator(args, recipe)
+    generator, config, step, directory, path = latest_generator(args, recipe)
+    name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
     a, b = (longform.draw_prior(np.random.default_rng(seed), 1, LATENT_DIM, recipe.prior)[0]
             for seed in args.interpolate)
@@ -500,9 +507,7 @@ def evaluate_checkpoint(args, recipe):
 
     import evaluate
 
-    directory = stage_folder(args, recipe)
-    path = require_checkpoint(directory, recipe)
-    generator, config, step = load_generator(directory, recipe, path)
+    generator, config, step, directory, path = latest_generator(args, recipe)
     rate, num_blocks = config["sampling_rate"], config["num_blocks"]
     audio = load_audio(args.data_dir, rate)
     if audio.channels != config["channels"]:

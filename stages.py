@@ -9,11 +9,10 @@ start fresh; else (4) start fresh. A frozen stage N skips (2).
 
 import json
 import os
-import tempfile
 
 import tensorflow as tf
 
-from utils import UserError, make_readable
+from utils import UserError, atomic_write
 
 CONFIG_FILE = "config.json"
 # What must agree between a checkpoint and a run that restores from it.
@@ -38,12 +37,12 @@ def latest_checkpoint(directory):
 
 def write_config(directory, config):
     """Save the run's configuration beside its checkpoints, atomically."""
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    make_readable(tmp)
-    os.replace(tmp, os.path.join(directory, CONFIG_FILE))
+    text = json.dumps(config, indent=2, sort_keys=True)
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(os.path.join(directory, CONFIG_FILE), write)
 
 
 def read_config(directory):
