@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from model_progressive import FEATURES, LATENT_DIM, CriticBody
-from wgan_gp import WGANGP, apply
+from wgan_gp import WGANGP
 
 HEADS = ("mean", "log_variance")
 RECON_WEIGHT = 0.001  # of the reconstruction term in G_loss
@@ -45,11 +45,6 @@ class Encoder(CriticBody):
         features = self.features(x)
         return self.mean(features), self.log_variance(features)
 
-    def latent(self, x, rng):
-        """(z, mu, log sigma^2) of audio x, with eps drawn from the tf.random.Generator rng."""
-        mean, log_variance = self(x)
-        return reparameterise(mean, log_variance, rng.normal(tf.shape(mean))), mean, log_variance
-
 
 def reparameterise(mean, log_variance, noise):
     """z = mu + eps * exp(log sigma^2 / 2): a sample of N(mu, sigma^2), differentiable."""
@@ -57,13 +52,14 @@ def reparameterise(mean, log_variance, noise):
 
 
 def kl_divergence(mean, log_variance):
-    """KL(N(mu, sigma^2) || N(0, 1)), summed over the latent, averaged over the batch."""
+    """KL(N(mu, sigma^2) || N(0, 1)) of every example, summed over the latent: [batch]."""
     terms = 0.5 * (-log_variance + tf.exp(log_variance) + tf.square(mean) - 1.0)
-    return tf.reduce_mean(tf.reduce_sum(terms, axis=-1))
+    return tf.reduce_sum(terms, axis=-1)
 
 
 def reconstruction_loss(d_real, d_fake):
-    """The report's Gaussian log-likelihood term on the critic's outputs, summed over the batch."""
+    """The report's Gaussian log-likelihood term on the critic's outputs, summed over the batch
+    (under tf.distribute, over the replica's examples: the replicas' terms add up to it)."""
     return 0.5 * tf.reduce_sum(LOG_2PI + tf.square(d_real - d_fake))
 
 
@@ -71,27 +67,42 @@ class VAEGAN(WGANGP):
     """WGAN-GP's iteration with an encoder update first and G fed the encoder's z throughout."""
 
     def __init__(self, encoder, e_optimizer, generator, discriminator, g_optimizer, d_optimizer,
-                 step, rng, loss_scale=None):
+                 step, rng, loss_scale=None, strategy=None, xla=False):
         self.encoder, self.e_optimizer = encoder, e_optimizer
         super().__init__(generator, discriminator, g_optimizer, d_optimizer, step, rng,
-                         sample_latent=None, loss_scale=loss_scale)  # latents come from E
+                         sample_latent=None, loss_scale=loss_scale, strategy=strategy,
+                         xla=xla)  # latents come from E
+        self.e_gradients = self.compile(self._e_gradients)
 
-    def latent(self, real):
-        return self.encoder.latent(real, self.rng)[0]
+    def noise(self, batch):
+        """eps ~ N(0, 1) of the reparameterisation, for the global batch."""
+        return self.rng.normal([batch, LATENT_DIM])
+
+    def latent(self, real, noise):
+        return reparameterise(*self.encoder(real), noise)
+
+    def _e_gradients(self, real, noise):
+        E, G, D = self.encoder, self.generator, self.discriminator
+        with tf.GradientTape() as tape:
+            mean, log_variance = E(real)
+            kl = self.mean(kl_divergence(mean, log_variance))
+            recon = reconstruction_loss(D(real), D(G(reparameterise(mean, log_variance, noise))))
+            loss = kl + recon
+            scaled = self.e_optimizer.scale_loss(loss)
+        return tape.gradient(scaled, E.trainable_variables), loss, kl, recon
+
+    def e_update(self, real, noise):
+        gradients, loss, kl, recon = self.e_gradients(real, noise)
+        return {"Encoder_loss/KL_divergence": kl, "Encoder_loss/Reconstruction_loss": recon,
+                "finite": self.apply(self.e_optimizer, gradients, self.encoder.trainable_variables,
+                                     loss)}
 
     def before_critic(self, iterator):
         """The encoder's update, on a batch of its own: E_loss = KL + recon."""
-        E, G, D = self.encoder, self.generator, self.discriminator
         real = next(iterator)
-        with tf.GradientTape() as tape:
-            z, mean, log_variance = E.latent(real, self.rng)
-            kl = kl_divergence(mean, log_variance)
-            recon = reconstruction_loss(D(real), D(G(z)))
-            loss = kl + recon
-            scaled = self.e_optimizer.scale_loss(loss)
-        finite = apply(self.e_optimizer, tape, loss, scaled, E.trainable_variables)
-        return {"Encoder_loss/KL_divergence": kl,
-                "Encoder_loss/Reconstruction_loss": recon}, finite
+        out = self.replicated(self.e_update, real, self.noise(self.batch_size(real)))
+        finite = out.pop("finite")
+        return out, finite
 
     def generator_loss(self, real, d_fake):
         recon = reconstruction_loss(self.discriminator(real), d_fake)

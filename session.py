@@ -6,6 +6,8 @@ configuration, where its checkpoints live, which prior its latents come from and
 not WGAN-GP's, its training iteration.
 """
 
+import hashlib
+import json
 import os
 import random
 import signal
@@ -29,15 +31,17 @@ from utils import (
 )
 
 PREVIEW_SLICES = 5
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
 PREVIEW_POLL_SECS = 1.0
 
 
-def wgan_gp_step(networks, optimizers, step, rng, sample_latent, loss_scale):
+def wgan_gp_step(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
+                 xla=False):
     """The training iteration of a Recipe by default: WGAN-GP's, of G and D."""
     from wgan_gp import WGANGP
     return WGANGP(networks["generator"], networks["discriminator"],
                   optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
-                  step, rng, sample_latent, loss_scale)
+                  step, rng, sample_latent, loss_scale, strategy, xla)
 
 
 @dataclass
@@ -50,8 +54,9 @@ class Recipe:
     growing: bool = True             # progressive restore chain, or one fixed stage
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
-    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale) -> an object
-    # whose iteration(iterator) trains one step and returns the losses (see wgan_gp.WGANGP)
+    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale, strategy, xla)
+    # -> an object whose iteration(iterator) trains one step and returns the losses (see
+    # wgan_gp.WGANGP)
     make_step: Callable = wgan_gp_step
 
 
@@ -66,6 +71,15 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
     parser.add_argument("--use_mixed_precision_training", action="store_true",
                         help="float32 variables with float16 compute and a fixed loss scale "
                              "of 32 on a GPU, bfloat16 compute on a CPU")
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS, default="none",
+                        help="training only. none: one device; mirrored: every GPU of this "
+                             "machine (without GPUs, every logical CPU device); multi_worker: "
+                             "the machines of the TF_CONFIG environment variable (README). "
+                             "--batch_size is the global batch, split across replicas")
+    parser.add_argument("--xla", action="store_true",
+                        help="training only: compile each update's forward pass, gradient "
+                             "penalty and gradients with XLA (helps on GPUs; far slower on "
+                             "CPUs, see README)")
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also train on windows offset by k*window/10, k=1..L; "
                                         "for small datasets")
@@ -112,6 +126,9 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
 
 
 def check_flags(args):
+    if args.distribution == "multi_worker" and args.seed is None:
+        raise UserError("--distribution multi_worker needs --seed, the same on every worker "
+                        "(they draw the same latents and initial weights)")
     if args.once and not args.preview:
         raise UserError("--once goes with --preview: add --preview, or drop --once")
     jobs = [flag for flag, on in (("--preview", args.preview), ("--generate", args.generate),
@@ -219,79 +236,161 @@ def write_summaries(tf, writer, step, out, fake, sampling_rate):
     writer.flush()
 
 
-def train(args, recipe):
-    """Train a stage until --max_steps or a signal; returns the exit code."""
-    audio = load_audio(args.data_dir, args.sampling_rate)  # bad data fails before TensorFlow
-    config = recipe.config(args, audio.channels)
-    batch_size = args.batch_size or default_batch_size(config["num_blocks"])
+def make_strategy(name):
+    """The tf.distribute strategy of --distribution: none, mirrored or multi_worker."""
+    import tensorflow as tf
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    config = os.environ.get("TF_CONFIG")
+    try:
+        cluster = json.loads(config)["cluster"] if config else None
+    except (ValueError, KeyError, TypeError):
+        cluster = None
+    if not isinstance(cluster, dict) or not cluster:
+        raise UserError("--distribution multi_worker needs the TF_CONFIG environment variable "
+                        "to describe the cluster and this worker's task, e.g. TF_CONFIG="
+                        "'{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
+                        "\"task\": {\"type\": \"worker\", \"index\": 0}}' (README)")
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
+
+def distribute(dataset, strategy):
+    """An iterator of the dataset's global batches, split across the strategy's replicas
+    (and sharded across workers: each worker takes its own batches)."""
+    import tensorflow as tf
+    if strategy is tf.distribute.get_strategy():  # the default: one device
+        return iter(dataset)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+
+@dataclass
+class Training:
+    """What a training run is made of; `checkpoint` holds all of it but the step function."""
+    networks: dict
+    optimizers: dict
+    step: object       # tf.Variable: generator updates so far
+    rng: object        # tf.random.Generator of every draw of the step
+    gan: object        # recipe.make_step's object: gan.iteration(iterator)
+    checkpoint: object
+
+
+def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False):
+    """Networks (frozen as config says), one optimiser per network built on its trainable
+    variables, step counter, random stream and training step: the same for the trainers
+    and bench/train_step.py. Initial weights come from seed."""
     import keras
     import tensorflow as tf
 
-    from stages import start_stage, write_config
-    from wgan_gp import make_optimizer, precision
+    from wgan_gp import make_optimizer
 
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():  # mirrored variables; optimisers built here (TF2_NOTES)
+        networks = recipe.build_networks(config, policy)
+        if config.get("frozen"):
+            for network in networks.values():
+                network.freeze_early_layers()
+        optimizers = {}
+        for name, network in networks.items():
+            optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
+            optimizers[name + "_optimizer"].build(network.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, name="step")
+    rng = tf.random.Generator.from_seed(seed)
+    gan = recipe.make_step(networks, optimizers, step, rng,
+                           lambda batch: draw_latent(rng, batch, recipe.prior), loss_scale,
+                           strategy=strategy, xla=xla)
+    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers)
+    return Training(networks, optimizers, step, rng, gan, checkpoint)
+
+
+def weights_fingerprint(networks):
+    """First 12 hex digits of a SHA-256 of every weight: equal on workers that agree."""
+    digest = hashlib.sha256()
+    for network in networks.values():
+        for variable in network.weights:
+            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:12]
+
+
+def train(args, recipe):
+    """Train a stage until --max_steps or a signal; returns the exit code. Under
+    --distribution multi_worker only the chief writes checkpoints, summaries and progress;
+    every worker restores the same checkpoint (a folder all of them see)."""
+    audio = load_audio(args.data_dir, args.sampling_rate)  # bad data fails before TensorFlow
+    config = recipe.config(args, audio.channels)
+    batch_size = args.batch_size or default_batch_size(config["num_blocks"])
+    strategy = make_strategy(args.distribution)  # before any op: multi_worker needs that
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise UserError(f"--batch_size {batch_size} does not divide among the {replicas} "
+                        f"replicas of --distribution {args.distribution}: use a multiple of "
+                        f"{replicas}")
+
+    import tensorflow as tf
+
+    from stages import start_stage, write_config
+    from wgan_gp import precision
+
+    chief = strategy.extended.should_checkpoint
+    say = print if chief else (lambda *args, **kwargs: None)
     dataset = make_dataset(audio, config["num_blocks"], batch_size, args.augmentation_level,
                            args.seed)
     policy, loss_scale = precision(args.use_mixed_precision_training)
     if args.use_mixed_precision_training and policy == "float32":
-        print("mixed precision: no GPU and no bfloat16 support in this CPU, training in float32")
-    keras.utils.set_random_seed(args.seed)  # initial weights too come from --seed
-    networks = recipe.build_networks(config, policy)
-    if config.get("frozen"):
-        for network in networks.values():
-            network.freeze_early_layers()
-    optimizers = {}
-    for name, network in networks.items():
-        optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
-        optimizers[name + "_optimizer"].build(network.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, name="step")
-    rng = tf.random.Generator.from_seed(args.seed)
-    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers)
+        say("mixed precision: no GPU and no bfloat16 support in this CPU, training in float32")
+    run = build_training(recipe, config, policy, loss_scale, args.seed, strategy, args.xla)
+    networks, step, checkpoint = run.networks, run.step, run.checkpoint
     directory, how = start_stage(checkpoint, networks, recipe.checkpoint_root(args),
                                  config["num_blocks"], config.get("frozen", False), config,
                                  recipe.growing)
-    print(how, flush=True)
-    write_config(directory, config)
+    say(how, flush=True)
+    if chief:
+        write_config(directory, config)
     if args.max_steps is not None and int(step) >= args.max_steps:
-        print(f"step {int(step)} already reaches --max_steps {args.max_steps}: nothing to do")
+        say(f"step {int(step)} already reaches --max_steps {args.max_steps}: nothing to do")
         return 0
 
-    gan = recipe.make_step(networks, optimizers, step, rng,
-                           lambda batch: draw_latent(rng, batch, recipe.prior), loss_scale)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-    writer = tf.summary.create_file_writer(directory)
+    writer = tf.summary.create_file_writer(directory) if chief else None
     # Fixed latents for the generator_output summary: the same sounds over time, and the
     # training random stream stays independent of when summaries happen.
     summary_z = draw_latent(tf.random.Generator.from_seed(args.seed + 1), batch_size,
                             recipe.prior)
     what = (f"stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
             if recipe.growing else recipe.model)
-    print(f"training {what}: windows of {window_length(config['num_blocks'])} samples, batch "
-          f"{batch_size}, {audio.seconds:.1f} s of audio, {policy}; TensorBoard: tensorboard "
-          f"--logdir {directory}", flush=True)
+    where = (f", {replicas} replicas of {args.distribution}" if args.distribution != "none"
+             else "") + (", XLA" if args.xla else "")
+    say(f"training {what}: windows of {window_length(config['num_blocks'])} samples, batch "
+        f"{batch_size}, {audio.seconds:.1f} s of audio, {policy}{where}; TensorBoard: "
+        f"tensorboard --logdir {directory}", flush=True)
 
     def save():
-        path = manager.save(checkpoint_number=int(step))
-        print(f"saved checkpoint {path}", flush=True)
+        if chief:
+            say(f"saved checkpoint {manager.save(checkpoint_number=int(step))}", flush=True)
         return int(step)
 
-    iterator = iter(dataset)
+    iterator = distribute(dataset, strategy)
     progress = Progress(int(step), args.log_every_secs)
     saved_step, last_save, last_summary = int(step), time.monotonic(), None
     with StopSignal() as stop:
         while not stop.requested and (args.max_steps is None or int(step) < args.max_steps):
-            out = gan.iteration(iterator)
+            out = run.gan.iteration(iterator)
             current = int(step)
-            if not bool(out["finite"]):
+            if not bool(out["finite"]):  # all-reduced: every worker stops here
                 print(f"error: non-finite loss or gradient at step {current} (D_loss "
                       f"{float(out['d_loss'])}, G_loss {float(out['g_loss'])}): stopped without "
                       f"saving; the last good checkpoint is {manager.latest_checkpoint}",
                       file=sys.stderr, flush=True)
                 return 1
-            progress.update(current, out)
+            if chief:
+                progress.update(current, out)
             now = time.monotonic()
-            if last_summary is None or now - last_summary >= args.summary_every_secs:
+            if chief and (last_summary is None or now - last_summary >= args.summary_every_secs):
                 fake = networks["generator"](summary_z)
                 write_summaries(tf, writer, current, out, fake, audio.sampling_rate)
                 write_image_summaries(tf, writer, current, out["real"], fake,
@@ -301,7 +400,12 @@ def train(args, recipe):
                 saved_step, last_save = save(), now
         if int(step) != saved_step or manager.latest_checkpoint is None:
             save()
-    print(f"stopped at step {int(step)}", flush=True)
+    if args.distribution == "multi_worker":
+        task = strategy.cluster_resolver.task_type, strategy.cluster_resolver.task_id
+        print(f"{task[0]} {task[1]}: stopped at step {int(step)}, weights "
+              f"{weights_fingerprint(networks)}", flush=True)
+    else:
+        print(f"stopped at step {int(step)}", flush=True)
     return 0
 
 

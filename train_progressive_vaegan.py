@@ -33,12 +33,13 @@ def make_config(args, channels):
     return train_progressive.make_config(args, channels, model="vaegan")
 
 
-def make_step(networks, optimizers, step, rng, sample_latent, loss_scale):
+def make_step(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
+              xla=False):
     """The VAE-GAN iteration; sample_latent goes unused, the generator's z comes from E."""
     from model_vaegan import VAEGAN
     return VAEGAN(networks["encoder"], optimizers["encoder_optimizer"], networks["generator"],
                   networks["discriminator"], optimizers["generator_optimizer"],
-                  optimizers["discriminator_optimizer"], step, rng, loss_scale)
+                  optimizers["discriminator_optimizer"], step, rng, loss_scale, strategy, xla)
 
 
 RECIPE = session.Recipe(model="vaegan", build_networks=build_networks, config=make_config,

@@ -5,6 +5,13 @@ norm over (time, channels) and x_hat = real + alpha * (fake - real); G_loss = -m
 Adam(1e-4, 0.5, 0.9) everywhere, 5 critic updates per generator update; the step counts
 generator updates. Mixed precision (§7.6): float16 compute, float32 variables and a fixed
 loss scale of 32, also inside the gradient penalty (bfloat16 without scaling on a CPU).
+
+Under tf.distribute each replica trains on its slice of the global batch. Every random draw
+(z, alpha, the VAE-GAN's eps) is made once for the global batch outside the replicas, from
+one tf.random.Generator, and sliced by replica: the same seed gives the same numbers whatever
+the strategy, and whether or not XLA compiles the replicas' forward and backward passes
+(XLA ignores op seeds). Each replica's loss is its examples' share of the global batch mean,
+so the all-reduced (summed) gradients are those of one device on the whole batch.
 """
 
 import keras
@@ -53,7 +60,8 @@ def all_finite(tensors):
 
 
 def gradient_penalty(discriminator, real, fake, alpha, loss_scale=None):
-    """GP on x_hat = real + alpha * (fake - real); returns (GP, D(x_hat))."""
+    """(||grad D(x_hat)||_2 - 1)^2 of every example, x_hat = real + alpha * (fake - real);
+    returns (penalties [batch], D(x_hat))."""
     x_hat = real + alpha * (fake - real)
     scale = loss_scale or 1.0
     with tf.GradientTape() as tape:
@@ -62,38 +70,43 @@ def gradient_penalty(discriminator, real, fake, alpha, loss_scale=None):
         scaled = tf.reduce_sum(d_hat) * scale  # keeps float16 gradients from underflowing
     grad = tf.cast(tape.gradient(scaled, x_hat), tf.float32) / scale
     norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2]))
-    return tf.reduce_mean(tf.square(norm - 1.0)), d_hat
-
-
-def apply(optimizer, tape, loss, scaled_loss, variables):
-    """One optimiser update; says whether loss and gradients were finite.
-
-    scaled_loss = optimizer.scale_loss(loss), computed inside the tape (outside it, the
-    multiplication is not recorded and every gradient is None).
-    """
-    grads = tape.gradient(scaled_loss, variables)
-    optimizer.apply_gradients(zip(grads, variables))
-    return all_finite([loss] + grads)
+    return tf.square(norm - 1.0), d_hat
 
 
 class WGANGP:
     """One training iteration: N_CRITIC discriminator updates, then one generator update.
 
     sample_latent(batch) draws the generator's input; `step` counts generator updates.
-    A variant (the VAE-GAN) overrides latent(), before_critic() and generator_loss().
+    strategy: a tf.distribute strategy whose scope built the networks and optimisers (None:
+    one device); batch_size is then the global batch. xla: compile each replica's forward
+    pass, gradient penalty and gradients (jit_compile); optimiser updates stay outside.
+    A variant (the VAE-GAN) overrides noise(), latent(), before_critic() and
+    generator_loss().
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, step, rng,
-                 sample_latent, loss_scale=None):
+                 sample_latent, loss_scale=None, strategy=None, xla=False):
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.step, self.rng, self.sample_latent = step, rng, sample_latent
         self.loss_scale = loss_scale
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.compile = tf.function(jit_compile=True) if xla else (lambda function: function)
+        self.d_gradients = self.compile(self._d_gradients)
+        self.g_gradients = self.compile(self._g_gradients)
         self.iteration = tf.function(self._iteration)  # built after freezing: see TF2_NOTES
 
-    def latent(self, real):
-        """The generator's input for a batch of real audio: here, only its size counts."""
-        return self.sample_latent(tf.shape(real)[0])
+    # -- what a variant changes
+
+    def noise(self, batch):
+        """The random input of the generator's latents for `batch` examples, drawn once for
+        the global batch: here the latents themselves, from the prior."""
+        return self.sample_latent(batch)
+
+    def latent(self, real, noise):
+        """The generator's input for a batch of real audio: here, the noise itself."""
+        return noise
 
     def before_critic(self, iterator):
         """Run before the critic updates; returns ({TensorBoard tag: scalar}, finite)."""
@@ -101,37 +114,91 @@ class WGANGP:
 
     def generator_loss(self, real, d_fake):
         """G_loss from the critic's scores of the fakes made for real."""
-        return -tf.reduce_mean(d_fake)
+        return -self.mean(d_fake)
 
-    def d_update(self, real):
+    # -- replicas
+
+    def mean(self, values):
+        """This replica's share of the mean over the global batch: summed over the replicas,
+        it is the mean (with one device, simply the mean)."""
+        count = tf.cast(tf.shape(values)[0] * self.replicas, tf.float32)
+        return tf.reduce_sum(tf.cast(values, tf.float32)) / count
+
+    def local(self, values):
+        """This replica's rows of values drawn for the global batch."""
+        if self.replicas == 1:
+            return values
+        rows = values.shape[0] // self.replicas
+        first = tf.distribute.get_replica_context().replica_id_in_sync_group * rows
+        return values[first:first + rows]
+
+    def replicated(self, update, *args):
+        """update(*args) on every replica, drawn arguments sliced; returns its dict of
+        scalars summed over the replicas (the global batch's means), with "finite" true
+        only where it was true on every replica."""
+        def on_replica(real, *drawn):
+            return update(real, *[self.local(values) for values in drawn])
+
+        def reduce(value):
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        out = self.strategy.run(on_replica, args=args)
+        failures = reduce(tf.cast(tf.logical_not(out.pop("finite")), tf.float32))
+        return {**{key: reduce(value) for key, value in out.items()},
+                "finite": tf.equal(failures, 0.0)}
+
+    def apply(self, optimizer, gradients, variables, loss):
+        """One optimiser update (all-reduced across replicas by Keras); says whether loss and
+        gradients were finite on this replica."""
+        optimizer.apply_gradients(zip(gradients, variables))
+        return all_finite([loss] + list(gradients))
+
+    # -- the updates
+
+    def _d_gradients(self, real, noise, alpha):
         G, D = self.generator, self.discriminator
-        batch = tf.shape(real)[0]
-        fake = G(self.latent(real))  # outside the tape: G is not trained here
-        alpha = self.rng.uniform([batch, 1, 1], dtype=tf.float32)
+        fake = G(self.latent(real, noise))  # outside the tape: G is not trained here
         with tf.GradientTape() as tape:
             d_real, d_fake = D(real), D(fake)
             gp, d_hat = gradient_penalty(D, real, fake, alpha, self.loss_scale)
-            loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real) + GP_WEIGHT * gp
+            loss = self.mean(d_fake) - self.mean(d_real) + GP_WEIGHT * self.mean(gp)
             scaled = self.d_optimizer.scale_loss(loss)
-        finite = apply(self.d_optimizer, tape, loss, scaled, D.trainable_variables)
-        return loss, finite, tf.reduce_mean(d_real), tf.reduce_mean(d_fake), tf.reduce_mean(d_hat)
+        gradients = tape.gradient(scaled, D.trainable_variables)
+        return gradients, {"d_loss": loss, "real_output": self.mean(d_real),
+                           "fake_output": self.mean(d_fake), "mixed_output": self.mean(d_hat)}
 
-    def g_update(self, real):
+    def d_update(self, real, noise, alpha):
+        gradients, out = self.d_gradients(real, noise, alpha)
+        out["finite"] = self.apply(self.d_optimizer, gradients,
+                                   self.discriminator.trainable_variables, out["d_loss"])
+        return out
+
+    def _g_gradients(self, real, noise):
         G, D = self.generator, self.discriminator
         with tf.GradientTape() as tape:
-            loss = self.generator_loss(real, D(G(self.latent(real))))
+            loss = self.generator_loss(real, D(G(self.latent(real, noise))))
             scaled = self.g_optimizer.scale_loss(loss)
-        finite = apply(self.g_optimizer, tape, loss, scaled, G.trainable_variables)
-        self.step.assign_add(1)
-        return loss, finite
+        return tape.gradient(scaled, G.trainable_variables), loss
+
+    def g_update(self, real, noise):
+        gradients, loss = self.g_gradients(real, noise)
+        finite = self.apply(self.g_optimizer, gradients, self.generator.trainable_variables,
+                            loss)
+        return {"g_loss": loss, "finite": finite}
 
     def _iteration(self, iterator):
         scalars, finite = self.before_critic(iterator)
         for _ in range(N_CRITIC):  # unrolled at trace time
             real = next(iterator)
-            d_loss, d_finite, real_out, fake_out, mixed_out = self.d_update(real)
-            finite = finite & d_finite
-        g_loss, g_finite = self.g_update(real)  # the last critic batch
-        return {"d_loss": d_loss, "g_loss": g_loss, "real_output": real_out,
-                "fake_output": fake_out, "mixed_output": mixed_out,
-                "finite": finite & g_finite, "real": real, "scalars": scalars}
+            noise = self.noise(self.batch_size(real))
+            alpha = self.rng.uniform([self.batch_size(real), 1, 1], dtype=tf.float32)
+            out = self.replicated(self.d_update, real, noise, alpha)
+            finite = finite & out.pop("finite")
+        g_out = self.replicated(self.g_update, real, self.noise(self.batch_size(real)))
+        self.step.assign_add(1)
+        return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],
+                "real": self.strategy.experimental_local_results(real)[0], "scalars": scalars}
+
+    def batch_size(self, real):
+        """The global batch of a (distributed) batch of real audio: replicas x its static
+        per-replica batch (make_dataset's batches are all full)."""
+        return self.strategy.experimental_local_results(real)[0].shape[0] * self.replicas

@@ -83,10 +83,9 @@ def test_encoder_outputs_and_reparameterised_latent():
     mean, log_variance = E(x)
     assert mean.shape == log_variance.shape == (3, LATENT)
     assert mean.dtype == log_variance.dtype == tf.float32  # they feed the losses
-    z, mean2, log_variance2 = E.latent(x, tf.random.Generator.from_seed(7))
-    noise = tf.random.Generator.from_seed(7).normal([3, LATENT]).numpy()
-    np.testing.assert_array_equal(mean2.numpy(), mean.numpy())
-    np.testing.assert_array_equal(log_variance2.numpy(), log_variance.numpy())
+    noise = tf.random.Generator.from_seed(7).normal([3, LATENT])
+    z = mv.reparameterise(mean, log_variance, noise)
+    noise = noise.numpy()
     expected = mean.numpy() + noise * np.exp(log_variance.numpy() / 2)
     np.testing.assert_allclose(z.numpy(), expected, rtol=1e-5, atol=1e-6)
 
@@ -95,16 +94,16 @@ def test_encoder_outputs_and_reparameterised_latent():
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
     zeros = tf.zeros([4, LATENT])
-    assert float(mv.kl_divergence(zeros, zeros)) == 0.0
+    assert mv.kl_divergence(zeros, zeros).numpy().tolist() == [0.0] * 4
     rng = np.random.default_rng(0)
     for mean, log_variance in ((rng.standard_normal((4, LATENT)), np.zeros((4, LATENT))),
                                (np.zeros((4, LATENT)), rng.standard_normal((4, LATENT))),
                                (rng.standard_normal((4, LATENT)), rng.standard_normal((4, LATENT)))):
-        kl = float(mv.kl_divergence(tf.constant(mean, tf.float32),
-                                    tf.constant(log_variance, tf.float32)))
+        kl = mv.kl_divergence(tf.constant(mean, tf.float32),
+                              tf.constant(log_variance, tf.float32)).numpy()
         terms = 0.5 * (-log_variance + np.exp(log_variance) + mean ** 2 - 1)
-        assert kl > 0
-        assert kl == pytest.approx(terms.sum(axis=1).mean(), rel=1e-5)
+        assert (kl > 0).all()
+        np.testing.assert_allclose(kl, terms.sum(axis=1), rtol=1e-5)
 
 
 def test_reconstruction_term_sums_over_the_batch():
