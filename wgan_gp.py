@@ -128,7 +128,7 @@ class WGANGP:
         """This replica's rows of values drawn for the global batch."""
         if self.replicas == 1:
             return values
-        rows = values.shape[0] // self.replicas
+        rows = tf.shape(values)[0] // self.replicas
         first = tf.distribute.get_replica_context().replica_id_in_sync_group * rows
         return values[first:first + rows]
 
@@ -137,14 +137,15 @@ class WGANGP:
         scalars summed over the replicas (the global batch's means), with "finite" true
         only where it was true on every replica."""
         def on_replica(real, *drawn):
-            return update(real, *[self.local(values) for values in drawn])
+            out = update(real, *[self.local(values) for values in drawn])
+            out["failed"] = tf.cast(tf.logical_not(out.pop("finite")), tf.float32)
+            return out
 
-        def reduce(value):
-            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
         out = self.strategy.run(on_replica, args=args)
-        failures = reduce(tf.cast(tf.logical_not(out.pop("finite")), tf.float32))
-        return {**{key: reduce(value) for key, value in out.items()},
-                "finite": tf.equal(failures, 0.0)}
+        out = {key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+               for key, value in out.items()}
+        out["finite"] = tf.equal(out.pop("failed"), 0.0)
+        return out
 
     def apply(self, optimizer, gradients, variables, loss):
         """One optimiser update (all-reduced across replicas by Keras); says whether loss and
@@ -190,7 +191,7 @@ class WGANGP:
         for _ in range(N_CRITIC):  # unrolled at trace time
             real = next(iterator)
             noise = self.noise(self.batch_size(real))
-            alpha = self.rng.uniform([self.batch_size(real), 1, 1], dtype=tf.float32)
+            alpha = self.rng.uniform(tf.stack([self.batch_size(real), 1, 1]))
             out = self.replicated(self.d_update, real, noise, alpha)
             finite = finite & out.pop("finite")
         g_out = self.replicated(self.g_update, real, self.noise(self.batch_size(real)))
@@ -199,6 +200,6 @@ class WGANGP:
                 "real": self.strategy.experimental_local_results(real)[0], "scalars": scalars}
 
     def batch_size(self, real):
-        """The global batch of a (distributed) batch of real audio: replicas x its static
+        """The global batch of a (distributed) batch of real audio: replicas x its
         per-replica batch (make_dataset's batches are all full)."""
-        return self.strategy.experimental_local_results(real)[0].shape[0] * self.replicas
+        return tf.shape(self.strategy.experimental_local_results(real)[0])[0] * self.replicas
