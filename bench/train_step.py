@@ -1,0 +1,239 @@
+"""Benchmark the training step: seconds per iteration and achieved GFLOP/s against the single
+most expensive convolution of the stage timed alone (the practical peak of this machine).
+
+It builds train_progressive.py's networks and step with session.build_training (the code the
+trainer runs, not a copy) and feeds it make_dataset's prefetched batches of noise, distributed
+as --distribution says. After --warmup iterations (the first traces the step) it times
+--iterations iterations of 5 D and 1 G updates each.
+
+    python bench/train_step.py --stage 3 --batch_size 16
+    python bench/train_step.py --stage 3 --batch_size 16 --use_mixed_precision_training --json
+
+Floating-point operations are counted from the architecture (flops_per_iteration below): the
+multiply-adds of every convolution, transposed convolution and dense layer, 2 FLOPs each;
+biases, activations and the optimiser are not counted.
+"""
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from utils import (
+    MAX_BLOCKS,
+    MIN_BLOCKS,
+    ArgumentParser,
+    default_batch_size,
+    import_tensorflow,
+    int_in_range,
+    window_length,
+)
+
+SAMPLING_RATE = 16000
+SEED = 0
+
+
+# ------------------------------------------------------------------------- FLOPs from the layers
+
+def layer_macs(network, batch):
+    """[(name, forward multiply-adds)] of every convolution, transposed convolution and dense
+    layer of a progressive generator or critic, in the order of its forward pass.
+
+    Conv1D, stride s:  batch x ceil(length_in / s) x kernel x C_in x C_out
+    Conv1DTranspose:   batch x length_in x kernel x C_in x C_out (length_out = s x length_in)
+    Dense:             batch x inputs x units
+    """
+    import keras
+
+    from model_progressive import BASE_LENGTH, Generator, convolutions
+
+    length = BASE_LENGTH if isinstance(network, Generator) else window_length(network.num_blocks)
+    macs = []
+    for name, block in network.named_layers().items():
+        for layer in convolutions(block):
+            weights = math.prod(layer.kernel.shape)
+            if isinstance(layer, keras.layers.Conv1DTranspose):
+                macs.append((layer.name, batch * length * weights))
+                length *= layer.strides[0]
+            elif isinstance(layer, keras.layers.Conv1D):
+                length = -(-length // layer.strides[0])
+                macs.append((layer.name, batch * length * weights))
+            else:  # Dense: the generator's projection or the critic's prediction
+                macs.append((name, batch * weights))
+    return macs
+
+
+def flops_per_iteration(g_macs, d_macs):
+    """FLOPs of one iteration (5 D updates, 1 G update) from the networks' layer_macs.
+
+    F = 2 x (sum of a network's forward multiply-adds), f = 2 x those of its first layer.
+    A layer's input gradient costs as much as its forward pass, and so does its kernel
+    gradient; the first layer's input gradient is needed only where the input is
+    differentiated (x_hat in the gradient penalty).
+    One D update, WGAN-GP (wgan_gp.WGANGP._d_gradients):
+        F_G                    fakes
+        3 F_D                  D(real), D(fake), D(x_hat)
+        F_D                    gradient penalty: input gradient of D(x_hat) down to x_hat
+        2 (2 F_D - f_D)        backward of D(real) and D(fake): kernel and input gradients
+        2 F_D                  double backward: each input-gradient op differentiated with
+                               respect to its upstream gradient and its kernel (the activations'
+                               slopes are constant: nothing flows back through D(x_hat)'s
+                               forward pass, model_progressive.lrelu)
+        = F_G + 10 F_D - 2 f_D
+    One G update: F_G + F_D forward, F_D D's input gradients, 2 F_G - f_G G's backward
+        = 3 F_G + 2 F_D - f_G
+    Iteration = 5 (F_G + 10 F_D - 2 f_D) + 3 F_G + 2 F_D - f_G = 8 F_G + 52 F_D - 10 f_D - f_G
+    """
+    f_g, f_d = 2 * g_macs[0][1], 2 * d_macs[0][1]
+    big_g = 2 * sum(m for _, m in g_macs)
+    big_d = 2 * sum(m for _, m in d_macs)
+    return 8 * big_g + 52 * big_d - 10 * f_d - f_g
+
+
+# ------------------------------------------------------------------------- timing
+
+def time_calls(function, repeats):
+    """Median seconds of `repeats` calls of function(), which returns something to wait on."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(function())
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def convolution_peak(tf, networks, batch, policy, repeats):
+    """GFLOP/s of the stage's most expensive convolutions (every one within 1 % of the most
+    multiply-adds), each timed alone: forward, input gradient and kernel gradient (3 x its
+    forward FLOPs), as a fresh layer of the same configuration and dtype policy on random
+    input. The fastest is the peak."""
+    from model_progressive import convolutions
+
+    candidates = []
+    for network in networks.values():
+        macs = dict(layer_macs(network, batch))
+        for block in network.named_layers().values():
+            for layer in convolutions(block):
+                if hasattr(layer, "strides"):
+                    candidates.append((macs[layer.name], network, layer))
+    most = max(m for m, _, _ in candidates)
+    results = []
+    for macs, network, layer in candidates:
+        if macs < 0.99 * most:
+            continue
+        copy = type(layer).from_config({**layer.get_config(), "dtype": policy})
+        transpose = "Transpose" in type(layer).__name__
+        channels_in = layer.kernel.shape[2 if transpose else 1]
+        length = macs // (batch * math.prod(layer.kernel.shape))
+        length = length if transpose else length * layer.strides[0]
+        x = tf.random.uniform([batch, length, channels_in], -1.0, 1.0)
+        copy.build(x.shape)
+        dy = tf.cast(tf.random.uniform(copy.compute_output_shape(x.shape), -1, 1),
+                     copy.compute_dtype)
+
+        @tf.function
+        def forward_backward(x=x, copy=copy, dy=dy):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = copy(x)
+            grad_x, grad_kernel = tape.gradient(y, [x, copy.kernel], output_gradients=dy)
+            return tf.reduce_sum(tf.cast(grad_x, tf.float32)) + tf.reduce_sum(grad_kernel)
+
+        forward_backward()
+        seconds = time_calls(forward_backward, repeats)
+        results.append({"network": network.name, "layer": layer.name,
+                        "shape": [batch, length, channels_in], "filters": layer.filters,
+                        "stride": layer.strides[0], "transpose": transpose,
+                        "gflop": round(6 * macs / 1e9, 3), "seconds": round(seconds, 4),
+                        "gflops_per_second": round(6 * macs / seconds / 1e9, 1)})
+    return max(results, key=lambda r: r["gflops_per_second"]), results
+
+
+def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats):
+    tf = import_tensorflow()
+    import session
+    import train_progressive
+    from dataloader import AudioData, make_dataset
+    from wgan_gp import precision
+
+    strategy = session.make_strategy(distribution)
+    policy, loss_scale = precision(mixed)
+    config = {"model": "progressive", "num_blocks": stage, "frozen": False, "channels": 1,
+              "feature_map_smoothing": True, "use_sample_norm": False,
+              "sampling_rate": SAMPLING_RATE, "model_variant": "standard"}
+    noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
+                                                               1), dtype=np.int16)
+    audio = AudioData(noise, SAMPLING_RATE, "noise")
+    iterator = session.distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
+    run = session.build_training(train_progressive.RECIPE, config, policy, loss_scale, SEED,
+                                 strategy, xla)
+    for _ in range(warmup):
+        np.asarray(run.gan.iteration(iterator)["d_loss"])
+    seconds = time_calls(lambda: run.gan.iteration(iterator)["d_loss"], iterations)
+    traces = run.gan.iteration.experimental_get_tracing_count()
+    g_macs = layer_macs(run.networks["generator"], batch)
+    d_macs = layer_macs(run.networks["discriminator"], batch)
+    flops = flops_per_iteration(g_macs, d_macs)
+    peak, convolutions = convolution_peak(tf, run.networks, batch, policy, repeats)
+    achieved = flops / seconds / 1e9
+    return {"stage": stage, "batch_size": batch, "policy": policy, "xla": xla,
+            "distribution": distribution, "replicas": strategy.num_replicas_in_sync,
+            "iterations": iterations, "seconds_per_iteration": round(seconds, 4),
+            "gflop_per_iteration": round(flops / 1e9, 2),
+            "gflops_per_second": round(achieved, 1),
+            "peak_convolution": peak, "convolutions_timed": convolutions,
+            "fraction_of_peak": round(achieved / peak["gflops_per_second"], 3),
+            "traces": traces}
+
+
+def main(argv=None):
+    parser = ArgumentParser(description="Time train_progressive.py's training step.")
+    parser.add_argument("--stage", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=3,
+                        help="number of blocks")
+    parser.add_argument("--batch_size", type=int_in_range(1, 1 << 16), default=None,
+                        help="global batch (default: the stage's default)")
+    parser.add_argument("--use_mixed_precision_training", action="store_true",
+                        help="as the trainers: float16 on a GPU, bfloat16 on a CPU with it")
+    parser.add_argument("--xla", action="store_true", help="as the trainers' --xla")
+    parser.add_argument("--distribution", choices=("none", "mirrored", "multi_worker"),
+                        default="none", help="as the trainers' --distribution")
+    parser.add_argument("--iterations", type=int_in_range(1, 100000), default=5,
+                        help="timed iterations (the median is reported)")
+    parser.add_argument("--warmup", type=int_in_range(1, 100000), default=2,
+                        help="untimed iterations first (the first one traces the step)")
+    parser.add_argument("--repeats", type=int_in_range(1, 100000), default=10,
+                        help="timed calls of each single convolution (median)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    batch = args.batch_size or default_batch_size(args.stage)
+    result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
+                       args.distribution, args.iterations, args.warmup, args.repeats)
+    tf = import_tensorflow()
+    result["machine"] = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    peak = result["peak_convolution"]
+    print(f"stage {result['stage']}, batch {result['batch_size']}, {result['policy']}"
+          f"{', XLA' if result['xla'] else ''}, {result['replicas']} replica(s) of "
+          f"--distribution {result['distribution']}")
+    print(f"  {result['seconds_per_iteration']:.3f} s per iteration (median of "
+          f"{result['iterations']}), {result['gflop_per_iteration']:.1f} GFLOP per iteration, "
+          f"{result['gflops_per_second']:.1f} GFLOP/s")
+    print(f"  peak: {peak['network']}/{peak['layer']} alone, forward and backward: "
+          f"{peak['gflops_per_second']:.1f} GFLOP/s; the iteration reaches "
+          f"{100 * result['fraction_of_peak']:.1f} % of it")
+    print(f"  step traced {result['traces']} time(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    from utils import run_cli
+    sys.exit(run_cli(main))

@@ -1,0 +1,73 @@
+"""bench/train_step.py: the FLOP count of an iteration and a run of the benchmark itself."""
+
+import contextlib
+import io
+import json
+import os
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import train_step  # bench/ is not a package: found through sys.path
+
+import train_progressive
+
+CONFIG = {"num_blocks": 2, "channels": 1, "feature_map_smoothing": True,
+          "use_sample_norm": False, "model_variant": "standard"}
+
+
+def test_layer_multiply_adds_of_a_two_block_network_by_hand():
+    nets = train_progressive.build_networks(CONFIG, "float32")
+    # Per example: dense 100 -> 16 x 1024; transposed 16 -> 64 samples, 1024 -> 512 ch,
+    # kernel 25; 64 -> 256 samples, 512 -> 256 ch; 1x1 256 -> 1 ch on 256 samples.
+    assert train_step.layer_macs(nets["generator"], 2) == [
+        ("projection", 2 * 100 * 16384),
+        ("progressive_block_1", 2 * 16 * 25 * 1024 * 512),
+        ("progressive_block_2", 2 * 64 * 25 * 512 * 256),
+        ("progressive_block_2_output", 2 * 256 * 1 * 256 * 1)]
+    # 1x1 1 -> 256 ch on 256 samples; stride 4: 256 -> 64 samples, 256 -> 512 ch; 64 -> 16,
+    # 512 -> 1024; dense 16 x 1024 -> 1.
+    assert train_step.layer_macs(nets["discriminator"], 2) == [
+        ("progressive_block_2_input", 2 * 256 * 1 * 1 * 256),
+        ("progressive_block_2", 2 * 64 * 25 * 256 * 512),
+        ("progressive_block_1", 2 * 16 * 25 * 512 * 1024),
+        ("prediction", 2 * 16384 * 1)]
+
+
+def test_flops_of_an_iteration_of_a_two_block_network_by_hand():
+    nets = train_progressive.build_networks(CONFIG, "float32")
+    g = train_step.layer_macs(nets["generator"], 2)
+    d = train_step.layer_macs(nets["discriminator"], 2)
+    # Forward FLOPs of G and D at batch 2 and of their first layers, summed by hand.
+    forward_g = 2 * 2 * (1_638_400 + 209_715_200 + 209_715_200 + 65_536)
+    forward_d = 2 * 2 * (65_536 + 209_715_200 + 209_715_200 + 16_384)
+    first_g, first_d = 2 * 2 * 1_638_400, 2 * 2 * 65_536
+    d_update = (forward_g              # the fakes
+                + 3 * forward_d        # D(real), D(fake), D(x_hat)
+                + forward_d            # input gradient of D(x_hat)
+                + 2 * (2 * forward_d - first_d)  # backward of D(real), D(fake)
+                + 2 * forward_d)       # double backward of the penalty
+    g_update = forward_g + forward_d + forward_d + 2 * forward_g - first_g
+    assert train_step.flops_per_iteration(g, d) == 5 * d_update + g_update == 100_725_686_272
+
+
+def test_benchmark_runs_the_trainers_step_and_reports_json():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = train_step.main(["--stage", "1", "--batch_size", "2", "--iterations", "1",
+                                "--warmup", "1", "--repeats", "1", "--json"])
+    assert code == 0
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert result["traces"] == 1  # the step is not traced again after the first iteration
+    assert result["seconds_per_iteration"] > 0 and result["gflops_per_second"] > 0
+    nets = train_progressive.build_networks({**CONFIG, "num_blocks": 1}, "float32")
+    flops = train_step.flops_per_iteration(train_step.layer_macs(nets["generator"], 2),
+                                           train_step.layer_macs(nets["discriminator"], 2))
+    assert result["gflop_per_iteration"] == round(flops / 1e9, 2)
+    peak = result["peak_convolution"]
+    assert peak["gflops_per_second"] >= max(c["gflops_per_second"]
+                                            for c in result["convolutions_timed"])
+    assert 0 < result["fraction_of_peak"] == round(
+        result["gflops_per_second"] / peak["gflops_per_second"], 3)

@@ -1,0 +1,222 @@
+"""--distribution (tf.distribute) and --xla of the shared training step, on the CPU.
+
+Two replicas are two logical CPU devices, set up in a fresh process (TensorFlow fixes its
+devices when it starts); two workers are two processes on 127.0.0.1. XLA's CPU convolutions
+are slow, so it trains only stages 1 and 2 at batch 2, one step each.
+"""
+
+import contextlib
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_train_progressive import DEMO, ROOT, TINY, networks_of, run, weights
+
+import session
+import stages
+import train_progressive
+from utils import run_cli
+
+# Runs each job of argv[1] (a JSON list of [trainer module, argv]) in one process whose CPU
+# is split into two logical devices, after a line "== <job number>".
+TWO_DEVICES = """
+import json, sys
+sys.path.insert(0, {root!r})
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import importlib
+from utils import run_cli
+for number, (module, argv) in enumerate(json.loads(sys.argv[1])):
+    print("==", number, flush=True)
+    code = run_cli(importlib.import_module(module).main, argv)
+    print("exit", code, flush=True)
+"""
+
+STEP_LINE = re.compile(r"step\s+(\d+)\s+D_loss ([-+.\d]+)\s+G_loss ([-+.\d]+)")
+
+
+def losses(text):
+    return [tuple(float(x) for x in match) for match in STEP_LINE.findall(text)]
+
+
+def on_two_devices(jobs):
+    """Stdout of each job, run in one process with two logical CPU devices."""
+    result = subprocess.run([sys.executable, "-c", TWO_DEVICES.format(root=ROOT),
+                             json.dumps(jobs)], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    parts = re.split(r"^== \d+\n", result.stdout, flags=re.MULTILINE)[1:]
+    assert len(parts) == len(jobs), result.stdout
+    for part in parts:
+        assert part.rstrip().endswith("exit 0"), part + result.stderr[-3000:]
+    return parts
+
+
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two_devices")
+    common = ["--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "8", "--seed", "5",
+              "--max_steps", "2", "--log_every_secs", "1e-9"]
+    jobs = [["train_progressive", common + ["--checkpoint_dir", str(root / "none")]],
+            ["train_progressive", common + ["--distribution", "mirrored",
+                                            "--checkpoint_dir", str(root / "mirrored")]],
+            ["train_progressive_vaegan", common + ["--distribution", "mirrored",
+                                                   "--max_steps", "1", "--checkpoint_dir",
+                                                   str(root / "vaegan")]],
+            ["train", ["--data_dir", DEMO, "--batch_size", "2", "--seed", "5", "--max_steps",
+                       "1", "--distribution", "mirrored", "--checkpoint_dir",
+                       str(root / "wavegan")]]]
+    return root, on_two_devices(jobs)
+
+
+def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
+    """Same seed and data: global batch 8 split 4 + 4 gives one device's losses and weights."""
+    root, (none, mirrored, *_) = two_devices
+    assert "2 replicas of mirrored" in mirrored
+    assert len(losses(none)) == 2
+    np.testing.assert_allclose(losses(mirrored), losses(none), atol=2e-5)
+    config = stages.read_config(stages.stage_dir(str(root / "none"), 1))
+    nets = [networks_of(stages.latest_checkpoint(stages.stage_dir(str(root / folder), 1)),
+                        config) for folder in ("none", "mirrored")]
+    for name in ("generator", "discriminator"):
+        one, two = weights(nets[0][name]), weights(nets[1][name])
+        for key in one:
+            np.testing.assert_allclose(two[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_mirrored_trains_the_vaegan_and_wavegan(two_devices):
+    root, (_, _, vaegan, wavegan) = two_devices
+    assert "2 replicas of mirrored" in vaegan and "2 replicas of mirrored" in wavegan
+    assert stages.latest_checkpoint(os.path.join(root, "vaegan", "vaegan", "stage_00001"))
+    assert stages.latest_checkpoint(os.path.join(root, "wavegan"))
+    kl = re.search(r"KL_divergence ([-+.\d]+)", vaegan)
+    assert kl and float(kl.group(1)) >= 0.0
+
+
+def test_batch_that_does_not_divide_among_replicas_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES.format(root=ROOT), json.dumps(
+            [["train_progressive", [*TINY, "--num_blocks", "1", "--batch_size", "3",
+                                    "--distribution", "mirrored", "--checkpoint_dir",
+                                    str(tmp_path)]]])],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+    assert ("error: --batch_size 3 does not divide among the 2 replicas of --distribution "
+            "mirrored: use a multiple of 2") in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {
+            "type": "worker", "index": index}})}
+        command = [sys.executable, os.path.join(ROOT, "train_progressive.py"),
+                   "--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "4", "--seed", "3",
+                   "--max_steps", "2", "--distribution", "multi_worker",
+                   "--checkpoint_dir", str(tmp_path / f"worker{index}")]
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd=ROOT))
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, out + err[-3000:]
+    chief, other = outputs[0][0], outputs[1][0]
+    assert "2 replicas of multi_worker" in chief and "saved checkpoint" in chief
+    assert other.strip().count("\n") == 0  # its last line only, no progress or saves
+    fingerprints = [re.search(r"worker \d: stopped at step 2, weights (\w+)", out).group(1)
+                    for out, _ in outputs]
+    assert fingerprints[0] == fingerprints[1]
+    saved = [name for _, _, names in os.walk(tmp_path / "worker1") for name in names]
+    assert not any(name.startswith("ckpt") or name == "checkpoint" for name in saved), saved
+    directory = stages.stage_dir(str(tmp_path / "worker0"), 1)
+    nets = train_progressive.build_networks(stages.read_config(directory), "float32")
+    stages.restore(tf.train.Checkpoint(**nets), stages.latest_checkpoint(directory),
+                   partial=True)
+    assert session.weights_fingerprint(nets) == fingerprints[0]
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ("{not json", "needs the TF_CONFIG environment variable"),
+    ('{"task": {"type": "worker", "index": 0}}', "needs the TF_CONFIG environment variable"),
+])
+def test_multi_worker_without_a_cluster_is_one_line(tmp_path, monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    code, _, err = run("--num_blocks", "1", "--checkpoint_dir", str(tmp_path),
+                       "--distribution", "multi_worker")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_distribution_flags_are_one_line(tmp_path):
+    code, _, err = run("--num_blocks", "1", "--distribution", "ring")
+    assert code == 2 and "argument --distribution: invalid choice: 'ring'" in err
+    without_seed = [a for i, a in enumerate(TINY) if "--seed" not in TINY[i - 1:i + 1]]
+    err = io.StringIO()
+    with (contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err),
+          pytest.raises(SystemExit) as exit_):
+        run_cli(train_progressive.main, [*without_seed, "--distribution", "multi_worker"])
+    assert exit_.value.code == 2
+    assert err.getvalue() == ("error: --distribution multi_worker needs --seed, the same on "
+                              "every worker (they draw the same latents and initial weights)\n")
+
+
+@pytest.fixture(scope="module")
+def xla(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("xla"))
+    plain = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", root)
+    compiled = run("--num_blocks", "1", "--max_steps", "1", "--xla", "--checkpoint_dir",
+                   os.path.join(root, "xla"))
+    frozen = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "1", "--xla",
+                 "--checkpoint_dir", root)
+    for code, out, err in (plain, compiled, frozen):
+        assert code == 0, out + err
+    return root, plain[1], compiled[1], frozen[1]
+
+
+def test_xla_gives_the_same_losses(xla):
+    _, plain, compiled, _ = xla
+    assert ", XLA;" in compiled
+    assert len(losses(plain)) == 1
+    np.testing.assert_allclose(losses(compiled), losses(plain), atol=1e-3)
+
+
+def test_xla_trains_a_frozen_stage_with_early_blocks_bit_identical(xla):
+    root, _, _, frozen = xla
+    assert "blocks 1..1 grown from stage 1" in frozen
+    config1 = stages.read_config(stages.stage_dir(root, 1))
+    config2 = stages.read_config(stages.stage_dir(root, 2, True))
+    source = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 1)), config1)
+    trained = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 2, True)), config2)
+    fresh = session.build_training(train_progressive.RECIPE, config2, "float32", None,
+                                   seed=0).networks  # the new layers' initial weights
+    for name in ("generator", "discriminator"):
+        early = list(trained[name].carried_over_layers())
+        before, after = weights(source[name], early), weights(trained[name], early)
+        assert all(np.array_equal(before[k], after[k]) for k in before), name
+        new = [n for n in trained[name].named_layers() if n not in early]
+        start, end = weights(fresh[name], new), weights(trained[name], new)
+        assert any(not np.array_equal(start[k], end[k]) for k in start), name
