@@ -139,11 +139,12 @@ class WGANGP:
         def on_replica(real, *drawn):
             out = update(real, *[self.local(values) for values in drawn])
             out["failed"] = tf.cast(tf.logical_not(out.pop("finite")), tf.float32)
-            return out
+            # Summed here, in one all-reduce per update: every replica creates the same
+            # collectives in the same order.
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                                  out)
 
-        out = self.strategy.run(on_replica, args=args)
-        out = {key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-               for key, value in out.items()}
+        out = self.strategy.experimental_local_results(self.strategy.run(on_replica, args))[0]
         out["finite"] = tf.equal(out.pop("failed"), 0.0)
         return out
 
