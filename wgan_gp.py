@@ -78,7 +78,8 @@ class WGANGP:
 
     sample_latent(batch) draws the generator's input; `step` counts generator updates.
     strategy: a tf.distribute strategy whose scope built the networks and optimisers (None:
-    one device); batch_size is then the global batch. xla: compile each replica's forward
+    one device); the iterator then gives global batches, split across replicas (session.
+    distribute). xla: compile each replica's forward
     pass, gradient penalty and gradients (jit_compile); optimiser updates stay outside.
     A variant (the VAE-GAN) overrides noise(), latent(), before_critic() and
     generator_loss().
