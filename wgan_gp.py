@@ -192,11 +192,12 @@ class WGANGP:
         scalars, finite = self.before_critic(iterator)
         for _ in range(N_CRITIC):  # unrolled at trace time
             real = next(iterator)
-            noise = self.noise(self.batch_size(real))
-            alpha = self.rng.uniform(tf.stack([self.batch_size(real), 1, 1]))
+            batch = self.batch_size(real)
+            noise = self.noise(batch)
+            alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
             out = self.replicated(self.d_update, real, noise, alpha)
             finite = finite & out.pop("finite")
-        g_out = self.replicated(self.g_update, real, self.noise(self.batch_size(real)))
+        g_out = self.replicated(self.g_update, real, self.noise(batch))
         self.step.assign_add(1)
         return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],
                 "real": self.strategy.experimental_local_results(real)[0], "scalars": scalars}

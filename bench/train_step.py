@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import session
 from utils import (
     MAX_BLOCKS,
     MIN_BLOCKS,
@@ -158,16 +159,15 @@ def convolution_peak(tf, networks, batch, policy, repeats):
 
 def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats):
     tf = import_tensorflow()
-    import session
     import train_progressive
     from dataloader import AudioData, make_dataset
     from wgan_gp import precision
 
     strategy = session.make_strategy(distribution)
     policy, loss_scale = precision(mixed)
-    config = {"model": "progressive", "num_blocks": stage, "frozen": False, "channels": 1,
-              "feature_map_smoothing": True, "use_sample_norm": False,
-              "sampling_rate": SAMPLING_RATE, "model_variant": "standard"}
+    # The trainer's configuration with its defaults (mono, smoothing on, standard variant).
+    config = train_progressive.make_config(
+        train_progressive.parse_args(["--num_blocks", str(stage)], "", variants=True), 1)
     noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
                                                                1), dtype=np.int16)
     audio = AudioData(noise, SAMPLING_RATE, "noise")
@@ -202,7 +202,7 @@ def main(argv=None):
     parser.add_argument("--use_mixed_precision_training", action="store_true",
                         help="as the trainers: float16 on a GPU, bfloat16 on a CPU with it")
     parser.add_argument("--xla", action="store_true", help="as the trainers' --xla")
-    parser.add_argument("--distribution", choices=("none", "mirrored", "multi_worker"),
+    parser.add_argument("--distribution", choices=session.DISTRIBUTIONS,
                         default="none", help="as the trainers' --distribution")
     parser.add_argument("--iterations", type=int_in_range(1, 100000), default=5,
                         help="timed iterations (the median is reported)")
