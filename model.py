@@ -58,7 +58,8 @@ class Generator(keras.Model):
         length, outputs = BASE_LENGTH, G_FEATURE_MAPS[1:] + (channels,)
         for i, (n_in, n_out) in enumerate(zip(G_FEATURE_MAPS, outputs)):
             named(self, f"upconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"upconv_{i}",
-                                            transpose=True), (None, length, n_in))
+                                            transpose=True, channels_in=n_in),
+                  (None, length, n_in))
             length *= STRIDE
         self.built = True
 
@@ -86,8 +87,8 @@ class Discriminator(keras.Model):
         self.phase_shuffle_seed = keras.random.SeedGenerator(seed, name="phase_shuffle_seed")
         length, inputs = WINDOW, (channels,) + D_FEATURE_MAPS[:-1]
         for i, (n_in, n_out) in enumerate(zip(inputs, D_FEATURE_MAPS)):
-            named(self, f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"downconv_{i}"),
-                  (None, length, n_in))
+            named(self, f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"downconv_{i}",
+                                              channels_in=n_in), (None, length, n_in))
             length //= STRIDE
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         named(self, "prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),

@@ -100,6 +100,61 @@ def lrelu(x):
     return tf.nn.leaky_relu(x, alpha=LRELU_ALPHA), gradient
 
 
+def same_padding(length_in, length_out, kernel, stride):
+    """(left, total) zero padding of TensorFlow's "same" convolution from length_in to
+    length_out samples (the transposed convolution pads as the convolution it reverses)."""
+    total = max((length_out - 1) * stride + kernel - length_in, 0)
+    return total // 2, total
+
+
+def conv1d_matmul(x, kernel, stride):
+    """A "same" Conv1D as one matrix product: the kernel-sized patches of x [batch, length, C]
+    gathered into rows, times the kernel [K, C, F] read as [K C, F]. The time axis must have
+    a static length."""
+    k, channels, filters = kernel.shape
+    length = x.shape[1]
+    length_out = -(-length // stride)
+    left, total = same_padding(length, length_out, k, stride)
+    x = tf.pad(x, [[0, 0], [left, total - left], [0, 0]])
+    taps = tf.range(length_out)[:, None] * stride + tf.range(k)[None, :]
+    patches = tf.reshape(tf.gather(x, taps, axis=1), [-1, k * channels])
+    y = tf.matmul(patches, tf.reshape(kernel, [k * channels, filters]))
+    return tf.reshape(y, [-1, length_out, filters])
+
+
+def conv1d_transpose_matmul(x, kernel, stride):
+    """A "same" Conv1DTranspose as one matrix product: x [batch, length, C] times the kernel
+    [K, F, C] read as [K F, C] transposed gives every input step's K output taps, which are
+    then overlap-added (tap k of step i lands on padded output sample stride i + k)."""
+    k, filters, channels = kernel.shape
+    length = x.shape[1]
+    length_out = length * stride
+    left, _ = same_padding(length_out, length, k, stride)
+    taps = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(kernel, [k * filters, channels]),
+                     transpose_b=True)
+    taps = tf.transpose(tf.reshape(taps, [-1, length * k, filters]), [1, 0, 2])
+    position = tf.reshape(tf.range(length)[:, None] * stride + tf.range(k)[None, :], [-1])
+    y = tf.math.unsorted_segment_sum(taps, position, (length - 1) * stride + k)
+    return tf.transpose(y[left:left + length_out], [1, 0, 2])
+
+
+class MatmulConv1D(keras.layers.Conv1D):
+    """keras Conv1D (same weights, same checkpoint keys) computed by conv1d_matmul."""
+
+    def call(self, inputs):
+        y = conv1d_matmul(inputs, self.kernel, self.strides[0])
+        return y + self.bias if self.use_bias else y
+
+
+class MatmulConv1DTranspose(keras.layers.Conv1DTranspose):
+    """keras Conv1DTranspose (same weights, same checkpoint keys) computed by
+    conv1d_transpose_matmul."""
+
+    def call(self, inputs):
+        y = conv1d_transpose_matmul(inputs, self.kernel, self.strides[0])
+        return y + self.bias if self.use_bias else y
+
+
 class EqualisedLearningRate:
     """PGGAN's equalised learning rate, mixed into Dense, Conv1D and Conv1DTranspose: kernels
     are drawn from N(0, 1) and scaled at run time by He's constant sqrt(2 / fan_in), with
@@ -120,11 +175,25 @@ class EqualisedLearningRate:
 
 
 EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, layer), {})
-             for layer in (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv1DTranspose)}
+             for layer in (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv1DTranspose,
+                           MatmulConv1D, MatmulConv1DTranspose)}
 
 
-def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False):
-    layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
+# Channels in x out from which a convolution runs as one matrix product: the layers beside the
+# 16 x 1024 features. oneDNN runs their strided convolutions (16 or 64 steps, 512 and 1024
+# channels) at 40 % of the rate of the other blocks, forward and backward; one matrix product
+# runs them as fast as the rest (bench/conv_forms.py, BENCHMARKS.md).
+MATMUL_CHANNELS = 512 * 1024
+
+
+def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False,
+         channels_in=1):
+    """A "same" Conv1D or Conv1DTranspose layer; the wide ones (MATMUL_CHANNELS) computed as
+    one matrix product, the equalised ones with PGGAN's run-time weight scaling."""
+    if channels_in * filters >= MATMUL_CHANNELS:
+        layer = MatmulConv1DTranspose if transpose else MatmulConv1D
+    else:
+        layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
     layer = EQUALISED[layer] if equalised else layer
     return layer(filters, kernel, strides=stride, padding="same", dtype=dtype, name=name)
 
@@ -178,18 +247,20 @@ class StagedNetwork(keras.Model):
     def named_layers(self):
         return {name: getattr(self, name) for name in self.layer_names}
 
-    def make_conv(self, filters, kernel, stride, name, transpose=False):
+    def make_conv(self, filters, kernel, stride, name, transpose=False, channels_in=1):
         return conv(filters, kernel, stride, self.layer_dtype, name, transpose,
-                    self.variant.equalised_lr)
+                    self.variant.equalised_lr, channels_in)
 
-    def make_block(self, b, filters, count, transpose=False):
+    def make_block(self, b, channels_in, filters, count, transpose=False):
         """Block b: one stride-4 convolution to `filters` channels, or (count 2) a stride-1
         convolution to `filters` channels and then the stride-4 one; run_block follows each
         with the network's activation."""
         if count == 1:
-            return self.make_conv(filters, KERNEL_SIZE, STRIDE, block_name(b), transpose)
-        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose)
-                 for name, stride in (("conv", 1), ("strided_conv", STRIDE))}
+            return self.make_conv(filters, KERNEL_SIZE, STRIDE, block_name(b), transpose,
+                                  channels_in)
+        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose, width)
+                 for name, stride, width in (("conv", 1, channels_in),
+                                             ("strided_conv", STRIDE, filters))}
         return ConvBlock(convs, name=block_name(b), dtype=self.layer_dtype)
 
     def activate(self, x):
@@ -231,7 +302,8 @@ class Generator(StagedNetwork):
                                            self.variant.equalised_lr), (None, LATENT_DIM))
         length = BASE_LENGTH
         for b in range(1, num_blocks + 1):
-            layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
+            layer = self.make_block(b, nf[b - 1], nf[b], self.variant.generator_convs,
+                                    transpose=True)
             self.add_layer(block_name(b), layer, (None, length, nf[b - 1]))
             length *= STRIDE
         name = block_name(num_blocks) + "_output"
@@ -267,7 +339,7 @@ class CriticBody(StagedNetwork):
                        (None, length, channels))
         for b in range(num_blocks, 0, -1):
             extra = 1 if b == 1 and self.variant.minibatch_stddev else 0
-            layer = self.make_block(b, nf[b - 1], self.variant.critic_convs)
+            layer = self.make_block(b, nf[b] + extra, nf[b - 1], self.variant.critic_convs)
             self.add_layer(block_name(b), layer, (None, length, nf[b] + extra))
             length //= STRIDE
         self.built = True
