@@ -182,7 +182,7 @@ EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, l
 # Channels in x out from which a convolution runs as one matrix product: the layers beside the
 # 16 x 1024 features. oneDNN runs their strided convolutions (16 or 64 steps, 512 and 1024
 # channels) at 40 % of the rate of the other blocks, forward and backward; one matrix product
-# runs them as fast as the rest (bench/conv_forms.py, BENCHMARKS.md).
+# runs them as fast as the rest (bench/convolutions.py, BENCHMARKS.md).
 MATMUL_CHANNELS = 512 * 1024
 
 

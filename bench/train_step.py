@@ -110,51 +110,64 @@ def time_calls(function, repeats):
     return statistics.median(seconds)
 
 
-def convolution_peak(tf, networks, batch, policy, repeats):
-    """GFLOP/s of the stage's most expensive convolutions (every one within 1 % of the most
-    multiply-adds), each timed alone: forward, input gradient and kernel gradient (3 x its
-    forward FLOPs), as a fresh layer of the same configuration and dtype policy on random
-    input. The fastest is the peak."""
+def forward_backward_seconds(tf, layer, shape, repeats):
+    """Median seconds of a built convolution's forward pass, input gradient and kernel
+    gradient on random input of `shape` (3 x its forward FLOPs)."""
+    x = tf.random.uniform(shape, -1.0, 1.0)
+    dy = tf.cast(tf.random.uniform(layer.compute_output_shape(shape), -1, 1),
+                 layer.compute_dtype)
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        grad_x, grad_kernel = tape.gradient(y, [x, layer.kernel], output_gradients=dy)
+        # y is returned too: otherwise the function prunes the forward pass, which
+        # output_gradients makes unnecessary for the gradients.
+        return (tf.reduce_sum(tf.cast(y, tf.float32)) + tf.reduce_sum(grad_kernel)
+                + tf.reduce_sum(tf.cast(grad_x, tf.float32)))
+
+    forward_backward()
+    return time_calls(forward_backward, repeats)
+
+
+def stage_convolutions(networks, batch):
+    """[(forward multiply-adds, network, layer, input shape)] of every strided or stride-1
+    convolution (kernel 25) of the stage's networks."""
     from model_progressive import convolutions
 
-    candidates = []
+    found = []
     for network in networks.values():
         macs = dict(layer_macs(network, batch))
         for block in network.named_layers().values():
             for layer in convolutions(block):
-                if hasattr(layer, "strides"):
-                    candidates.append((macs[layer.name], network, layer))
-    most = max(m for m, _, _ in candidates)
+                if hasattr(layer, "strides") and layer.kernel.shape[0] > 1:
+                    transpose = "Transpose" in type(layer).__name__
+                    length = macs[layer.name] // (batch * math.prod(layer.kernel.shape))
+                    length = length if transpose else length * layer.strides[0]
+                    shape = [batch, length, layer.kernel.shape[2 if transpose else 1]]
+                    found.append((macs[layer.name], network, layer, shape))
+    return found
+
+
+def convolution_peak(tf, networks, batch, policy, repeats):
+    """GFLOP/s of the stage's most expensive convolutions (every one within 1 % of the most
+    multiply-adds), each timed alone: forward, input gradient and kernel gradient (3 x its
+    forward FLOPs), as a fresh layer of the same class, configuration and dtype policy on
+    random input. The fastest is the peak."""
+    candidates = stage_convolutions(networks, batch)
+    most = max(macs for macs, *_ in candidates)
     results = []
-    for macs, network, layer in candidates:
+    for macs, network, layer, shape in candidates:
         if macs < 0.99 * most:
             continue
         copy = type(layer).from_config({**layer.get_config(), "dtype": policy})
-        transpose = "Transpose" in type(layer).__name__
-        channels_in = layer.kernel.shape[2 if transpose else 1]
-        length = macs // (batch * math.prod(layer.kernel.shape))
-        length = length if transpose else length * layer.strides[0]
-        x = tf.random.uniform([batch, length, channels_in], -1.0, 1.0)
-        copy.build(x.shape)
-        dy = tf.cast(tf.random.uniform(copy.compute_output_shape(x.shape), -1, 1),
-                     copy.compute_dtype)
-
-        @tf.function
-        def forward_backward(x=x, copy=copy, dy=dy):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = copy(x)
-            grad_x, grad_kernel = tape.gradient(y, [x, copy.kernel], output_gradients=dy)
-            # y is returned too: otherwise the function prunes the forward pass, which
-            # output_gradients makes unnecessary for the gradients.
-            return (tf.reduce_sum(tf.cast(y, tf.float32)) + tf.reduce_sum(grad_kernel)
-                    + tf.reduce_sum(tf.cast(grad_x, tf.float32)))
-
-        forward_backward()
-        seconds = time_calls(forward_backward, repeats)
-        results.append({"network": network.name, "layer": layer.name,
-                        "shape": [batch, length, channels_in], "filters": layer.filters,
-                        "stride": layer.strides[0], "transpose": transpose,
+        copy.build(shape)
+        seconds = forward_backward_seconds(tf, copy, shape, repeats)
+        results.append({"network": network.name, "layer": layer.name, "shape": shape,
+                        "filters": layer.filters, "stride": layer.strides[0],
+                        "class": type(layer).__name__,
                         "gflop": round(6 * macs / 1e9, 3), "seconds": round(seconds, 4),
                         "gflops_per_second": round(6 * macs / seconds / 1e9, 1)})
     return max(results, key=lambda r: r["gflops_per_second"]), results

@@ -72,3 +72,23 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     fraction = result["gflops_per_second"] / peak["gflops_per_second"]  # both rounded
     assert result["fraction_of_peak"] > 0
     assert abs(result["fraction_of_peak"] - fraction) < 0.002 + 0.1 / peak["gflops_per_second"]
+
+
+def test_convolution_forms_benchmark_times_both_forms_of_every_convolution():
+    import convolutions  # bench/convolutions.py
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = convolutions.main(["--stage", "2", "--batch_size", "1", "--repeats", "1",
+                                  "--json"])
+    assert code == 0
+    rows = json.loads(out.getvalue().strip().splitlines()[-1])["convolutions"]
+    # Two kernel-25 convolutions per network at stage 2; block 1 is the matrix product.
+    assert [(r["network"], r["layer"], r["used"]) for r in rows] == [
+        ("generator", "progressive_block_1", "MatmulConv1DTranspose"),
+        ("generator", "progressive_block_2", "Conv1DTranspose"),
+        ("discriminator", "progressive_block_2", "Conv1D"),
+        ("discriminator", "progressive_block_1", "MatmulConv1D")]
+    assert rows[0]["shape"] == [1, 16, 1024] and rows[3]["shape"] == [1, 64, 512]
+    assert all(r["keras_gflops_per_second"] > 0 and r["matmul_gflops_per_second"] > 0
+               for r in rows)

@@ -151,6 +151,93 @@ def test_forward_shapes_and_dtypes(stage, channels, dtype):
     assert np.all(np.isfinite(score.numpy()))
 
 
+# --------------------------------------------------------------------------- matrix-product convolutions
+
+def keras_and_matmul(transpose, filters, stride, input_shape):
+    """A keras convolution and its matrix-product twin holding the same random weights."""
+    layers = []
+    for cls in ((keras.layers.Conv1DTranspose, mp.MatmulConv1DTranspose) if transpose
+                else (keras.layers.Conv1D, mp.MatmulConv1D)):
+        layer = cls(filters, KERNEL, strides=stride, padding="same")
+        layer.build(input_shape)
+        layers.append(layer)
+    rng = np.random.default_rng(1)
+    for variables in zip(*(layer.weights for layer in layers)):
+        value = rng.standard_normal(variables[0].shape).astype(np.float32) * np.float32(0.1)
+        for variable in variables:
+            variable.assign(value)
+    return layers
+
+
+def gradient_penalty_terms(layer, x):
+    """The layer's output, input gradient, and the kernel and bias gradients of the squared
+    input gradient: the two orders of differentiation the WGAN-GP critic update takes."""
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = layer(x)
+            score = tf.reduce_sum(tf.sin(y))
+        grad_x = inner.gradient(score, x)
+        penalty = tf.reduce_sum(tf.square(grad_x))
+    grad_kernel, grad_bias = outer.gradient(penalty, [layer.kernel, layer.bias])
+    return y, grad_x, grad_kernel, grad_bias
+
+
+@pytest.mark.parametrize("transpose", [False, True], ids=["conv", "transpose"])
+@pytest.mark.parametrize("stride,length", [(4, 16), (4, 13), (1, 9)])
+def test_matmul_convolution_equals_keras(transpose, stride, length):
+    """Same outputs and same first- and second-order gradients as keras's layer, for the
+    strided and stride-1 blocks and for a length the stride does not divide."""
+    reference, matmul = keras_and_matmul(transpose, 6, stride, (3, length, 5))
+    x = tf.constant(np.random.default_rng(2).standard_normal((3, length, 5)), tf.float32)
+    expected = gradient_penalty_terms(reference, x)
+    got = gradient_penalty_terms(matmul, x)
+    assert got[0].shape == expected[0].shape
+    for name, e, g in zip(("output", "input gradient", "kernel", "bias"), expected, got):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_matmul_convolution_in_bfloat16_is_close_to_float32():
+    _, matmul = keras_and_matmul(False, 8, 4, (2, 16, 8))
+    x = tf.random.normal([2, 16, 8], seed=4)
+    low = mp.MatmulConv1D.from_config({**matmul.get_config(), "dtype": "mixed_bfloat16"})
+    low.build(x.shape)
+    low.set_weights(matmul.get_weights())
+    y = low(x)
+    assert y.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), matmul(x).numpy(), atol=0.05)
+
+
+@pytest.mark.parametrize("variant", ["standard", "extended", "pggan"])
+def test_only_the_convolutions_beside_1024_channels_are_matrix_products(variant):
+    """The convolutions with 1024 channels on one side (block 1 of both networks, and of a
+    two-convolution block the one that reads or writes 1024) run as matrix products; every
+    other convolution, the 1x1 layers too, stays keras's."""
+    for network, matmul_type in ((mp.Generator(3, variant=variant), mp.MatmulConv1DTranspose),
+                                 (mp.Discriminator(3, variant=variant), mp.MatmulConv1D)):
+        wide = []
+        for name, layer in network.named_layers().items():
+            for convolution in mp.convolutions(layer):
+                if not hasattr(convolution, "strides"):
+                    continue
+                is_matmul = isinstance(convolution, (mp.MatmulConv1D, mp.MatmulConv1DTranspose))
+                assert is_matmul == (1024 in convolution.kernel.shape[1:]), (name, convolution)
+                assert not is_matmul or isinstance(convolution, matmul_type)
+                wide += [name] if is_matmul else []
+        assert set(wide) == {block(1)}, network.name
+
+
+def test_a_keras_convolution_checkpoint_restores_into_its_matmul_twin(tmp_path):
+    """Same variables under the same keys: checkpoints from before the change still load."""
+    reference, matmul = keras_and_matmul(False, 6, 4, (2, 16, 5))
+    for variable in matmul.weights:
+        variable.assign(tf.zeros_like(variable))
+    path = save(tmp_path, "keras", layer=reference)
+    tf.train.Checkpoint(layer=matmul).restore(path).assert_existing_objects_matched()
+    for restored, saved in zip(matmul.weights, reference.weights):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy())
+
+
 # --------------------------------------------------------------------------- sample norm
 
 def numpy_sample_norm(x):
