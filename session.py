@@ -78,8 +78,8 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                              "--batch_size is the global batch, split across replicas")
     parser.add_argument("--xla", action="store_true",
                         help="training only: compile each update's forward pass, gradient "
-                             "penalty and gradients with XLA (helps on GPUs; far slower on "
-                             "CPUs, see README)")
+                             "penalty and gradients with XLA (for GPUs; 1.1-1.4x slower on "
+                             "a 2-core CPU, see README)")
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also train on windows offset by k*window/10, k=1..L; "
                                         "for small datasets")
