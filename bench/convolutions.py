@@ -16,16 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # bench/ is not a package: train_step is found beside this script.
-from train_step import forward_backward_seconds, stage_convolutions
+from train_step import forward_backward_seconds, stage_convolutions, stage_parser
 
-from utils import (
-    MAX_BLOCKS,
-    MIN_BLOCKS,
-    ArgumentParser,
-    default_batch_size,
-    import_tensorflow,
-    int_in_range,
-)
+from train_progressive import MODEL_VARIANTS
+from utils import default_batch_size, import_tensorflow, int_in_range
 
 
 def forms(layer):
@@ -38,13 +32,14 @@ def forms(layer):
     return {"keras": keras.layers.Conv1D, "matmul": mp.MatmulConv1D}
 
 
-def benchmark(stage, batch, mixed, repeats):
+def benchmark(stage, batch, mixed, repeats, variant="standard"):
     tf = import_tensorflow()
     from model_progressive import Discriminator, Generator
     from wgan_gp import precision
 
     policy, _ = precision(mixed)
-    networks = {"generator": Generator(stage), "discriminator": Discriminator(stage)}
+    networks = {"generator": Generator(stage, variant=variant),
+                "discriminator": Discriminator(stage, variant=variant)}
     rows = []
     for macs, network, layer, shape in stage_convolutions(networks, batch):
         row = {"network": network.name, "layer": layer.name, "shape": shape,
@@ -56,28 +51,26 @@ def benchmark(stage, batch, mixed, repeats):
             seconds = forward_backward_seconds(tf, copy, shape, repeats)
             row[form + "_gflops_per_second"] = round(6 * macs / seconds / 1e9, 1)
         rows.append(row)
-    return {"stage": stage, "batch_size": batch, "policy": policy, "convolutions": rows}
+    return {"stage": stage, "batch_size": batch, "policy": policy, "model_variant": variant,
+            "convolutions": rows}
 
 
 def main(argv=None):
-    parser = ArgumentParser(description="Time each convolution of a stage in keras's form and "
-                                        "as one matrix product.")
-    parser.add_argument("--stage", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=3,
-                        help="number of blocks")
-    parser.add_argument("--batch_size", type=int_in_range(1, 1 << 16), default=None,
-                        help="batch (default: the stage's default)")
-    parser.add_argument("--use_mixed_precision_training", action="store_true",
-                        help="as the trainers: float16 on a GPU, bfloat16 on a CPU with it")
+    parser = stage_parser("Time each convolution of a stage in keras's form and as one "
+                          "matrix product.")
+    parser.add_argument("--model_variant", choices=MODEL_VARIANTS, default="standard",
+                        help="as train_progressive.py's --model_variant")
     parser.add_argument("--repeats", type=int_in_range(1, 100000), default=10,
                         help="timed calls of each convolution (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     result = benchmark(args.stage, args.batch_size or default_batch_size(args.stage),
-                       args.use_mixed_precision_training, args.repeats)
+                       args.use_mixed_precision_training, args.repeats, args.model_variant)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"stage {result['stage']}, batch {result['batch_size']}, {result['policy']}: "
+    print(f"stage {result['stage']}, batch {result['batch_size']}, {result['policy']}, "
+          f"{result['model_variant']} model: "
           f"GFLOP/s forward and backward")
     print(f"  {'convolution':34} {'input':>16} {'filters':>7} {'keras':>8} {'matmul':>8}  used")
     for row in result["convolutions"]:

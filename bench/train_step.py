@@ -209,14 +209,20 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
             "traces": traces}
 
 
-def main(argv=None):
-    parser = ArgumentParser(description="Time train_progressive.py's training step.")
+def stage_parser(description):
+    """The flags every benchmark of a stage's networks takes: stage, batch, precision."""
+    parser = ArgumentParser(description=description)
     parser.add_argument("--stage", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=3,
                         help="number of blocks")
     parser.add_argument("--batch_size", type=int_in_range(1, 1 << 16), default=None,
                         help="global batch (default: the stage's default)")
     parser.add_argument("--use_mixed_precision_training", action="store_true",
                         help="as the trainers: float16 on a GPU, bfloat16 on a CPU with it")
+    return parser
+
+
+def main(argv=None):
+    parser = stage_parser("Time train_progressive.py's training step.")
     parser.add_argument("--xla", action="store_true", help="as the trainers' --xla")
     parser.add_argument("--distribution", choices=session.DISTRIBUTIONS,
                         default="none", help="as the trainers' --distribution")

@@ -92,10 +92,18 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
     config = stages.read_config(stages.stage_dir(str(root / "none"), 1))
     nets = [networks_of(stages.latest_checkpoint(stages.stage_dir(str(root / folder), 1)),
                         config) for folder in ("none", "mirrored")]
-    for name in ("generator", "discriminator"):
+    # Adam's first steps are about learning_rate x sign(gradient): where a gradient sums to
+    # nearly zero, the round-off of another summation order (4 + 4 rows, not 8) can flip its
+    # sign and move that weight by up to about 2 x learning_rate per update. So nearly every
+    # element must agree closely, and every one within what such flips can add up to.
+    learning_rate = 1e-4  # wgan_gp.make_optimizer
+    for name, updates in (("generator", 2), ("discriminator", 10)):
         one, two = weights(nets[0][name]), weights(nets[1][name])
         for key in one:
-            np.testing.assert_allclose(two[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)
+            close = np.isclose(two[key], one[key], rtol=1e-4, atol=1e-6)
+            assert close.mean() > 0.999, (key, close.mean())
+            np.testing.assert_allclose(two[key], one[key], rtol=0,
+                                       atol=3 * learning_rate * updates, err_msg=key)
 
 
 def test_mirrored_trains_the_vaegan_and_wavegan(two_devices):
