@@ -111,7 +111,7 @@ def test_two_convolution_blocks_are_named_stride_1_then_4():
             assert [c.kernel_size for c in convs] == [(25,), (25,)]
             assert tuple(c.filters for c in convs) == filters[b]
             kind = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
-            assert all(type(c) is kind for c in convs)
+            assert all(isinstance(c, kind) for c in convs)  # block 1: the matmul subclass
     asymmetric = mp.Generator(2, variant="asymmetric")
     assert type(getattr(asymmetric, block(2))) is keras.layers.Conv1DTranspose
 
@@ -215,6 +215,10 @@ def test_pggan_kernels_have_unit_variance_and_zero_biases():
     ("transpose", 25 * 6, (2, 8, 6),
      lambda: keras.layers.Conv1DTranspose(5, 25, 4, padding="same")),
     ("one_by_one", 3, (2, 16, 3), lambda: keras.layers.Conv1D(7, 1, 1, padding="same")),
+    ("conv_as_matmul", 25 * 6, (2, 32, 6),
+     lambda: keras.layers.Conv1D(5, 25, 4, padding="same")),
+    ("transpose_as_matmul", 25 * 6, (2, 8, 6),
+     lambda: keras.layers.Conv1DTranspose(5, 25, 4, padding="same")),
 ])
 def test_equalised_layer_is_an_ordinary_layer_with_the_scaled_kernel(kind, fan_in, input_shape,
                                                                       ordinary):
@@ -223,8 +227,12 @@ def test_equalised_layer_is_an_ordinary_layer_with_the_scaled_kernel(kind, fan_i
     if kind == "dense":
         layer = mp.dense(config["units"], "float32", "eq", equalised=True)
     else:
+        # channels_in as wide as the 1024-channel blocks': the matrix-product layers
+        wide = mp.MATMUL_CHANNELS if kind.endswith("as_matmul") else 1
         layer = mp.conv(config["filters"], config["kernel_size"][0], config["strides"][0],
-                        "float32", "eq", transpose=kind == "transpose", equalised=True)
+                        "float32", "eq", transpose=kind.startswith("transpose"), equalised=True,
+                        channels_in=wide)
+        assert isinstance(layer, (mp.MatmulConv1D, mp.MatmulConv1DTranspose)) == (wide > 1)
     layer.build(input_shape)
     reference.build(input_shape)
     layer.bias.assign(np.random.default_rng(1).standard_normal(layer.bias.shape))
