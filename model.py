@@ -10,7 +10,15 @@ Pure: layers and shapes, no file IO.
 import keras
 import tensorflow as tf
 
-from model_progressive import BASE_LENGTH, KERNEL_SIZE, LATENT_DIM, STRIDE, conv, lrelu
+from model_progressive import (
+    BASE_LENGTH,
+    KERNEL_SIZE,
+    LATENT_DIM,
+    STRIDE,
+    conv,
+    lrelu,
+    runs_as_matmul,
+)
 
 # Channels after each layer: G's dense gives 16 x 1024, its five transposed convolutions
 # 512, 256, 128, 64 and C; D mirrors it with 64 .. 1024 (§7.4).
@@ -58,7 +66,7 @@ class Generator(keras.Model):
         length, outputs = BASE_LENGTH, G_FEATURE_MAPS[1:] + (channels,)
         for i, (n_in, n_out) in enumerate(zip(G_FEATURE_MAPS, outputs)):
             named(self, f"upconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"upconv_{i}",
-                                            transpose=True, channels_in=n_in),
+                                            transpose=True, matmul=runs_as_matmul(i + 1)),
                   (None, length, n_in))
             length *= STRIDE
         self.built = True
@@ -88,7 +96,8 @@ class Discriminator(keras.Model):
         length, inputs = WINDOW, (channels,) + D_FEATURE_MAPS[:-1]
         for i, (n_in, n_out) in enumerate(zip(inputs, D_FEATURE_MAPS)):
             named(self, f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"downconv_{i}",
-                                              channels_in=n_in), (None, length, n_in))
+                                              matmul=runs_as_matmul(len(D_FEATURE_MAPS) - i)),
+                  (None, length, n_in))
             length //= STRIDE
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         named(self, "prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),

@@ -179,18 +179,19 @@ EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, l
                            MatmulConv1D, MatmulConv1DTranspose)}
 
 
-# Channels in x out from which a convolution runs as one matrix product: the layers beside the
-# 16 x 1024 features. oneDNN runs their strided convolutions (16 or 64 steps, 512 and 1024
-# channels) at 40 % of the rate of the other blocks, forward and backward; one matrix product
-# runs them as fast as the rest (bench/convolutions.py, BENCHMARKS.md).
-MATMUL_CHANNELS = 512 * 1024
+def runs_as_matmul(block):
+    """Whether the convolutions of a block run as one matrix product each: those of block 1,
+    beside the 16 x 1024 features (16 steps in or out at stride 4, 512 or 1024 channels).
+    oneDNN runs them, forward and backward, at 100-150 GFLOP/s on the benchmark CPU (float32),
+    a matrix product at 270-320 like the other blocks; from block 2 on, oneDNN is as fast or
+    faster (bench/convolutions.py, every variant; BENCHMARKS.md)."""
+    return block == 1
 
 
-def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False,
-         channels_in=1):
-    """A "same" Conv1D or Conv1DTranspose layer; the wide ones (MATMUL_CHANNELS) computed as
-    one matrix product, the equalised ones with PGGAN's run-time weight scaling."""
-    if channels_in * filters >= MATMUL_CHANNELS:
+def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False, matmul=False):
+    """A "same" Conv1D or Conv1DTranspose layer; computed as one matrix product with `matmul`,
+    with PGGAN's run-time weight scaling if `equalised`."""
+    if matmul:
         layer = MatmulConv1DTranspose if transpose else MatmulConv1D
     else:
         layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
@@ -247,20 +248,20 @@ class StagedNetwork(keras.Model):
     def named_layers(self):
         return {name: getattr(self, name) for name in self.layer_names}
 
-    def make_conv(self, filters, kernel, stride, name, transpose=False, channels_in=1):
+    def make_conv(self, filters, kernel, stride, name, transpose=False, matmul=False):
         return conv(filters, kernel, stride, self.layer_dtype, name, transpose,
-                    self.variant.equalised_lr, channels_in)
+                    self.variant.equalised_lr, matmul)
 
-    def make_block(self, b, channels_in, filters, count, transpose=False):
+    def make_block(self, b, filters, count, transpose=False):
         """Block b: one stride-4 convolution to `filters` channels, or (count 2) a stride-1
         convolution to `filters` channels and then the stride-4 one; run_block follows each
         with the network's activation."""
+        matmul = runs_as_matmul(b)
         if count == 1:
             return self.make_conv(filters, KERNEL_SIZE, STRIDE, block_name(b), transpose,
-                                  channels_in)
-        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose, width)
-                 for name, stride, width in (("conv", 1, channels_in),
-                                             ("strided_conv", STRIDE, filters))}
+                                  matmul)
+        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose, matmul)
+                 for name, stride in (("conv", 1), ("strided_conv", STRIDE))}
         return ConvBlock(convs, name=block_name(b), dtype=self.layer_dtype)
 
     def activate(self, x):
@@ -302,8 +303,7 @@ class Generator(StagedNetwork):
                                            self.variant.equalised_lr), (None, LATENT_DIM))
         length = BASE_LENGTH
         for b in range(1, num_blocks + 1):
-            layer = self.make_block(b, nf[b - 1], nf[b], self.variant.generator_convs,
-                                    transpose=True)
+            layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
             self.add_layer(block_name(b), layer, (None, length, nf[b - 1]))
             length *= STRIDE
         name = block_name(num_blocks) + "_output"
@@ -339,7 +339,7 @@ class CriticBody(StagedNetwork):
                        (None, length, channels))
         for b in range(num_blocks, 0, -1):
             extra = 1 if b == 1 and self.variant.minibatch_stddev else 0
-            layer = self.make_block(b, nf[b] + extra, nf[b - 1], self.variant.critic_convs)
+            layer = self.make_block(b, nf[b - 1], self.variant.critic_convs)
             self.add_layer(block_name(b), layer, (None, length, nf[b] + extra))
             length //= STRIDE
         self.built = True

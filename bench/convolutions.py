@@ -41,8 +41,8 @@ def benchmark(stage, batch, mixed, repeats, variant="standard"):
     networks = {"generator": Generator(stage, variant=variant),
                 "discriminator": Discriminator(stage, variant=variant)}
     rows = []
-    for macs, network, layer, shape in stage_convolutions(networks, batch):
-        row = {"network": network.name, "layer": layer.name, "shape": shape,
+    for macs, network, label, layer, shape in stage_convolutions(networks, batch):
+        row = {"network": network.name, "layer": label, "shape": shape,
                "filters": layer.filters, "stride": layer.strides[0],
                "used": type(layer).__name__, "gflop": round(6 * macs / 1e9, 3)}
         for form, cls in forms(layer).items():
@@ -72,9 +72,9 @@ def main(argv=None):
     print(f"stage {result['stage']}, batch {result['batch_size']}, {result['policy']}, "
           f"{result['model_variant']} model: "
           f"GFLOP/s forward and backward")
-    print(f"  {'convolution':34} {'input':>16} {'filters':>7} {'keras':>8} {'matmul':>8}  used")
+    print(f"  {'convolution':47} {'input':>16} {'filters':>7} {'keras':>8} {'matmul':>8}  used")
     for row in result["convolutions"]:
-        print(f"  {row['network'] + '/' + row['layer']:34} {row['shape']!s:>16} "
+        print(f"  {row['network'] + '/' + row['layer']:47} {row['shape']!s:>16} "
               f"{row['filters']:7d} {row['keras_gflops_per_second']:8.1f} "
               f"{row['matmul_gflops_per_second']:8.1f}  {row['used']}")
     return 0

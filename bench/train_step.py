@@ -45,7 +45,8 @@ SEED = 0
 
 def layer_macs(network, batch):
     """[(name, forward multiply-adds)] of every convolution, transposed convolution and dense
-    layer of a progressive generator or critic, in the order of its forward pass.
+    layer of a progressive generator or critic, in the order of its forward pass; a
+    two-convolution block's are named progressive_block_b/conv and .../strided_conv.
 
     Conv1D, stride s:  batch x ceil(length_in / s) x kernel x C_in x C_out
     Conv1DTranspose:   batch x length_in x kernel x C_in x C_out (length_out = s x length_in)
@@ -60,12 +61,13 @@ def layer_macs(network, batch):
     for name, block in network.named_layers().items():
         for layer in convolutions(block):
             weights = math.prod(layer.kernel.shape)
+            label = name if layer is block else f"{name}/{layer.name}"  # a two-conv block's
             if isinstance(layer, keras.layers.Conv1DTranspose):
-                macs.append((layer.name, batch * length * weights))
+                macs.append((label, batch * length * weights))
                 length *= layer.strides[0]
             elif isinstance(layer, keras.layers.Conv1D):
                 length = -(-length // layer.strides[0])
-                macs.append((layer.name, batch * length * weights))
+                macs.append((label, batch * length * weights))
             else:  # Dense: the generator's projection or the critic's prediction
                 macs.append((name, batch * weights))
     return macs
@@ -133,21 +135,22 @@ def forward_backward_seconds(tf, layer, shape, repeats):
 
 
 def stage_convolutions(networks, batch):
-    """[(forward multiply-adds, network, layer, input shape)] of every strided or stride-1
-    convolution (kernel 25) of the stage's networks."""
+    """[(forward multiply-adds, network, label, layer, input shape)] of every strided or
+    stride-1 convolution (kernel 25) of the stage's networks, labelled as layer_macs does."""
     from model_progressive import convolutions
 
     found = []
     for network in networks.values():
         macs = dict(layer_macs(network, batch))
-        for block in network.named_layers().values():
+        for name, block in network.named_layers().items():
             for layer in convolutions(block):
                 if hasattr(layer, "strides") and layer.kernel.shape[0] > 1:
+                    label = name if layer is block else f"{name}/{layer.name}"
                     transpose = "Transpose" in type(layer).__name__
-                    length = macs[layer.name] // (batch * math.prod(layer.kernel.shape))
+                    length = macs[label] // (batch * math.prod(layer.kernel.shape))
                     length = length if transpose else length * layer.strides[0]
                     shape = [batch, length, layer.kernel.shape[2 if transpose else 1]]
-                    found.append((macs[layer.name], network, layer, shape))
+                    found.append((macs[label], network, label, layer, shape))
     return found
 
 
@@ -159,13 +162,13 @@ def convolution_peak(tf, networks, batch, policy, repeats):
     candidates = stage_convolutions(networks, batch)
     most = max(macs for macs, *_ in candidates)
     results = []
-    for macs, network, layer, shape in candidates:
+    for macs, network, label, layer, shape in candidates:
         if macs < 0.99 * most:
             continue
         copy = type(layer).from_config({**layer.get_config(), "dtype": policy})
         copy.build(shape)
         seconds = forward_backward_seconds(tf, copy, shape, repeats)
-        results.append({"network": network.name, "layer": layer.name, "shape": shape,
+        results.append({"network": network.name, "layer": label, "shape": shape,
                         "filters": layer.filters, "stride": layer.strides[0],
                         "class": type(layer).__name__,
                         "gflop": round(6 * macs / 1e9, 3), "seconds": round(seconds, 4),

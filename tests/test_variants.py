@@ -227,12 +227,11 @@ def test_equalised_layer_is_an_ordinary_layer_with_the_scaled_kernel(kind, fan_i
     if kind == "dense":
         layer = mp.dense(config["units"], "float32", "eq", equalised=True)
     else:
-        # channels_in as wide as the 1024-channel blocks': the matrix-product layers
-        wide = mp.MATMUL_CHANNELS if kind.endswith("as_matmul") else 1
+        matmul = kind.endswith("as_matmul")
         layer = mp.conv(config["filters"], config["kernel_size"][0], config["strides"][0],
                         "float32", "eq", transpose=kind.startswith("transpose"), equalised=True,
-                        channels_in=wide)
-        assert isinstance(layer, (mp.MatmulConv1D, mp.MatmulConv1DTranspose)) == (wide > 1)
+                        matmul=matmul)
+        assert isinstance(layer, (mp.MatmulConv1D, mp.MatmulConv1DTranspose)) == matmul
     layer.build(input_shape)
     reference.build(input_shape)
     layer.bias.assign(np.random.default_rng(1).standard_normal(layer.bias.shape))

@@ -86,6 +86,18 @@ def test_parameter_counts_follow_the_architecture(channels):
     assert count(discriminator.trainable_variables) == expected_discriminator_params(channels)
 
 
+def test_the_layers_beside_16_x_1024_features_are_matrix_products():
+    """As the progressive model's block 1 (model_progressive.runs_as_matmul): upconv_0 and
+    downconv_4, and no other convolution."""
+    import model_progressive as mp
+    generator, discriminator = model.Generator(1), model.Discriminator(1)
+    wide = {name for net in (generator, discriminator) for name, layer in vars(net).items()
+            if isinstance(layer, (mp.MatmulConv1D, mp.MatmulConv1DTranspose))}
+    assert wide == {"upconv_0", "downconv_4"}
+    assert isinstance(generator.upconv_0, mp.MatmulConv1DTranspose)
+    assert isinstance(discriminator.downconv_4, mp.MatmulConv1D)
+
+
 def test_checkpoint_holds_every_layer_by_name(tmp_path):
     """Layers are named attributes, so every parameter is saved under its network (TF2_NOTES)."""
     networks = train.build_networks({"channels": 1, "phaseshuffle_rad": 2}, "float32")
