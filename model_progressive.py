@@ -182,7 +182,7 @@ EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, l
 def runs_as_matmul(block):
     """Whether the convolutions of a block run as one matrix product each: those of block 1,
     beside the 16 x 1024 features (16 steps in or out at stride 4, 512 or 1024 channels).
-    oneDNN runs them, forward and backward, at 100-150 GFLOP/s on the benchmark CPU (float32),
+    oneDNN runs them, forward and backward, at 100-225 GFLOP/s on the benchmark CPU (float32),
     a matrix product at 270-320 like the other blocks; from block 2 on, oneDNN is as fast or
     faster (bench/convolutions.py, every variant; BENCHMARKS.md)."""
     return block == 1
