@@ -184,7 +184,7 @@ def runs_as_matmul(block):
     beside the 16 x 1024 features (16 steps in or out at stride 4, 512 or 1024 channels).
     oneDNN runs them, forward and backward, at 100-225 GFLOP/s on the benchmark CPU (float32),
     a matrix product at 270-320 like the other blocks; from block 2 on, oneDNN is as fast or
-    faster (bench/convolutions.py, every variant; BENCHMARKS.md)."""
+    faster (bench/convolutions.py, standard and extended variants; BENCHMARKS.md)."""
     return block == 1
 
 
