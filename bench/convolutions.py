@@ -46,9 +46,7 @@ def benchmark(stage, batch, mixed, repeats, variant="standard"):
                "filters": layer.filters, "stride": layer.strides[0],
                "used": type(layer).__name__, "gflop": round(6 * macs / 1e9, 3)}
         for form, cls in forms(layer).items():
-            copy = cls.from_config({**layer.get_config(), "dtype": policy})
-            copy.build(shape)
-            seconds = forward_backward_seconds(tf, copy, shape, repeats)
+            seconds = forward_backward_seconds(tf, layer, shape, policy, repeats, cls)
             row[form + "_gflops_per_second"] = round(6 * macs / seconds / 1e9, 1)
         rows.append(row)
     return {"stage": stage, "batch_size": batch, "policy": policy, "model_variant": variant,

@@ -112,9 +112,12 @@ def time_calls(function, repeats):
     return statistics.median(seconds)
 
 
-def forward_backward_seconds(tf, layer, shape, repeats):
-    """Median seconds of a built convolution's forward pass, input gradient and kernel
-    gradient on random input of `shape` (3 x its forward FLOPs)."""
+def forward_backward_seconds(tf, layer, shape, policy, repeats, cls=None):
+    """Median seconds of the forward pass, input gradient and kernel gradient (3 x its
+    forward FLOPs) of a fresh copy of a convolution, of class `cls` (default: the layer's
+    own), the layer's configuration and dtype `policy`, on random input of `shape`."""
+    layer = (cls or type(layer)).from_config({**layer.get_config(), "dtype": policy})
+    layer.build(shape)
     x = tf.random.uniform(shape, -1.0, 1.0)
     dy = tf.cast(tf.random.uniform(layer.compute_output_shape(shape), -1, 1),
                  layer.compute_dtype)
@@ -165,9 +168,7 @@ def convolution_peak(tf, networks, batch, policy, repeats):
     for macs, network, label, layer, shape in candidates:
         if macs < 0.99 * most:
             continue
-        copy = type(layer).from_config({**layer.get_config(), "dtype": policy})
-        copy.build(shape)
-        seconds = forward_backward_seconds(tf, copy, shape, repeats)
+        seconds = forward_backward_seconds(tf, layer, shape, policy, repeats)
         results.append({"network": network.name, "layer": label, "shape": shape,
                         "filters": layer.filters, "stride": layer.strides[0],
                         "class": type(layer).__name__,
