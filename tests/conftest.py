@@ -1,8 +1,25 @@
-"""Make the project's flat modules importable from tests/ and keep TensorFlow quiet."""
+"""Make the project's flat modules importable from tests/, keep TensorFlow quiet, and keep the
+suite's disk use small."""
 
 import os
+import shutil
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request):
+    """A folder for one module's shared training runs, removed when the module is done.
+
+    A checkpoint of even stage 1 is about 320 MB (block 1's 1024 x 512 x 25 kernels, twice,
+    with Adam's two slots each), so runs kept to the end of the suite would need over 10 GB.
+    Per-test tmp_path folders are removed as each test passes (pytest.ini).
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -69,8 +69,8 @@ def on_two_devices(*processes):
 
 
 @pytest.fixture(scope="module")
-def two_devices(tmp_path_factory):
-    root = tmp_path_factory.mktemp("two_devices")
+def two_devices(module_tmp):
+    root = module_tmp / "two_devices"
     common = ["--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "8", "--seed", "5",
               "--max_steps", "2", "--log_every_secs", "1e-9"]
     return root, on_two_devices(
@@ -199,10 +199,10 @@ def test_bad_distribution_flags_are_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def xla(tmp_path_factory):
+def xla(module_tmp):
     """Stage 1 for one step, then frozen stage 2 grown from it for one step, with and
     without --xla (one XLA run: XLA is slow on a CPU)."""
-    root = tmp_path_factory.mktemp("xla")
+    root = module_tmp / "xla"
     plain, compiled = str(root / "plain"), str(root / "compiled")
     code, out, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", plain)
     assert code == 0, out + err

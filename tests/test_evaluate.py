@@ -287,9 +287,9 @@ def test_write_report_and_format_table(results, tmp_path):
 # --------------------------------------------------------------------------- command line
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def folders(module_tmp):
     """REAL (pieces 1-2) and GENERATED (pieces 3-4) folders, as symbolic links to the demo."""
-    root = tmp_path_factory.mktemp("cli")
+    root = module_tmp
     for name, pieces in (("real", (1, 2)), ("generated", (3, 4))):
         os.makedirs(root / name)
         for piece in pieces:

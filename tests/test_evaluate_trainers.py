@@ -40,8 +40,8 @@ def run(main, *argv):
 
 
 @pytest.fixture(scope="module")
-def progressive(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("progressive"))
+def progressive(module_tmp):
+    root = str(module_tmp / "progressive")
     code, out, err = run(train_progressive.main, *TINY, "--num_blocks", "1", "--max_steps", "2",
                          "--checkpoint_dir", root)
     assert code == 0, (out, err)
@@ -49,8 +49,8 @@ def progressive(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def wavegan(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("wavegan"))
+def wavegan(module_tmp):
+    root = str(module_tmp / "wavegan")
     code, out, err = run(train.main, *TINY, "--max_steps", "1", "--checkpoint_dir", root)
     assert code == 0, (out, err)
     return root
@@ -124,8 +124,9 @@ def test_training_logs_the_pictures_as_image_summaries(progressive):
 
 
 @pytest.fixture(scope="module")
-def stereo_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("stereo")
+def stereo_dir(module_tmp):
+    folder = module_tmp / "stereo"
+    folder.mkdir()
     noise = np.random.default_rng(0).uniform(-0.3, 0.3, (4000, 2))
     sf.write(str(folder / "noise.wav"), noise, 16000)
     return str(folder)

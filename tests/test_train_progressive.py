@@ -60,8 +60,8 @@ def saved_step(path):
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("checkpoints"))
+def chain(module_tmp):
+    root = str(module_tmp)
     logs = {}
     logs["fresh"] = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root)
     logs["resume"] = run("--num_blocks", "1", "--max_steps", "3", "--checkpoint_dir", root)

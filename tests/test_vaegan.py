@@ -268,8 +268,8 @@ def run(*argv):
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("checkpoints"))
+def chain(module_tmp):
+    root = str(module_tmp)
     logs = {
         "stage1": run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root),
         "frozen2": run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "2",

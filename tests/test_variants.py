@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -344,8 +345,8 @@ def weights(network, names):
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("checkpoints"))
+def root(module_tmp):
+    return str(module_tmp)
 
 
 @pytest.fixture(scope="module", params=NEW_VARIANTS)
@@ -358,7 +359,8 @@ def chain(request, root):
                            "--checkpoint_dir", root, "--model_variant", variant)}
     for name, (code, out, err) in logs.items():
         assert code == 0, (variant, name, out, err)
-    return variant, os.path.join(root, variant), logs
+    yield variant, os.path.join(root, variant), logs
+    shutil.rmtree(os.path.join(root, variant), ignore_errors=True)  # 1 GB a variant
 
 
 def test_variant_has_its_own_stage_folders(chain, root):

@@ -183,9 +183,9 @@ def test_phase_shuffle_has_a_second_derivative_in_tf_function():
 # training, preview, generation
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """Two steps from scratch, then resumed to step 3, in one checkpoint folder."""
-    root = str(tmp_path_factory.mktemp("wavegan"))
+    root = str(module_tmp)
     base = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--checkpoint_dir", root]
     consoles = []
     for max_steps in ("2", "3"):
