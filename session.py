@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -308,6 +309,44 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
     return Training(networks, optimizers, step, rng, gan, checkpoint)
 
 
+def checkpoint_bytes(run):
+    """Bytes one checkpoint takes: every network weight and optimiser variable (Adam's two
+    slots per trainable weight). About 335 MB at stage 1, for block 1's 1024 x 512 x 25
+    kernels."""
+    import tensorflow as tf
+
+    variables = [v for network in run.networks.values() for v in network.weights]
+    variables += [v for optimizer in run.optimizers.values() for v in optimizer.variables]
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
+
+
+def error_reason(error):
+    """The cause in a TensorFlow or OS error: "No space left on device", not its op trace."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    message = getattr(error, "message", str(error))
+    return message.split(" [Op:")[0].rsplit("; ", 1)[-1].strip()
+
+
+def save_checkpoint(manager, step, size):
+    """manager.save, where a failed write (a full disk, a file-size limit) becomes one line.
+    TensorFlow writes into ckpt-N_temp and renames it only when complete, so the earlier
+    checkpoints are whole; the partial folder is removed."""
+    import tensorflow as tf
+
+    try:
+        return manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+        for name in os.listdir(manager.directory):
+            if name.startswith(f"ckpt-{step}_temp"):
+                shutil.rmtree(os.path.join(manager.directory, name), ignore_errors=True)
+        latest = manager.latest_checkpoint
+        resume = f"it resumes from {latest}" if latest else "it starts afresh"
+        raise UserError(f"cannot save checkpoint {step} in {manager.directory} "
+                        f"({error_reason(error)}; a checkpoint takes {size / 1e6:.0f} MB): "
+                        f"free space there and run the same command again: {resume}") from None
+
+
 def weights_fingerprint(networks):
     """First 12 hex digits of a SHA-256 of every weight: equal on workers that agree."""
     digest = hashlib.sha256()
@@ -356,6 +395,10 @@ def train(args, recipe):
         return 0
 
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+    size, free = checkpoint_bytes(run), shutil.disk_usage(directory).free
+    if chief and free < size:
+        say(f"warning: {free / 1e6:.0f} MB free in {directory} but a checkpoint takes "
+            f"{size / 1e6:.0f} MB: free space, or the first save will stop training", flush=True)
     writer = tf.summary.create_file_writer(directory) if chief else None
     # Fixed latents for the generator_output summary: the same sounds over time, and the
     # training random stream stays independent of when summaries happen.
@@ -371,7 +414,7 @@ def train(args, recipe):
 
     def save():
         if chief:
-            say(f"saved checkpoint {manager.save(checkpoint_number=int(step))}", flush=True)
+            say(f"saved checkpoint {save_checkpoint(manager, int(step), size)}", flush=True)
         return int(step)
 
     iterator = distribute(dataset, strategy)

@@ -6,6 +6,7 @@ one-line error convention of the command-line tools live here too.
 """
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -54,27 +55,37 @@ def make_readable(path):
 
 def atomic_write(path, write, suffix=".tmp"):
     """Call write(tmp) on a file beside path, then rename it to path: the file appears complete
-    or not at all, and a crash leaves whatever was there before."""
+    or not at all, and a crash leaves whatever was there before. A failed write (a full disk,
+    a read-only folder) is one line naming the file."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=suffix, dir=directory)
+        os.close(fd)
         write(tmp)
         make_readable(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as error:
+        raise UserError(f"cannot write {path} ({error.strerror or error}): free space there or "
+                        f"make the folder writable, then run the same command again") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        raise
     return path
 
 
 def write_wav(path, audio, sampling_rate):
-    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file, atomically."""
-    data = to_int16(audio)
-    return atomic_write(path, lambda tmp: sf.write(tmp, data, sampling_rate, subtype="PCM_16",
-                                                   format="WAV"), suffix=".wav.tmp")
+    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file, atomically.
+    Encoded in memory (2 MB for 65 s) and written by Python, whose errors name their cause;
+    libsndfile's say only "System error"."""
+    encoded = io.BytesIO()
+    sf.write(encoded, to_int16(audio), sampling_rate, subtype="PCM_16", format="WAV")
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(encoded.getvalue())
+    return atomic_write(path, write, suffix=".wav.tmp")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -6,6 +6,7 @@ resumed -> stage 2 from frozen 2.
 """
 
 import contextlib
+import hashlib
 import io
 import math
 import os
@@ -359,3 +360,61 @@ def test_interpolate_goes_from_seed_a_to_seed_b(chain, tmp_path):
     assert np.abs(morph[:window - overlap] - ends["11"][:window - overlap]).max() <= 1
     assert np.abs(morph[-(window - overlap):] - ends["12"][overlap:]).max() <= 1
     assert np.abs(ends["11"] - ends["12"]).max() > 100  # the two seeds do sound different
+
+
+def limited(max_bytes, *argv):
+    """train_progressive.py in a process that may write no file larger than max_bytes: writes
+    past it fail with "File too large" (Python ignores SIGXFSZ), as on a full disk."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+    return subprocess.run([sys.executable, "train_progressive.py", *TINY, *argv], cwd=ROOT,
+                          preexec_fn=limit, capture_output=True, text=True, check=False)
+
+
+def file_digests(directory):
+    digests = {}
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and not name.startswith("events."):
+            with open(path, "rb") as f:
+                digests[name] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def test_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    root = str(tmp_path)
+    code, _, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", root)
+    assert code == 0, err
+    directory = stages.stage_dir(root, 1)
+    before = file_digests(directory)
+    data = os.path.join(directory, "ckpt-1.data-00000-of-00001")
+    assert os.path.getsize(data) > 300e6  # so a 50 MB limit fails the next save
+
+    result = limited(50_000_000, "--num_blocks", "1", "--max_steps", "2",
+                     "--checkpoint_dir", root)
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error == [result.stderr.strip().splitlines()[-1]] and "Traceback" not in result.stderr
+    assert (f"cannot save checkpoint 2 in {directory} (File too large; a checkpoint takes "
+            f"{os.path.getsize(data) / 1e6:.0f} MB)") in error[0]
+    assert f"it resumes from {os.path.join(directory, 'ckpt-1')}" in error[0]
+    assert file_digests(directory) == before  # ckpt-1, its index, "checkpoint", config.json
+    assert not [name for name in os.listdir(directory) if "_temp" in name]
+    assert stages.latest_checkpoint(directory).endswith("ckpt-1")
+
+    code, out, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root)
+    assert code == 0 and "resumed at step 1" in out, err
+
+
+def test_failed_wav_write_is_one_line_and_leaves_no_partial_file(chain, tmp_path):
+    root, _ = chain
+    out_dir = tmp_path / "generated"
+    result = limited(100_000, "--num_blocks", "2", "--checkpoint_dir", root, "--generate", "1",
+                     "--duration", "10", "--output_dir", str(out_dir))  # 320 kB
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert last.startswith(f"error: cannot write {out_dir}/") and "(File too large)" in last
+    assert os.listdir(out_dir) == []
