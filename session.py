@@ -395,8 +395,9 @@ def train(args, recipe):
         return 0
 
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-    size, free = checkpoint_bytes(run), shutil.disk_usage(directory).free
-    if chief and free < size:
+    size = checkpoint_bytes(run)
+    free = shutil.disk_usage(directory).free if chief else size  # only the chief has a folder
+    if free < size:
         say(f"warning: {free / 1e6:.0f} MB free in {directory} but a checkpoint takes "
             f"{size / 1e6:.0f} MB: free space, or the first save will stop training", flush=True)
     writer = tf.summary.create_file_writer(directory) if chief else None
