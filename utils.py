@@ -77,8 +77,8 @@ def atomic_write(path, write, suffix=".tmp"):
 
 def write_wav(path, audio, sampling_rate):
     """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file, atomically.
-    Encoded in memory (2 MB for 65 s) and written by Python, whose errors name their cause;
-    libsndfile's say only "System error"."""
+    Encoded in memory (about 2 MB a minute, mono) and written by Python, whose errors name
+    their cause; libsndfile's say only "System error"."""
     encoded = io.BytesIO()
     sf.write(encoded, to_int16(audio), sampling_rate, subtype="PCM_16", format="WAV")
 
