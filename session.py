@@ -6,6 +6,7 @@ configuration, where its checkpoints live, which prior its latents come from and
 not WGAN-GP's, its training iteration.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -163,11 +164,37 @@ def run(args, recipe):
         return evaluate_checkpoint(args, recipe)
     if args.preview:
         return preview(args, recipe)
-    return train(args, recipe)
+    with custom_gradients_released():
+        return train(args, recipe)
 
 
 # ---------------------------------------------------------------------------------------------
 # training
+
+@contextlib.contextmanager
+def custom_gradients_released():
+    """Unregister, when training is over, the gradient functions its step's trace registered.
+
+    Every @tf.custom_gradient traced inside a tf.function registers its gradient function in
+    TensorFlow's global gradient registry, which never removes it (custom_gradient.py,
+    _graph_mode_decorator). The function holds the traced graph and, through the graph's
+    captured handles, every variable of the run. model_progressive.lrelu and the identity
+    all-reduce in Keras's optimizer.apply are such gradients, so each training run in one
+    process (the tests, a notebook) kept its weights and Adam moments, 335-441 MB. The step is
+    gone once train returns: nothing can differentiate its graph again.
+    """
+    from tensorflow.python.framework import ops  # private: there is no public unregister
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name in set(registry) - before:
+                if name.startswith("CustomGradient-"):
+                    del registry[name]
+
 
 class StopSignal:
     """SIGINT/SIGTERM ask the loop to save and stop; a second one acts at once."""

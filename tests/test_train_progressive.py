@@ -6,6 +6,7 @@ resumed -> stage 2 from frozen 2.
 """
 
 import contextlib
+import gc
 import hashlib
 import io
 import math
@@ -418,3 +419,21 @@ def test_failed_wav_write_is_one_line_and_leaves_no_partial_file(chain, tmp_path
     assert "Traceback" not in result.stderr
     assert last.startswith(f"error: cannot write {out_dir}/") and "(File too large)" in last
     assert os.listdir(out_dir) == []
+
+
+def test_training_leaves_no_graph_behind(tmp_path):
+    """A run in one process frees its step: the gradient functions that TensorFlow registers
+    globally for each traced @tf.custom_gradient (lrelu, Keras's all-reduce) would otherwise
+    keep its graph, and through it every weight and Adam moment, alive."""
+    from tensorflow.python.framework import ops
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def alive():
+        gc.collect()
+        return (sum(name.startswith("CustomGradient-") for name in ops._gradient_registry._registry),
+                sum(isinstance(o, FuncGraph) for o in gc.get_objects()))
+
+    before = alive()
+    code, _, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", str(tmp_path))
+    assert code == 0, err
+    assert alive() == before
