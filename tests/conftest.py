@@ -11,6 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import session  # after the path is set
+
 
 @pytest.fixture(scope="module")
 def module_tmp(tmp_path_factory, request):
@@ -23,3 +25,11 @@ def module_tmp(tmp_path_factory, request):
     path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_graphs_released():
+    """Free, when a module is done, the graphs of the steps its tests built directly
+    (session.build_training, not through a trainer's command, which frees its own)."""
+    with session.custom_gradients_released():
+        yield
