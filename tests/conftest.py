@@ -1,5 +1,5 @@
 """Make the project's flat modules importable from tests/, keep TensorFlow quiet, and keep the
-suite's disk use small."""
+suite's disk and memory use small."""
 
 import os
 import shutil
@@ -18,7 +18,7 @@ import session  # after the path is set
 def module_tmp(tmp_path_factory, request):
     """A folder for one module's shared training runs, removed when the module is done.
 
-    A checkpoint of even stage 1 is about 320 MB (block 1's 1024 x 512 x 25 kernels, twice,
+    A checkpoint of even stage 1 is 335 MB (block 1's 1024 x 512 x 25 kernels, twice,
     with Adam's two slots each), so runs kept to the end of the suite would need over 10 GB.
     Per-test tmp_path folders are removed as each test passes (pytest.ini).
     """
