@@ -43,6 +43,12 @@ SEED = 0
 
 # ------------------------------------------------------------------------- FLOPs from the layers
 
+def convolution_label(name, block, layer):
+    """A named layer's name, or for a convolution of a two-convolution block name/conv or
+    name/strided_conv (both are named layers' attributes, so their own names collide)."""
+    return name if layer is block else f"{name}/{layer.name}"
+
+
 def layer_macs(network, batch):
     """[(name, forward multiply-adds)] of every convolution, transposed convolution and dense
     layer of a progressive generator or critic, in the order of its forward pass; a
@@ -61,7 +67,7 @@ def layer_macs(network, batch):
     for name, block in network.named_layers().items():
         for layer in convolutions(block):
             weights = math.prod(layer.kernel.shape)
-            label = name if layer is block else f"{name}/{layer.name}"  # a two-conv block's
+            label = convolution_label(name, block, layer)
             if isinstance(layer, keras.layers.Conv1DTranspose):
                 macs.append((label, batch * length * weights))
                 length *= layer.strides[0]
@@ -148,7 +154,7 @@ def stage_convolutions(networks, batch):
         for name, block in network.named_layers().items():
             for layer in convolutions(block):
                 if hasattr(layer, "strides") and layer.kernel.shape[0] > 1:
-                    label = name if layer is block else f"{name}/{layer.name}"
+                    label = convolution_label(name, block, layer)
                     transpose = "Transpose" in type(layer).__name__
                     length = macs[label] // (batch * math.prod(layer.kernel.shape))
                     length = length if transpose else length * layer.strides[0]
