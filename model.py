@@ -30,21 +30,21 @@ MAX_PHASESHUFFLE_RAD = WINDOW // STRIDE ** (len(D_FEATURE_MAPS) - 1) - 1
 
 
 def phase_shuffle(x, rad, seed=None):
-    """WaveGAN §3.3: shift every example of x [batch, time, channels] by its own random
-    integer s in [-rad, rad] (out[t] = x[t - s]), reflect-padded back to its length.
+    """WaveGAN §3.3: shift the whole batch x [batch, time, channels] by one random integer s in
+    [-rad, rad] (out[t] = x[t - s]), reflect-padded back to its length. One shift per call, as
+    the original (and chrisdonahue/wavegan) draws it: tf.random_uniform([]) per layer.
 
-    seed is a keras.random.SeedGenerator (new shifts at every call, also inside tf.function).
-    The shifts are drawn once per call and are not differentiated; the gather is, twice over,
-    as the gradient penalty needs. The time axis must have a static length above rad.
+    seed is a keras.random.SeedGenerator (a new shift at every call, also inside tf.function).
+    The shift is not differentiated; the slice is, twice over, as the gradient penalty needs.
+    The time axis must have a static length above rad.
     """
     if rad == 0:
         return x
     length = x.shape[1]
-    shifts = keras.random.randint([tf.shape(x)[0]], -rad, rad + 1, seed=seed)
+    shift = keras.random.randint([], -rad, rad + 1, seed=seed)
     padded = tf.pad(x, [[0, 0], [rad, rad], [0, 0]], mode="REFLECT")
-    # Output sample t of example b is padded sample rad - s_b + t, i.e. x[t - s_b] reflected.
-    index = (rad - shifts)[:, None] + tf.range(length)[None, :]
-    return tf.gather(padded, index, batch_dims=1)
+    # Output sample t is padded sample rad - s + t, i.e. x[t - s] reflected.
+    return tf.slice(padded, tf.stack([0, rad - shift, 0]), [-1, length, -1])
 
 
 def named(network, name, layer, input_shape):
@@ -91,7 +91,8 @@ class Discriminator(keras.Model):
                              f"[0, {MAX_PHASESHUFFLE_RAD}]")
         self.phaseshuffle_rad = phaseshuffle_rad
         # Made whatever the radius, so that a run may resume with another --phaseshuffle_rad.
-        # Its state is not checkpointed: a resumed run draws shifts from a new seed.
+        # Its state goes into the checkpoint (random_state): a resumed run continues the
+        # shift sequence.
         self.phase_shuffle_seed = keras.random.SeedGenerator(seed, name="phase_shuffle_seed")
         length, inputs = WINDOW, (channels,) + D_FEATURE_MAPS[:-1]
         for i, (n_in, n_out) in enumerate(zip(inputs, D_FEATURE_MAPS)):
@@ -103,6 +104,10 @@ class Discriminator(keras.Model):
         named(self, "prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),
               (None, BASE_LENGTH * D_FEATURE_MAPS[-1]))
         self.built = True
+
+    def random_state(self):
+        """The phase-shuffle stream's position, checkpointed beside the networks."""
+        return {"phase_shuffle": self.phase_shuffle_seed.state}
 
     def call(self, x):
         for i in range(len(D_FEATURE_MAPS)):

@@ -31,6 +31,7 @@ KERNEL_SIZE = 25
 STRIDE = 4
 LRELU_ALPHA = 0.2
 FEATURES = BASE_LENGTH * 1024  # the flattened 16 x nf(0) features of the critic (table 7.2)
+HE_GAIN, OUTPUT_GAIN = math.sqrt(2.0), 1.0  # equalised learning rate's gains (pggan)
 
 
 @dataclass(frozen=True)
@@ -157,21 +158,23 @@ class MatmulConv1DTranspose(keras.layers.Conv1DTranspose):
 
 class EqualisedLearningRate:
     """PGGAN's equalised learning rate, mixed into Dense, Conv1D and Conv1DTranspose: kernels
-    are drawn from N(0, 1) and scaled at run time by He's constant sqrt(2 / fan_in), with
-    fan_in = input channels x kernel size. Scaling the input is scaling the kernel
-    (W (c x) + b = (c W) x + b), so the stored kernel keeps unit variance."""
+    are drawn from N(0, 1) and scaled at run time by gain / sqrt(fan_in), with fan_in = input
+    channels x kernel size. Scaling the input is scaling the kernel (W (c x) + b = (c W) x + b),
+    so the stored kernel keeps unit variance. The gain is sqrt(2) (He's) for the layers an
+    activation follows and 1 for the output layers, as in the original and in PGGAN."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, gain=HE_GAIN, **kwargs):
         super().__init__(*args, kernel_initializer=keras.initializers.RandomNormal(0.0, 1.0),
                          bias_initializer="zeros", **kwargs)
+        self.gain = gain
 
     def build(self, input_shape):
         super().build(input_shape)
         fan_in = input_shape[-1] * math.prod(getattr(self, "kernel_size", (1,)))
-        self.he_constant = math.sqrt(2.0 / fan_in)
+        self.runtime_scale = self.gain / math.sqrt(fan_in)
 
     def call(self, inputs):
-        return super().call(inputs * self.he_constant)
+        return super().call(inputs * self.runtime_scale)
 
 
 EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, layer), {})
@@ -188,20 +191,23 @@ def runs_as_matmul(block):
     return block == 1
 
 
-def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False, matmul=False):
+def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False, matmul=False,
+         gain=HE_GAIN):
     """A "same" Conv1D or Conv1DTranspose layer; computed as one matrix product with `matmul`,
-    with PGGAN's run-time weight scaling if `equalised`."""
+    with PGGAN's run-time weight scaling by gain / sqrt(fan_in) if `equalised`."""
     if matmul:
         layer = MatmulConv1DTranspose if transpose else MatmulConv1D
     else:
         layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
+    extra = {"gain": gain} if equalised else {}
     layer = EQUALISED[layer] if equalised else layer
-    return layer(filters, kernel, strides=stride, padding="same", dtype=dtype, name=name)
+    return layer(filters, kernel, strides=stride, padding="same", dtype=dtype, name=name, **extra)
 
 
-def dense(units, dtype, name, equalised=False):
-    layer = EQUALISED[keras.layers.Dense] if equalised else keras.layers.Dense
-    return layer(units, dtype=dtype, name=name)
+def dense(units, dtype, name, equalised=False, gain=HE_GAIN):
+    if equalised:
+        return EQUALISED[keras.layers.Dense](units, dtype=dtype, name=name, gain=gain)
+    return keras.layers.Dense(units, dtype=dtype, name=name)
 
 
 class ConvBlock(keras.layers.Layer):
@@ -248,9 +254,10 @@ class StagedNetwork(keras.Model):
     def named_layers(self):
         return {name: getattr(self, name) for name in self.layer_names}
 
-    def make_conv(self, filters, kernel, stride, name, transpose=False, matmul=False):
+    def make_conv(self, filters, kernel, stride, name, transpose=False, matmul=False,
+                  gain=HE_GAIN):
         return conv(filters, kernel, stride, self.layer_dtype, name, transpose,
-                    self.variant.equalised_lr, matmul)
+                    self.variant.equalised_lr, matmul, gain)
 
     def make_block(self, b, filters, count, transpose=False):
         """Block b: one stride-4 convolution to `filters` channels, or (count 2) a stride-1
@@ -273,17 +280,22 @@ class StagedNetwork(keras.Model):
         return x
 
     def carried_over_layers(self):
-        """Layers that stage N shares with stage N-1: all but block N and the 1x1 layers (§7.6).
-
-        They are the ones grown from stage N-1 and the ones a frozen stage does not train.
-        """
+        """Layers that stage N shares with stage N-1, grown from it: all but block N and the
+        1x1 layers (§7.6), so blocks 1..N-1 and the dense layers."""
         new = {block_name(self.num_blocks), block_name(self.num_blocks) + "_input",
                block_name(self.num_blocks) + "_output"}
         return {name: layer for name, layer in self.named_layers().items() if name not in new}
 
+    def early_blocks(self):
+        """Blocks 1..N-1: what a frozen stage does not train (§7.6)."""
+        return {block_name(b): getattr(self, block_name(b)) for b in range(1, self.num_blocks)}
+
     def freeze_early_layers(self):
-        """Stop training blocks 1..N-1 (and the dense layers); block N and 1x1 layers train."""
-        for layer in self.carried_over_layers().values():
+        """Stop training blocks 1..N-1. Block N, the 1x1 layers and the dense layers (G's
+        projection, D's prediction, the encoder's heads) keep training, as in the original
+        code, which set trainable=False on the early blocks only; the report's prose says
+        only the new layers train."""
+        for layer in self.early_blocks().values():
             layer.trainable = False
 
 
@@ -300,14 +312,16 @@ class Generator(StagedNetwork):
                                 else self.variant.sample_norm)
         nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
         self.add_layer("projection", dense(BASE_LENGTH * nf[0], dtype, "projection",
-                                           self.variant.equalised_lr), (None, LATENT_DIM))
+                                           self.variant.equalised_lr, OUTPUT_GAIN),
+                       (None, LATENT_DIM))
         length = BASE_LENGTH
         for b in range(1, num_blocks + 1):
             layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
             self.add_layer(block_name(b), layer, (None, length, nf[b - 1]))
             length *= STRIDE
         name = block_name(num_blocks) + "_output"
-        self.add_layer(name, self.make_conv(channels, 1, 1, name), (None, length, nf[num_blocks]))
+        self.add_layer(name, self.make_conv(channels, 1, 1, name, gain=OUTPUT_GAIN),
+                       (None, length, nf[num_blocks]))
         self.built = True
 
     def activate(self, x):
@@ -361,7 +375,8 @@ class Discriminator(CriticBody):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.add_layer("prediction", dense(1, "float32", "prediction",
-                                           self.variant.equalised_lr), (None, FEATURES))
+                                           self.variant.equalised_lr, OUTPUT_GAIN),
+                       (None, FEATURES))
 
     def call(self, x):
         return self.prediction(self.features(x))

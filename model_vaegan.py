@@ -7,9 +7,9 @@ dense unit, E reads them with two dense heads of LATENT_DIM values, mu and log s
 like D's dense layer do not depend on the stage. The generator's input during training is
 z = mu + eps * exp(log sigma^2 / 2), eps ~ N(0, 1), from the encoder of a real batch.
 
-Each iteration is 1 E update, 5 D updates, 1 G update (§7.7):
+Each iteration is 1 E update, 5 D updates, 1 G update (§7.7), each on a batch of its own:
     KL      = mean over the batch of sum 0.5 (-log sigma^2 + sigma^2 + mu^2 - 1)
-    recon   = 0.5 sum over the batch of [log 2 pi + (D(real) - D(G(z)))^2]
+    recon   = 0.5 sum over the batch of [log 2 pi + (D(real) - D(G(z)))^2 / (1 + 1e-6)]
     E_loss  = KL + recon
     G_loss  = -mean(D(G(z))) + 0.001 recon
     D_loss  = WGAN-GP's, on fakes G(z)
@@ -29,6 +29,7 @@ from wgan_gp import WGANGP
 HEADS = ("mean", "log_variance")
 RECON_WEIGHT = 0.001  # of the reconstruction term in G_loss
 LOG_2PI = math.log(2.0 * math.pi)
+DENSITY_VARIANCE = 1.0 + 1e-6  # the original's exp(log variance 0) + its EPSILON_FOR_DENSITY
 
 
 class Encoder(CriticBody):
@@ -59,8 +60,9 @@ def kl_divergence(mean, log_variance):
 
 def reconstruction_loss(d_real, d_fake):
     """The report's Gaussian log-likelihood term on the critic's outputs, summed over the batch
-    (under tf.distribute, over the replica's examples: the replicas' terms add up to it)."""
-    return 0.5 * tf.reduce_sum(LOG_2PI + tf.square(d_real - d_fake))
+    (under tf.distribute, over the replica's examples: the replicas' terms add up to it). The
+    variance is 1 + 1e-6, as the original's gaussian_log_density (log 1 taken as 0)."""
+    return 0.5 * tf.reduce_sum(LOG_2PI + tf.square(d_real - d_fake) / DENSITY_VARIANCE)
 
 
 class VAEGAN(WGANGP):
@@ -103,6 +105,11 @@ class VAEGAN(WGANGP):
         out = self.replicated(self.e_update, real, self.noise(self.batch_size(real)))
         finite = out.pop("finite")
         return out, finite
+
+    def generator_batch(self, iterator, last_critic_batch):
+        """A fresh batch for the generator's update, as the original draws one: seven
+        batches an iteration (encoder, 5 critic updates, generator)."""
+        return next(iterator)
 
     def generator_loss(self, real, d_fake):
         recon = reconstruction_loss(self.discriminator(real), d_fake)

@@ -305,6 +305,13 @@ class Training:
     rng: object        # tf.random.Generator of every draw of the step
     gan: object        # recipe.make_step's object: gan.iteration(iterator)
     checkpoint: object
+    # Checkpoint entries that checkpoints of earlier versions lack: {name: variable}
+    optional: dict
+
+    @property
+    def parts(self):
+        """Checkpoint entries that every checkpoint of this project has."""
+        return {"step": self.step, "rng": self.rng, **self.networks, **self.optimizers}
 
 
 def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False):
@@ -332,8 +339,10 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
     gan = recipe.make_step(networks, optimizers, step, rng,
                            lambda batch: draw_latent(rng, batch, recipe.prior), loss_scale,
                            strategy=strategy, xla=xla)
-    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers)
-    return Training(networks, optimizers, step, rng, gan, checkpoint)
+    optional = {name: state for network in networks.values()
+                for name, state in getattr(network, "random_state", dict)().items()}
+    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers, **optional)
+    return Training(networks, optimizers, step, rng, gan, checkpoint, optional)
 
 
 def checkpoint_bytes(run):
@@ -411,9 +420,8 @@ def train(args, recipe):
         say("mixed precision: no GPU and no bfloat16 support in this CPU, training in float32")
     run = build_training(recipe, config, policy, loss_scale, args.seed, strategy, args.xla)
     networks, step, checkpoint = run.networks, run.step, run.checkpoint
-    directory, how = start_stage(checkpoint, networks, recipe.checkpoint_root(args),
-                                 config["num_blocks"], config.get("frozen", False), config,
-                                 recipe.growing)
+    directory, how = start_stage(run, recipe.checkpoint_root(args), config["num_blocks"],
+                                 config.get("frozen", False), config, recipe.growing)
     say(how, flush=True)
     if chief:
         write_config(directory, config)

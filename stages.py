@@ -87,14 +87,45 @@ def restore_layers(path, layers_by_network):
     restore(tf.train.Checkpoint(**tree), path, partial=True)
 
 
-def start_stage(checkpoint, networks, root, num_blocks, frozen, config, growing=True):
-    """Walk the restore chain for stage num_blocks; returns (stage folder, what was done)."""
+def resume(run, path):
+    """Restore everything of a run (session.Training) from path; returns notes on what a
+    checkpoint of an earlier version lacked: an optional entry (run.optional) keeps its
+    fresh value, and optimiser state saved for another set of trainable layers (frozen
+    stages before the dense layers trained in them) is left fresh."""
+    keys = [key for key, _ in tf.train.list_variables(path)]
+
+    def saved(name):
+        return sum(key.startswith(name + "/") for key in keys)
+
+    parts, notes = run.parts, []
+    stale = [name for name, optimizer in run.optimizers.items()
+             if saved(name) != len(optimizer.variables)]
+    if stale:
+        for name in stale:
+            del parts[name]
+        notes.append(f"the optimiser state of {path} was saved for other trainable layers "
+                     f"(a frozen stage of an earlier version, which froze the dense layers "
+                     f"too): weights, step and random stream resumed, "
+                     f"{', '.join(stale)} start afresh")
+    missing = [name for name in run.optional if not saved(name)]
+    notes += [f"{path} has no {name} state (an earlier version): it starts afresh"
+              for name in missing]
+    present = {name: value for name, value in run.optional.items() if name not in missing}
+    restore(tf.train.Checkpoint(**parts, **present), path, partial=bool(stale or missing))
+    return notes
+
+
+def start_stage(run, root, num_blocks, frozen, config, growing=True):
+    """Walk the restore chain for stage num_blocks with the networks, optimisers, step and
+    random streams of run (session.Training); returns (stage folder, what was done)."""
+    networks = run.networks
     directory = stage_dir(root, num_blocks, frozen) if growing else root
     own = latest_checkpoint(directory)
     if own:
         check_config(directory, config)
-        restore(checkpoint, own)
-        return directory, f"resumed at step {int(checkpoint.step.numpy())} from {own}"
+        notes = resume(run, own)
+        return directory, "\n".join([f"resumed at step {int(run.step.numpy())} from {own}"]
+                                     + notes)
     if growing and num_blocks >= 2:
         frozen_dir = stage_dir(root, num_blocks, frozen=True)
         source = None if frozen else latest_checkpoint(frozen_dir)

@@ -41,7 +41,8 @@ def default_batch_size(num_blocks):
 
 
 def to_int16(audio):
-    """Float audio in [-1, 1] to int16: x 32767, clipped, as the original wrote its files."""
+    """Float audio in [-1, 1] to int16: x 32767, rounded, clipped to int16's range. (The
+    original truncated towards zero and clipped to +-32767: at most one step apart.)"""
     scaled = np.rint(np.asarray(audio, dtype=np.float64) * MAX_INT16)
     return np.clip(scaled, -MAX_INT16 - 1, MAX_INT16).astype(np.int16)
 

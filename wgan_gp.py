@@ -81,8 +81,8 @@ class WGANGP:
     one device); the iterator then gives global batches, split across replicas (session.
     distribute). xla: compile each replica's forward
     pass, gradient penalty and gradients (jit_compile); optimiser updates stay outside.
-    A variant (the VAE-GAN) overrides noise(), latent(), before_critic() and
-    generator_loss().
+    A variant (the VAE-GAN) overrides noise(), latent(), before_critic(), generator_loss()
+    and generator_batch().
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, step, rng,
@@ -116,6 +116,11 @@ class WGANGP:
     def generator_loss(self, real, d_fake):
         """G_loss from the critic's scores of the fakes made for real."""
         return -self.mean(d_fake)
+
+    def generator_batch(self, iterator, last_critic_batch):
+        """The real batch of the generator's update. WGAN-GP's G_loss reads no real audio,
+        so none is drawn (nor did the original's generator update pull one)."""
+        return last_critic_batch
 
     # -- replicas
 
@@ -197,6 +202,7 @@ class WGANGP:
             alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
             out = self.replicated(self.d_update, real, noise, alpha)
             finite = finite & out.pop("finite")
+        real = self.generator_batch(iterator, real)
         g_out = self.replicated(self.g_update, real, self.noise(batch))
         self.step.assign_add(1)
         return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],

@@ -235,7 +235,7 @@ def test_xla_trains_a_frozen_stage_with_early_blocks_bit_identical(xla):
     fresh = session.build_training(train_progressive.RECIPE, config2, "float32", None,
                                    seed=0).networks  # the new layers' initial weights
     for name in ("generator", "discriminator"):
-        early = list(trained[name].carried_over_layers())
+        early = list(trained[name].early_blocks())
         before, after = weights(source[name], early), weights(trained[name], early)
         assert all(np.array_equal(before[k], after[k]) for k in before), name
         new = [n for n in trained[name].named_layers() if n not in early]

@@ -453,18 +453,22 @@ def variable_names(variables, network):
     return sorted(owner[id(v)] for v in variables)
 
 
-def test_freeze_early_layers():
+def test_freeze_early_layers_trains_block_n_the_1x1_and_the_dense_layers():
+    # As the original code: only blocks 1..N-1 are marked untrainable.
     G, D = mp.Generator(3), mp.Discriminator(3)
     G.freeze_early_layers()
     D.freeze_early_layers()
     assert variable_names(G.trainable_variables, G) == sorted([
+        ("projection", "kernel"), ("projection", "bias"),
         (block(3), "kernel"), (block(3), "bias"),
         (block(3) + "_output", "kernel"), (block(3) + "_output", "bias")])
     assert variable_names(D.trainable_variables, D) == sorted([
         (block(3) + "_input", "kernel"), (block(3) + "_input", "bias"),
-        (block(3), "kernel"), (block(3), "bias")])
-    # 25*256*128 + 128 + 128*1 + 1 and 1*128 + 128 + 25*128*256 + 256
-    assert sum(int(np.prod(v.shape)) for v in G.trainable_variables) == 819_457
-    assert sum(int(np.prod(v.shape)) for v in D.trainable_variables) == 819_712
-    assert len(G.non_trainable_variables) == 6
-    assert len(D.non_trainable_variables) == 6
+        (block(3), "kernel"), (block(3), "bias"),
+        ("prediction", "kernel"), ("prediction", "bias")])
+    # 100*16384 + 16384 + 25*256*128 + 128 + 128*1 + 1 and
+    # 1*128 + 128 + 25*128*256 + 256 + 16384*1 + 1
+    assert sum(int(np.prod(v.shape)) for v in G.trainable_variables) == 2_474_241
+    assert sum(int(np.prod(v.shape)) for v in D.trainable_variables) == 836_097
+    assert len(G.non_trainable_variables) == 4  # blocks 1 and 2
+    assert len(D.non_trainable_variables) == 4

@@ -113,14 +113,53 @@ def test_frozen_stage_keeps_early_blocks_bit_identical(chain):
     frozen_dir = stages.stage_dir(root, 2, True)
     at_2 = networks_of(os.path.join(frozen_dir, "ckpt-2"), config2)
     at_3 = networks_of(os.path.join(frozen_dir, "ckpt-3"), config2)
+    trained = {"generator": ["projection", "progressive_block_2",
+                             "progressive_block_2_output"],
+               "discriminator": ["progressive_block_2_input", "progressive_block_2",
+                                 "prediction"]}
     for name in ("generator", "discriminator"):
-        early = list(at_3[name].carried_over_layers())  # projection/prediction, block 1
-        assert "progressive_block_1" in early
+        early = list(at_3[name].early_blocks())
+        assert early == ["progressive_block_1"]
         before, after = weights(source[name], early), weights(at_3[name], early)
         assert all(np.array_equal(before[k], after[k]) for k in before), name
-        new = [n for n in at_3[name].named_layers() if n not in early]
-        changed = weights(at_2[name], new), weights(at_3[name], new)
-        assert any(not np.array_equal(changed[0][k], changed[1][k]) for k in changed[0]), name
+        # As in the original, every other layer trains, the dense layers included.
+        assert sorted(n for n in at_3[name].named_layers() if n not in early) == \
+            sorted(trained[name])
+        for layer in trained[name]:
+            changed = weights(at_2[name], [layer]), weights(at_3[name], [layer])
+            assert any(not np.array_equal(changed[0][k], changed[1][k])
+                       for k in changed[0]), (name, layer)
+
+
+def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
+    """Frozen stages used to freeze the dense layers too, so their Adam state covers fewer
+    variables: such a checkpoint resumes its weights, step and random stream, with a note."""
+    root = str(tmp_path)
+    config = {"model": "progressive", "num_blocks": 2, "frozen": True, "channels": 1,
+              "feature_map_smoothing": True, "use_sample_norm": False,
+              "sampling_rate": 16000, "model_variant": "standard"}
+    nets = train_progressive.build_networks(config, "float32")
+    optimizers = {}
+    for name, net in nets.items():
+        for layer in net.carried_over_layers().values():  # the earlier freezing
+            layer.trainable = False
+        optimizers[name + "_optimizer"] = wgan_gp.make_optimizer()
+        optimizers[name + "_optimizer"].build(net.trainable_variables)
+    step, rng = tf.Variable(4, dtype=tf.int64), tf.random.Generator.from_seed(0)
+    directory = stages.stage_dir(root, 2, frozen=True)
+    stages.write_config(directory, config)
+    tf.train.CheckpointManager(tf.train.Checkpoint(step=step, rng=rng, **nets, **optimizers),
+                               directory, max_to_keep=1).save(checkpoint_number=4)
+    code, out, err = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "5",
+                         "--checkpoint_dir", root)
+    assert code == 0, out + err
+    assert "resumed at step 4" in out and "optimiser state" in out
+    assert saved_step(stages.latest_checkpoint(directory)) == 5
+    resumed = networks_of(stages.latest_checkpoint(directory), config)
+    for name in ("generator", "discriminator"):
+        before, after = weights(nets[name], ["progressive_block_1"]), \
+            weights(resumed[name], ["progressive_block_1"])
+        assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
 def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
@@ -148,6 +187,63 @@ def test_tensorboard_has_the_report_tags(chain):
                 "Loss/Discriminator_loss", "Output/real_output", "Output/fake_output",
                 "Output/mixed_output"}
     assert expected <= {re.sub(r"/audio_summary$", "", t) for t in tags}
+
+
+def test_adam_has_the_reports_settings_and_tensorflow_1s_epsilon():
+    optimizer = wgan_gp.make_optimizer()
+    assert (float(optimizer.learning_rate), optimizer.beta_1, optimizer.beta_2) == \
+        (pytest.approx(1e-4), 0.5, 0.9)
+    assert optimizer.epsilon == 1e-8  # Keras's default is 1e-7
+
+
+def test_rms_summaries_average_over_every_channel(tmp_path):
+    """A choice (the original took channel 0 only): stereo loudness counts both channels."""
+    import session
+    real = np.zeros([2, 64, 2], np.float32)
+    real[:, :, 1] = 0.5  # silent left channel, right at 0.5: RMS sqrt(0.125) over both
+    fake = np.full([2, 64, 2], 0.25, np.float32)
+    out = {"real": tf.constant(real), "g_loss": 0.0, "d_loss": 0.0, "real_output": 0.0,
+           "fake_output": 0.0, "mixed_output": 0.0}
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    session.write_summaries(tf, writer, 1, out, tf.constant(fake), 16000)
+    scalars = {}
+    for name in os.listdir(tmp_path):
+        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / name)):
+            for value in event.summary.value:
+                if value.tag.endswith("_rms"):
+                    scalars[value.tag] = float(tf.make_ndarray(value.tensor))
+    assert scalars == pytest.approx({"real_input_rms": math.sqrt(0.125), "G_output_rms": 0.25})
+
+
+def test_the_last_three_checkpoints_are_kept(tmp_path):
+    """A choice (the original kept five): a stage-1 checkpoint is 335 MB."""
+    root = str(tmp_path)
+    code, out, err = run("--num_blocks", "1", "--max_steps", "5", "--save_every_secs", "1e-9",
+                         "--checkpoint_dir", root)
+    assert code == 0, out + err
+    directory = stages.stage_dir(root, 1)
+    assert out.count("saved checkpoint") == 5
+    assert sorted(n for n in os.listdir(directory) if n.endswith(".index")) == \
+        ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]
+
+
+def test_loss_scale_inside_the_gradient_penalty_keeps_float16_gradients(tmp_path):
+    """A choice (the original scaled only the whole critic loss): the input gradient of a
+    float16 critic, 9e-8 here, underflows unscaled and is kept when scaled by 32."""
+    def critic(x):  # gradient 3e-4 * 3e-4 = 9e-8 for every input sample
+        x16 = tf.cast(x, tf.float16)
+        return tf.reduce_sum(x16 * tf.constant(3e-4, tf.float16), axis=[1, 2])[:, None] * \
+            tf.constant(3e-4, tf.float16)
+    real, fake = tf.zeros([1, 4, 1]), tf.ones([1, 4, 1])
+    alpha = tf.fill([1, 1, 1], 0.5)
+    exact = (math.sqrt(4) * 9e-8 - 1) ** 2
+    scaled, _ = wgan_gp.gradient_penalty(critic, real, fake, alpha, loss_scale=32.0)
+    unscaled, _ = wgan_gp.gradient_penalty(critic, real, fake, alpha)
+    def norm(penalty):  # the gradient's norm, from (norm - 1)^2 with norm < 1
+        return 1 - math.sqrt(float(penalty[0]))
+    assert norm(scaled) == pytest.approx(2 * 9e-8, rel=0.05)
+    assert abs(norm(unscaled) - 2 * 9e-8) > 0.3 * 2 * 9e-8
+    assert float(scaled[0]) == pytest.approx(exact, rel=1e-6)
 
 
 def test_console_shows_step_losses_and_rate(chain):

@@ -68,12 +68,12 @@ def test_encoder_parameter_count_spot_value():
     assert mv.Encoder(1, 1).count_params() == 16_386_248
 
 
-def test_encoder_freezes_like_the_discriminator():
+def test_encoder_freezes_its_early_blocks_only():
     E = mv.Encoder(3)
     E.freeze_early_layers()
     trainable = {id(v) for v in E.trainable_variables}
     for name, layer in E.named_layers().items():
-        expected = name in (block(3), block(3) + "_input")  # heads freeze like D's dense layer
+        expected = name not in (block(1), block(2))  # the heads train, like D's dense layer
         assert all((id(v) in trainable) == expected for v in layer.weights), name
 
 
@@ -109,7 +109,9 @@ def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
 def test_reconstruction_term_sums_over_the_batch():
     d_real, d_fake = np.array([[1.0], [-2.0], [0.5]]), np.array([[0.0], [1.0], [0.5]])
     recon = float(mv.reconstruction_loss(tf.constant(d_real), tf.constant(d_fake)))
-    assert recon == pytest.approx(0.5 * (3 * math.log(2 * math.pi) + 1 + 9 + 0), rel=1e-6)
+    # the original's variance: exp(0) + 1e-6
+    assert recon == pytest.approx(0.5 * (3 * math.log(2 * math.pi) + (1 + 9 + 0) / (1 + 1e-6)),
+                                  rel=1e-9)
 
 
 # --------------------------------------------------------------------------- one iteration
@@ -183,6 +185,36 @@ def test_the_generator_trains_on_the_encoders_latent(iteration):
     assert float(iteration.spy.farthest.numpy()) < 1e-3
 
 
+def numbered_batches():
+    """Batch i of silence-like audio, every sample i / 1000: a batch tells its position."""
+    return tf.data.Dataset.range(1 << 20).map(
+        lambda i: tf.fill([2, 64, 1], tf.cast(i, tf.float32) / 1000.0))
+
+
+def test_one_iteration_consumes_seven_batches():
+    """As the original: the encoder update, 5 critic updates and the generator update each
+    draw a fresh batch of real audio."""
+    nets = tv.build_networks(CONFIG, "float32")
+    gan = tv.make_step(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
+                       tf.random.Generator.from_seed(0), None, None)
+    iterator = iter(numbered_batches())
+    out = gan.iteration(iterator)
+    assert float(out["real"][0, 0, 0]) == pytest.approx(0.006)  # G's batch: the seventh
+    assert float(next(iterator)[0, 0, 0]) == pytest.approx(0.007)  # none more was taken
+
+
+def test_a_wgan_gp_iteration_consumes_five_batches():
+    """The plain GAN's generator loss reads no real audio: one batch per critic update."""
+    import train_progressive
+    nets = train_progressive.build_networks(CONFIG | {"model_variant": "standard"}, "float32")
+    rng = tf.random.Generator.from_seed(0)
+    gan = session.wgan_gp_step(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64), rng,
+                               lambda batch: session.draw_latent(rng, batch, "uniform"), None)
+    iterator = iter(numbered_batches())
+    gan.iteration(iterator)
+    assert float(next(iterator)[0, 0, 0]) == pytest.approx(0.005)
+
+
 def copy_of(name, values):
     """A fresh stage-1 network `name` holding the weights `values` (from weights())."""
     net = tv.build_networks(CONFIG, "float32")[name]
@@ -193,7 +225,7 @@ def copy_of(name, values):
 
 
 def recon(d_real, d_fake):
-    return 0.5 * np.sum(np.log(2 * np.pi) + (d_real.numpy() - d_fake.numpy()) ** 2)
+    return 0.5 * np.sum(np.log(2 * np.pi) + (d_real.numpy() - d_fake.numpy()) ** 2 / (1 + 1e-6))
 
 
 def test_iteration_losses_follow_the_report(iteration):
@@ -228,7 +260,7 @@ def test_encoder_update_descends_kl_plus_reconstruction():
         z = mean + tf.random.Generator.from_seed(0).normal([2, LATENT]) * tf.exp(log_variance / 2)
         kl = tf.reduce_mean(tf.reduce_sum(
             0.5 * (-log_variance + tf.exp(log_variance) + mean ** 2 - 1), axis=1))
-        rec = 0.5 * tf.reduce_sum(math.log(2 * math.pi) + (D(real) - D(G(z))) ** 2)
+        rec = 0.5 * tf.reduce_sum(math.log(2 * math.pi) + (D(real) - D(G(z))) ** 2 / (1 + 1e-6))
         e_loss = kl + rec
     paths = [v.path for v in E.trainable_variables]
     grads = dict(zip(paths, tape.gradient(e_loss, E.trainable_variables)))
@@ -323,12 +355,14 @@ def test_frozen_stage_grows_by_name_and_keeps_early_blocks_bit_identical(chain):
     at_2 = restored(os.path.join(folder(root, 2, True), "ckpt-2"), config2)
     assert set(at_2["encoder"].carried_over_layers()) == {block(1), "mean", "log_variance"}
     for name in ("encoder", "generator", "discriminator"):
-        early = list(at_2[name].carried_over_layers())
+        early = list(at_2[name].early_blocks())
+        assert early == [block(1)]
         grown, kept = weights(source[name], early), weights(at_2[name], early)
         assert all(np.array_equal(grown[k], kept[k]) for k in grown), name
-        new = [n for n in at_2[name].named_layers() if n not in early]
-        first, second = weights(at_1[name], new), weights(at_2[name], new)
-        assert any(not np.array_equal(first[k], second[k]) for k in first), name
+        # Every other layer trains, the dense layers and the encoder's heads included.
+        for layer in (n for n in at_2[name].named_layers() if n not in early):
+            first, second = weights(at_1[name], [layer]), weights(at_2[name], [layer])
+            assert any(not np.array_equal(first[k], second[k]) for k in first), (name, layer)
 
 
 def test_tensorboard_adds_the_encoder_losses(chain):

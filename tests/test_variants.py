@@ -169,7 +169,8 @@ def test_minibatch_stddev_is_constant_and_matches_numpy():
         tape.watch(same)
         out = mp.minibatch_stddev(same)
         total = tf.reduce_sum(out)
-    assert np.allclose(out.numpy()[..., 2], 0.0, atol=1e-3)
+    # sqrt(0 + 1e-8): the epsilon the original did not have (its gradient there is NaN)
+    np.testing.assert_allclose(out.numpy()[..., 2], 1e-4, rtol=1e-3)
     assert np.all(np.isfinite(tape.gradient(total, same).numpy()))
 
 
@@ -237,7 +238,7 @@ def test_equalised_layer_is_an_ordinary_layer_with_the_scaled_kernel(kind, fan_i
     reference.build(input_shape)
     layer.bias.assign(np.random.default_rng(1).standard_normal(layer.bias.shape))
     scale = np.sqrt(2.0 / fan_in)  # He's constant
-    assert layer.he_constant == pytest.approx(scale)
+    assert layer.runtime_scale == pytest.approx(scale)
     reference.kernel.assign(layer.kernel * scale)
     reference.bias.assign(layer.bias)
     x = tf.random.normal(input_shape, seed=3)
@@ -245,6 +246,37 @@ def test_equalised_layer_is_an_ordinary_layer_with_the_scaled_kernel(kind, fan_i
     # and not the unscaled kernel's output
     reference.kernel.assign(layer.kernel)
     assert np.abs(layer(x).numpy() - reference(x).numpy()).max() > 1e-2
+
+
+def fan_in(layer):
+    """Input channels x kernel size, from the kernel's shape: Conv1D [K, C_in, F], Conv1DTranspose
+    [K, F, C_in], Dense [C_in, F]."""
+    kernel = layer.kernel.shape
+    if isinstance(layer, keras.layers.Dense):
+        return kernel[0]
+    channels_in = kernel[2] if isinstance(layer, keras.layers.Conv1DTranspose) else kernel[1]
+    return kernel[0] * channels_in
+
+
+@pytest.mark.parametrize("num_blocks", [1, 3])
+def test_pggan_runtime_scale_is_gain_over_root_fan_in(num_blocks):
+    # As the original: gain sqrt(2) for every convolution, 1 for G's input dense layer, G's
+    # 1x1 output convolution and D's output dense layer.
+    G, D = mp.Generator(num_blocks, variant="pggan"), mp.Discriminator(num_blocks,
+                                                                       variant="pggan")
+    output = {("generator", "projection"), ("generator", block(num_blocks) + "_output"),
+              ("discriminator", "prediction")}
+    seen = set()
+    for net in (G, D):
+        for name, layer in net.named_layers().items():
+            for conv in mp.convolutions(layer):
+                g = 1.0 if (net.name, name) in output else 2.0
+                assert conv.runtime_scale == pytest.approx(np.sqrt(g / fan_in(conv)),
+                                                           rel=1e-12), (net.name, name)
+                seen.add((net.name, name, g))
+    assert {(net, name) for net, name, g in seen if g == 1.0} == output
+    # the 1x1 input convolution of D is a convolution like the others: gain sqrt(2)
+    assert ("discriminator", block(num_blocks) + "_input", 2.0) in seen
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -279,11 +311,13 @@ def test_freezing_a_two_convolution_stage():
     G, D = mp.Generator(2, variant="extended"), mp.Discriminator(2, variant="asymmetric")
     G.freeze_early_layers()
     D.freeze_early_layers()
-    # block 2 (two convolutions) and the 1x1 layer train
+    # block 2 (two convolutions), the 1x1 layer and the dense layer train
     assert sum(int(np.prod(v.shape)) for v in G.trainable_variables) == \
-        conv_params(25, 512, 256) + conv_params(25, 256, 256) + conv_params(1, 256, 1)
+        conv_params(25, 512, 256) + conv_params(25, 256, 256) + conv_params(1, 256, 1) \
+        + conv_params(1, LATENT, BASE * 1024)
     assert sum(int(np.prod(v.shape)) for v in D.trainable_variables) == \
-        conv_params(1, 1, 256) + conv_params(25, 256, 512) + conv_params(25, 512, 512)
+        conv_params(1, 1, 256) + conv_params(25, 256, 512) + conv_params(25, 512, 512) \
+        + conv_params(1, BASE * 1024, 1)
 
 
 def test_config_without_a_variant_is_standard(tmp_path):
@@ -382,14 +416,18 @@ def test_growing_into_frozen_stage_keeps_early_blocks_bit_identical(chain):
     keras.utils.set_random_seed(0)  # the initial weights of the frozen run (--seed 0)
     initial = train_progressive.build_networks(config2, "float32")
     for name in ("generator", "discriminator"):
-        early = list(grown[name].carried_over_layers())
-        assert block(1) in early
+        early = list(grown[name].early_blocks())
+        assert early == [block(1)]
         before, after = weights(source[name], early), weights(grown[name], early)
         assert before.keys() == after.keys()
         assert all(np.array_equal(before[k], after[k]) for k in before), (variant, name)
-        new = [n for n in grown[name].named_layers() if n not in early]
-        start, trained = weights(initial[name], new), weights(grown[name], new)
-        assert any(not np.array_equal(start[k], trained[k]) for k in start), (variant, name)
+        # every other layer trains: block 2, the 1x1 layer and the dense layer
+        for layer in (n for n in grown[name].named_layers() if n not in early):
+            start = weights(source[name] if layer in source[name].named_layers() else
+                            initial[name], [layer])
+            trained = weights(grown[name], [layer])
+            assert any(not np.array_equal(start[k], trained[k]) for k in start), \
+                (variant, name, layer)
 
 
 def test_tensorboard_summaries_in_the_variant_folder(chain):

@@ -19,6 +19,7 @@ import tensorflow as tf
 import model
 import stages
 import train
+import wgan_gp
 from utils import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,24 +141,39 @@ def test_phase_shuffle_radius_0_is_the_identity():
     assert out.shape == x.shape and np.array_equal(out.numpy(), x.numpy())
 
 
+def observed_shift(x, out, rad):
+    """The one shift s in [-rad, rad] that turns every example of x into out."""
+    found = [s for s in range(-rad, rad + 1)
+             if all(np.array_equal(out[b], reference_shift(x[b], s)) for b in range(len(x)))]
+    assert len(found) == 1, "the batch is no reflected shift of its input by one amount"
+    return found[0]
+
+
 @pytest.mark.parametrize("rad", [1, 2, 5])
-def test_phase_shuffle_shifts_each_example_by_its_own_offset(rad):
-    x = np.random.default_rng(rad).standard_normal([128, 40, 3]).astype(np.float32)
+def test_phase_shuffle_shifts_the_whole_batch_by_one_offset(rad):
+    # As the original (and chrisdonahue/wavegan): one shift per layer per batch.
+    x = np.random.default_rng(rad).standard_normal([8, 40, 3]).astype(np.float32)
     seed = keras.random.SeedGenerator(rad)
     shuffle = tf.function(lambda x: model.phase_shuffle(x, rad, seed))
-    calls = []
-    for _ in range(2):  # one trace, two calls: the shifts must be drawn anew each call
-        out = shuffle(tf.constant(x)).numpy()
-        assert out.shape == x.shape
-        shifts = []
-        for b in range(len(x)):
-            found = [s for s in range(-rad, rad + 1) if np.array_equal(out[b],
-                                                                      reference_shift(x[b], s))]
-            assert len(found) == 1, f"example {b} is no reflected shift of its input"
-            shifts.append(found[0])
-        assert set(shifts) == set(range(-rad, rad + 1))  # its own shift, the whole range
-        calls.append(shifts)
-    assert calls[0] != calls[1]
+    # one trace, many calls: a shift is drawn anew at each call, over the whole range
+    shifts = [observed_shift(x, shuffle(tf.constant(x)).numpy(), rad) for _ in range(60)]
+    assert set(shifts) == set(range(-rad, rad + 1))
+
+
+def shift_sequence(seed_generator, x, count, rad=2):
+    return [observed_shift(x, model.phase_shuffle(tf.constant(x), rad, seed_generator).numpy(),
+                           rad) for _ in range(count)]
+
+
+def test_phase_shuffle_state_in_a_checkpoint_continues_the_shift_sequence(tmp_path):
+    x = np.random.default_rng(0).standard_normal([2, 40, 1]).astype(np.float32)
+    whole = shift_sequence(model.Discriminator(1, seed=5).phase_shuffle_seed, x, 12)
+    first = model.Discriminator(1, seed=5)
+    assert shift_sequence(first.phase_shuffle_seed, x, 6) == whole[:6]
+    path = tf.train.Checkpoint(**first.random_state()).save(str(tmp_path / "ckpt"))
+    resumed = model.Discriminator(1, seed=99)  # another stream until restored
+    tf.train.Checkpoint(**resumed.random_state()).restore(path).assert_consumed()
+    assert shift_sequence(resumed.phase_shuffle_seed, x, 6) == whole[6:]
 
 
 def test_phase_shuffle_has_a_second_derivative_in_tf_function():
@@ -203,6 +219,45 @@ def test_training_resumes_at_the_saved_step(trained):
     assert stages.read_config(root) == {"model": "wavegan", "num_blocks": 5, "frozen": False,
                                         "channels": 1, "sampling_rate": 16000,
                                         "phaseshuffle_rad": 2}
+
+
+def phase_shuffle_state(path):
+    state = model.Discriminator(1).phase_shuffle_seed.state
+    tf.train.Checkpoint(phase_shuffle=state).restore(path).expect_partial()
+    return state.numpy().tolist()
+
+
+def test_resumed_run_continues_the_phase_shuffle_sequence(trained, tmp_path):
+    root, _ = trained
+    code, out, err = run("--data_dir", DEMO, "--batch_size", "2", "--seed", "0",
+                         "--checkpoint_dir", str(tmp_path), "--max_steps", "3")
+    assert code == 0, out + err
+    uninterrupted = phase_shuffle_state(stages.latest_checkpoint(str(tmp_path)))
+    resumed = phase_shuffle_state(stages.latest_checkpoint(root))
+    at_2 = phase_shuffle_state(os.path.join(root, "ckpt-2"))
+    assert resumed == uninterrupted and resumed != at_2
+
+
+def test_checkpoint_without_phase_shuffle_state_resumes_with_a_note(trained, tmp_path):
+    """A checkpoint of an earlier version (no phase_shuffle entry) still resumes."""
+    root, _ = trained
+    config = stages.read_config(root)
+    old = train.build_networks(config, "float32")
+    optimizers = {f"{name}_optimizer": wgan_gp.make_optimizer() for name in old}
+    for name, network in old.items():
+        optimizers[f"{name}_optimizer"].build(network.trainable_variables)
+    step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
+    parts = dict(step=step, rng=rng, **old, **optimizers)
+    stages.restore(tf.train.Checkpoint(**parts), stages.latest_checkpoint(root), partial=True)
+    folder = tmp_path / "old"
+    stages.write_config(str(folder), config)
+    tf.train.CheckpointManager(tf.train.Checkpoint(**parts), str(folder),
+                               max_to_keep=1).save(checkpoint_number=3)
+    code, out, err = run("--data_dir", DEMO, "--batch_size", "2", "--seed", "0",
+                         "--checkpoint_dir", str(folder), "--max_steps", "4")
+    assert code == 0, out + err
+    assert "resumed at step 3" in out and "has no phase_shuffle state" in out
+    assert phase_shuffle_state(stages.latest_checkpoint(str(folder))) is not None
 
 
 def test_preview_once_writes_five_slices_with_half_window_gaps(trained):
