@@ -1,11 +1,18 @@
 """The one data loader of all three trainers (report §7.4, §7.6 "data loader", augmentation).
 
-Every audio file of a folder is read into ONE int16 buffer of shape [samples, channels].
-A stage's training windows are start offsets into that buffer: window j of augmentation
-offset k starts at k * (window // 10) + j * window, so augmentation level 9 costs no more
-memory than level 0 (the original appended L shifted float32 copies of the data).
-Windows are shuffled every epoch, batched (drop remainder), repeated forever and reach
-TensorFlow as float32 = int16 / 32767.
+Every audio file under a folder (subfolders too, in order of their paths) is decoded to int16
+at the sampling rate and the files are read as one sequence of samples [samples, channels]
+without joining them (Segments). With a decode cache (audio_cache.py) each file's samples live
+in a cache entry on disk and are memory-mapped, so a restart decodes nothing and the process's
+memory does not grow with the dataset. A stage's training windows are start offsets into that
+sequence: window j of augmentation offset k starts at k * (window // 10) + j * window, so
+augmentation level 9 costs no more memory than level 0 (the original appended L shifted
+float32 copies). Windows are shuffled every epoch, batched (drop remainder), repeated forever
+and reach TensorFlow as float32 = int16 / 32767.
+
+A real library always has an odd file: one that decodes to fewer frames than its header states
+is used as decoded, one that cannot be decoded is skipped, each with a note naming it (strict:
+an error instead).
 
 Check a dataset before a long run:
     python dataloader.py data/demo --num_blocks 5 [--augmentation_level L] [--json]
@@ -22,6 +29,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+import audio_cache
 from utils import (
     MAX_BLOCKS,
     MAX_INT16,
@@ -35,13 +43,16 @@ from utils import (
 )
 
 MAX_AUGMENTATION_LEVEL = 9
-# Extensions taken to be audio: a file with one of these that soundfile cannot read is an
-# error (corrupt), any other file is skipped with a note (a README, a cover image...).
+# Extensions taken to be audio: a file with one of these that soundfile cannot read is skipped
+# with its reason, any other file is skipped as not audio (a README, a cover image...).
 AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
                     ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64"}
-# Integer PCM is read straight into the buffer as int16 by libsndfile (which keeps the top
-# 16 bits); everything else is decoded as float, clipped to [-1, 1] and scaled by 32767.
+# Integer PCM is read straight as int16 by libsndfile (which keeps the top 16 bits); everything
+# else is decoded as float, clipped to [-1, 1] and scaled by 32767.
 INTEGER_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"}
+DECODE_BLOCK = 1 << 20  # frames per read: a read that fails keeps the blocks before it
+NAMES_IN_A_NOTE = 5
+DEFAULT_CACHE = os.path.join("checkpoints", "audio_cache")  # the trainers' default, too
 
 
 def note(message):
@@ -49,14 +60,84 @@ def note(message):
     print(message, file=sys.stderr)
 
 
+def some(names):
+    """The first few names of a list, and how many more."""
+    shown = ", ".join(names[:NAMES_IN_A_NOTE])
+    more = len(names) - NAMES_IN_A_NOTE
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+class Segments:
+    """The samples of several files, one after another, read as one sequence [samples,
+    channels] of int16 without joining them: each file's samples stay where they are (an
+    array in memory, or an audio_cache.Mapped entry of the decode cache)."""
+
+    dtype = np.dtype(np.int16)
+
+    def __init__(self, sources, channels):
+        sources = [s for s in sources if len(getattr(s, "samples", s))]
+        self.arrays = [getattr(s, "samples", s) for s in sources]
+        self.mapped = [s if isinstance(s, audio_cache.Mapped) else None for s in sources]
+        self.ends = np.cumsum([len(a) for a in self.arrays], dtype=np.int64)
+        self.shape = (int(self.ends[-1]) if self.arrays else 0, channels)
+        self.touched = set()  # mapped entries read since the last release()
+
+    @property
+    def nbytes(self):
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+    @property
+    def memory_mapped(self):
+        return any(self.mapped)
+
+    def read(self, start, out):
+        """Copy the samples from `start` on into out [n, channels]; zeros past the end."""
+        filled, i = 0, int(np.searchsorted(self.ends, start, side="right"))
+        while filled < len(out) and i < len(self.arrays):
+            array = self.arrays[i]
+            offset = start + filled - (int(self.ends[i]) - len(array))
+            take = min(len(out) - filled, len(array) - offset)
+            out[filled:filled + take] = array[offset:offset + take]
+            filled, i = filled + take, i + 1
+            self.touched.add(i - 1)
+        out[filled:] = 0
+
+    def release(self):
+        """Unmap the pages read since the last call (they stay in the page cache). A page
+        fault maps a whole folio of the page cache, up to megabytes around a window, so
+        gather() calls this after every batch to keep the process's memory to about one
+        batch whatever the dataset's size."""
+        for i in self.touched:
+            if self.mapped[i] is not None:
+                self.mapped[i].release()
+        self.touched.clear()
+
+    def __array__(self, dtype=None, copy=None):
+        """All samples as one array (a copy): for small data and tests."""
+        out = np.zeros(self.shape, np.int16)
+        self.read(0, out)
+        return out if dtype is None else out.astype(dtype)
+
+
 @dataclass
 class AudioData:
-    """All audio of a folder as one int16 buffer [samples, channels]."""
-    buffer: np.ndarray
+    """All audio of a folder: `buffer` (Segments, or an int16 array [samples, channels]) and
+    what loading it found."""
+    buffer: object
     sampling_rate: int
     data_dir: str
-    files: list = field(default_factory=list)
+    files: list = field(default_factory=list)      # the files used, in order
+    folders: int = 0                               # distinct folders they came from
+    skipped: list = field(default_factory=list)    # (path, reason)
+    short: list = field(default_factory=list)      # (path, decoded frames, stated frames)
+    cache_dir: str | None = None
+    cache_hits: int = 0
+    cache_misses: int = 0
     load_seconds: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.buffer, np.ndarray):
+            self.buffer = Segments([self.buffer], self.buffer.shape[1])
 
     @property
     def channels(self):
@@ -71,100 +152,232 @@ class AudioData:
         return self.num_samples / self.sampling_rate
 
 
-def list_audio_files(data_dir, log=note):
-    """Audio files of a folder (not its subfolders), sorted by name; the rest noted and skipped."""
+def list_audio_files(data_dir):
+    """(audio files under data_dir, what is not audio): subfolders included, sorted by
+    relative path, hidden files and folders skipped, each real folder visited once (so
+    symlink loops end)."""
     if not os.path.isdir(data_dir):
         raise UserError(f"data folder {data_dir} does not exist: put audio files there or point "
                         f"--data_dir at a folder of audio files")
-    audio, skipped = [], []
-    for name in sorted(os.listdir(data_dir)):
-        path = os.path.join(data_dir, name)
-        if name.startswith(".") or not os.path.isfile(path) \
-                or os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
-            skipped.append(name + ("/" if os.path.isdir(path) else ""))
-        else:
-            audio.append(path)
-    if skipped:
-        log(f"skipping {len(skipped)} entries of {data_dir} that are not audio files: "
-            + ", ".join(skipped))
-    if not audio:
-        raise UserError(f"no audio files in {data_dir}: put .wav/.flac/.ogg files there "
-                        f"(subfolders are not read) or point --data_dir at a folder of audio")
-    return audio
+    found, not_audio, seen = [], [], set()
+    for folder, subfolders, names in os.walk(data_dir, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        relative = os.path.relpath(folder, data_dir)
+        for name in [n for n in subfolders if n.startswith(".")]:
+            not_audio.append(os.path.normpath(os.path.join(relative, name)) + "/")
+            subfolders.remove(name)
+        for name in names:
+            path = os.path.join(folder, name)
+            shown = os.path.normpath(os.path.join(relative, name))
+            if name.startswith(".") or not os.path.isfile(path) \
+                    or os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
+                not_audio.append(shown)
+            else:
+                found.append((tuple(shown.split(os.sep)), path))
+    if not found:
+        skipped = f" (only {some(sorted(not_audio))})" if not_audio else ""
+        raise UserError(f"no audio files in {data_dir} or its subfolders{skipped}: put .wav/"
+                        f".flac/.ogg/.mp3 files there or point --data_dir at a folder of audio")
+    return [path for _, path in sorted(found)], sorted(not_audio)
 
 
-def _info(path):
+class Undecodable(Exception):
+    """A file that gives no audio; its message is the reason."""
+
+
+def first_line(error):
+    return str(error).split("\n")[0]
+
+
+def file_info(path):
+    """soundfile's view of a file's header, or Undecodable."""
     try:
         return sf.info(path)
     except (RuntimeError, OSError, ValueError) as error:  # LibsndfileError is a RuntimeError
-        reason = str(error).split("\n")[0]
-        raise UserError(f"cannot read {path} ({reason}): replace it with a working audio "
-                        f"file or remove it from the folder") from None
+        raise Undecodable(first_line(error)) from None
 
 
-def _resampled_length(frames, rate, target_rate):
-    """Length resample_poly gives: ceil(frames * up / down) with up/down in lowest terms."""
-    g = math.gcd(target_rate, rate)
-    return -(-frames * (target_rate // g) // (rate // g))
-
-
-def _read_into(path, info, out, target_rate):
-    """Read one file into out [frames, channels] int16, converting and resampling as needed."""
+def decode(path, info, target_rate):
+    """The file's samples as int16 [frames, channels] at target_rate, and the frames decoded at
+    its own rate. Reads until the data ends, whatever the header states; a read that fails
+    part-way keeps what came before it. Undecodable when nothing could be read."""
     direct = info.subtype in INTEGER_SUBTYPES and info.samplerate == target_rate
+    blocks, reason = [], None
     try:
         with sf.SoundFile(path) as f:
-            if direct:
-                got = len(f.read(out=out, dtype="int16", always_2d=True))
-            else:
-                audio = np.clip(f.read(dtype="float32", always_2d=True), -1.0, 1.0)
-                got = len(audio)
-    except sf.LibsndfileError as error:  # damaged data past the header, e.g. a truncated FLAC
-        reason = str(error).split("\n")[0]
-        raise UserError(f"cannot read {path} ({reason}): replace it with a working audio "
-                        f"file or remove it from the folder") from None
-    # Checked before filling out: a short float read would not fit out (numpy ValueError).
-    if got != info.frames:
-        raise UserError(f"{path} ends early ({got} of {info.frames} frames could be read): the "
-                        f"file is damaged, export it again or remove it")
+            while True:
+                block = f.read(DECODE_BLOCK, dtype="int16" if direct else "float32",
+                               always_2d=True)
+                if not len(block):
+                    break
+                blocks.append(block)
+    except (RuntimeError, OSError, ValueError) as error:  # damaged data past the header
+        reason = first_line(error)
+    frames = sum(len(block) for block in blocks)
+    if not frames:
+        raise Undecodable(reason or "it holds no audio")
+    audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     if not direct:
         if info.samplerate != target_rate:
             g = math.gcd(target_rate, info.samplerate)
-            audio = resample_poly(audio, target_rate // g, info.samplerate // g, axis=0)
-        out[:] = to_int16(np.clip(audio, -1.0, 1.0))
+            audio = resample_poly(np.clip(audio, -1.0, 1.0), target_rate // g,
+                                  info.samplerate // g, axis=0)
+        audio = to_int16(np.clip(audio, -1.0, 1.0))
+    return audio, frames
 
 
-def load_audio(data_dir, sampling_rate=16000, log=note):
-    """Read every audio file of data_dir into one int16 buffer at sampling_rate (§7.4, §7.6).
+def _probe(path, sampling_rate, cache_dir):
+    """(facts about the file, its cache entry or None) from the cache, or from the file's
+    header (then decoded later). Facts: channels, source_rate, stated_frames and, once
+    decoded, decoded_frames; "skipped" holds the reason of a file that gives no audio."""
+    if cache_dir:
+        entry = audio_cache.lookup(cache_dir, audio_cache.source_key(path, sampling_rate))
+        if entry is not None:
+            return dict(entry.meta, cached=True), entry
+    try:
+        info = file_info(path)
+    except Undecodable as error:
+        return {"skipped": str(error)}, None
+    return {"channels": info.channels, "source_rate": info.samplerate,
+            "stated_frames": info.frames, "info": info}, None
 
-    Channel count (1 or 2) comes from the data; mixing mono and stereo is refused.
-    """
-    start = time.perf_counter()
-    paths = list_audio_files(data_dir, log)
-    infos = [_info(path) for path in paths]
-    for path, info in zip(paths, infos):
-        if info.channels > 2:
-            raise UserError(f"{path} has {info.channels} channels: only mono or stereo audio is "
+
+def _check_channels(data_dir, facts):
+    """Mono or stereo, not both: a one-line error naming the files otherwise."""
+    channels = {path: f["channels"] for path, f in facts.items() if "skipped" not in f}
+    for path, count in channels.items():
+        if count > 2:
+            raise UserError(f"{path} has {count} channels: only mono or stereo audio is "
                             f"supported, mix it down to 1 or 2 channels")
-    channel_counts = {info.channels for info in infos}
-    if len(channel_counts) > 1:
-        mono = next(p for p, i in zip(paths, infos) if i.channels == 1)
-        stereo = next(p for p, i in zip(paths, infos) if i.channels == 2)
+    if len(set(channels.values())) > 1:
+        mono = next(p for p, c in channels.items() if c == 1)
+        stereo = next(p for p, c in channels.items() if c == 2)
         raise UserError(f"{data_dir} mixes mono ({mono}) and stereo ({stereo}) files: convert "
                         f"them all to mono or all to stereo")
-    lengths = [_resampled_length(info.frames, info.samplerate, sampling_rate) for info in infos]
-    total = sum(lengths)
-    if total == 0:
+
+
+class Loading:
+    """One load of a folder: decodes what the cache lacks and stores it there."""
+
+    def __init__(self, sampling_rate, cache_dir, log):
+        self.rate, self.cache_dir, self.log = sampling_rate, cache_dir, log
+
+    def store(self, path, samples, facts):
+        """Put a decoded file (or the reason it was skipped) in the cache; returns what to
+        read its samples from: the mapped entry, or the array when there is no cache."""
+        if not self.cache_dir:
+            return samples
+        key = audio_cache.source_key(path, self.rate)
+        facts = {k: v for k, v in facts.items() if k != "info"}
+        try:
+            audio_cache.write_entry(self.cache_dir, key, samples, facts)
+        except UserError as error:  # an unwritable cache is slower, not an error
+            self.log(f"note: the decode cache is off for this run: {error}")
+            self.cache_dir = None
+            return samples
+        return audio_cache.lookup(self.cache_dir, key) or samples
+
+    def decode(self, path, facts):
+        """(facts, what to read the samples from) of a file the cache lacks."""
+        try:
+            samples, decoded = decode(path, facts["info"], self.rate)
+        except Undecodable as error:
+            facts, samples = {"skipped": str(error)}, np.zeros((0, 1), np.int16)
+        else:
+            facts["decoded_frames"] = decoded
+        return facts, self.store(path, samples, facts)
+
+
+def _report(data_dir, facts, strict, log):
+    """One note for each skipped or short file (an error with strict)."""
+    if all("skipped" in f for f in facts.values()):
+        path, f = next(iter(facts.items()))
+        raise UserError(f"none of the {len(facts)} audio files in {data_dir} could be read "
+                        f"({path}: {f['skipped']}): add audio that soundfile reads")
+    for path, f in facts.items():
+        if "skipped" in f:
+            problem = f"cannot read {path} ({f['skipped']})"
+        elif f["decoded_frames"] < f["stated_frames"]:
+            missing = f["stated_frames"] - f["decoded_frames"]
+            problem = (f"{path} decodes to {f['decoded_frames']} of the {f['stated_frames']} "
+                       f"frames its header states ({100 * missing / f['stated_frames']:.2f} % "
+                       f"short)")
+        else:
+            continue
+        if strict:
+            raise UserError(f"{problem}: --strict refuses it; replace or remove the file, or "
+                            f"drop --strict to train on the rest")
+        log(f"note: {problem}: " + ("skipped" if "skipped" in f else "used as decoded"))
+
+
+def load_audio(data_dir, sampling_rate=16000, log=note, cache_dir=None, strict=False):
+    """Read every audio file under data_dir as int16 at sampling_rate (§7.4, §7.6).
+
+    Channel count (1 or 2) comes from the data; mixing mono and stereo is refused. With
+    cache_dir, decoded files are cached there (audio_cache.py) and read memory-mapped; without
+    it, everything is decoded into memory. strict: a skipped or short file is an error.
+    """
+    start = time.perf_counter()
+    paths, not_audio = list_audio_files(data_dir)
+    probed = {path: _probe(path, sampling_rate, cache_dir) for path in paths}
+    facts = {path: f for path, (f, _) in probed.items()}
+    _check_channels(data_dir, facts)  # before any decoding
+    loading, sources, misses = Loading(sampling_rate, cache_dir, log), {}, 0
+    for path, (f, entry) in probed.items():
+        if not f.get("cached"):
+            misses += 1
+            if "skipped" in f:
+                loading.store(path, np.zeros((0, 1), np.int16), f)
+            else:
+                f, entry = loading.decode(path, f)
+                facts[path] = f
+        if "skipped" not in f:
+            sources[path] = entry
+    _report(data_dir, facts, strict, log)
+    if not_audio:
+        log(f"skipping {len(not_audio)} entries of {data_dir} that are not audio files: "
+            f"{some(not_audio)}")
+    channels = next(f["channels"] for f in facts.values() if "skipped" not in f)
+    buffer = Segments(list(sources.values()), channels)
+    if buffer.shape[0] == 0:
         raise UserError(f"the audio files in {data_dir} hold no samples: add audio")
-    buffer = np.empty((total, channel_counts.pop()), dtype=np.int16)
-    position = 0
-    for path, info, length in zip(paths, infos, lengths):
-        _read_into(path, info, buffer[position:position + length], sampling_rate)
-        position += length
-    resampled = [f"{os.path.basename(p)} ({i.samplerate} Hz)"
-                 for p, i in zip(paths, infos) if i.samplerate != sampling_rate]
-    if resampled:
-        log(f"resampled {len(resampled)} files to {sampling_rate} Hz: " + ", ".join(resampled))
-    return AudioData(buffer, sampling_rate, data_dir, paths, time.perf_counter() - start)
+    _note_resampled(data_dir, {p: facts[p]["source_rate"] for p in sources}, sampling_rate, log)
+    if loading.cache_dir:
+        audio_cache.prune(loading.cache_dir)
+    skipped = [(p, f["skipped"]) for p, f in facts.items() if "skipped" in f]
+    short = [(p, f["decoded_frames"], f["stated_frames"]) for p, f in facts.items()
+             if "skipped" not in f and f["decoded_frames"] < f["stated_frames"]]
+    return AudioData(buffer, sampling_rate, data_dir, list(sources),
+                     len({os.path.dirname(p) for p in sources}), skipped, short,
+                     loading.cache_dir, len(paths) - misses, misses,
+                     time.perf_counter() - start)
+
+
+def _note_resampled(data_dir, source_rates, sampling_rate, log):
+    by_rate = {}
+    for path, rate in source_rates.items():
+        if rate != sampling_rate:
+            by_rate.setdefault(rate, []).append(os.path.relpath(path, data_dir))
+    if by_rate:
+        log(f"resampled {sum(map(len, by_rate.values()))} files to {sampling_rate} Hz: "
+            + "; ".join(f"{some(names)} ({rate} Hz)" for rate, names in sorted(by_rate.items())))
+
+
+def summary(audio):
+    """One line: what was loaded, from how many folders, what was skipped, the cache."""
+    line = (f"{len(audio.files)} files from {audio.folders} folder"
+            f"{'s' if audio.folders != 1 else ''} of {audio.data_dir}: {audio.seconds:.1f} s "
+            f"at {audio.sampling_rate} Hz, {'stereo' if audio.channels == 2 else 'mono'}")
+    if audio.skipped or audio.short:
+        line += f"; {len(audio.skipped)} skipped, {len(audio.short)} short"
+    if audio.cache_dir:
+        line += (f"; decode cache {audio.cache_dir}: {audio.cache_hits} hits, "
+                 f"{audio.cache_misses} misses")
+    return line + f"; loaded in {audio.load_seconds:.1f} s"
 
 
 class Windows:
@@ -204,11 +417,14 @@ def stage_windows(audio, num_blocks, augmentation_level=0):
 
 
 def gather(buffer, starts, window):
-    """int16 batch [len(starts), window, channels]; samples past the end are zero."""
-    batch = np.zeros((len(starts), window, buffer.shape[1]), dtype=np.int16)
+    """int16 batch [len(starts), window, channels] from Segments (or one array); zeros past
+    the end. The mapped pages it read are released: the process keeps no more than the batch."""
+    if isinstance(buffer, np.ndarray):
+        buffer = Segments([buffer], buffer.shape[1])
+    batch = np.empty((len(starts), window, buffer.shape[1]), dtype=np.int16)
     for row, start in enumerate(starts):
-        piece = buffer[start:start + window]
-        batch[row, :len(piece)] = piece
+        buffer.read(int(start), batch[row])
+    buffer.release()
     return batch
 
 
@@ -246,29 +462,61 @@ def describe(audio, num_blocks, augmentation_level):
     """The facts `python dataloader.py` reports about a dataset at one stage."""
     return {
         "files": len(audio.files),
+        "folders": audio.folders,
+        "skipped": len(audio.skipped),
+        "short": len(audio.short),
         "seconds": round(audio.seconds, 3),
         "sampling_rate": audio.sampling_rate,
         "channels": audio.channels,
         "windows": len(stage_windows(audio, num_blocks, augmentation_level)),
-        "bytes_in_memory": int(audio.buffer.nbytes),
+        "audio_bytes": int(audio.buffer.nbytes),
+        "memory_mapped": audio.buffer.memory_mapped,
+        "cache_hits": audio.cache_hits,
+        "cache_misses": audio.cache_misses,
         "load_seconds": round(audio.load_seconds, 3),
     }
+
+
+def add_data_flags(parser, cache_default="<checkpoint_dir>/audio_cache"):
+    """The flags of reading a folder of audio, shared by the data check and the trainers."""
+    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=16000,
+                        help="audio at other rates is resampled to this")
+    parser.add_argument("--audio_cache", metavar="DIR", default=None,
+                        help=f"where decoded audio is cached, so that later starts decode "
+                             f"nothing and read it memory-mapped (default: {cache_default})")
+    parser.add_argument("--no_audio_cache", action="store_true",
+                        help="decode every file at every start and hold the audio in memory")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a file that cannot be decoded or decodes shorter than its "
+                             "header states, instead of skipping it or using it as decoded")
+
+
+def cache_folder(args, default):
+    """The decode cache's folder of the data flags, or None without a cache."""
+    return None if args.no_audio_cache else (args.audio_cache or default)
+
+
+def load(args, data_dir, default_cache, log=note):
+    """load_audio as the data flags ask."""
+    return load_audio(data_dir, args.sampling_rate, log, cache_folder(args, default_cache),
+                      args.strict)
 
 
 def main(argv=None):
     parser = ArgumentParser(description="Check a folder of audio before training: how much "
                             "audio it holds and how many windows a stage gets from it.")
-    parser.add_argument("data_dir", help="folder of audio files (any format soundfile reads)")
+    parser.add_argument("data_dir", help="folder of audio files, subfolders included (any "
+                                         "format soundfile reads)")
     parser.add_argument("--num_blocks", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5,
                         help="stage: window of 2^(4+2N) samples")
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also take windows offset by k*window/10, k = 1..L")
-    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=16000,
-                        help="audio at other rates is resampled to this")
+    add_data_flags(parser, DEFAULT_CACHE)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    audio = load_audio(args.data_dir, args.sampling_rate)
+    audio = load(args, args.data_dir, DEFAULT_CACHE)
     facts = describe(audio, args.num_blocks, args.augmentation_level)
+    note(summary(audio))
     if args.json:
         print(json.dumps(facts))
     else:

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataloader import MAX_AUGMENTATION_LEVEL, load_audio, make_dataset
+from dataloader import (
+    MAX_AUGMENTATION_LEVEL,
+    add_data_flags,
+    gather,
+    load,
+    make_dataset,
+    summary,
+)
 from utils import (
     UserError,
     default_batch_size,
@@ -64,7 +71,8 @@ class Recipe:
 
 def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's default"):
     """The flags every trainer has, defaults in --help."""
-    parser.add_argument("--data_dir", default="data", help="folder of training audio")
+    parser.add_argument("--data_dir", default="data",
+                        help="folder of training audio, subfolders included")
     parser.add_argument("--checkpoint_dir", default=checkpoint_dir,
                         help="where checkpoints and TensorBoard logs go")
     parser.add_argument("--batch_size", type=int_in_range(1, 1 << 20), default=None,
@@ -85,8 +93,7 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also train on windows offset by k*window/10, k=1..L; "
                                         "for small datasets")
-    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=16000,
-                        help="audio is resampled to this rate")
+    add_data_flags(parser)
     parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=None,
                         help="seed for data order, latents and generation (default: random, "
                              "printed)")
@@ -127,10 +134,18 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                         help="with --interpolate: windows from A to B (default: 8)")
 
 
+def load_data(args):
+    """--data_dir as the data flags ask, its decode cache in <checkpoint_dir>/audio_cache by
+    default."""
+    return load(args, args.data_dir, os.path.join(args.checkpoint_dir, "audio_cache"))
+
+
 def check_flags(args):
-    if args.distribution == "multi_worker" and args.seed is None:
-        raise UserError("--distribution multi_worker needs --seed, the same on every worker "
-                        "(they draw the same latents and initial weights)")
+    if args.distribution == "multi_worker":
+        if args.seed is None:
+            raise UserError("--distribution multi_worker needs --seed, the same on every "
+                            "worker (they draw the same latents and initial weights)")
+        check_cluster()
     if args.once and not args.preview:
         raise UserError("--once goes with --preview: add --preview, or drop --once")
     jobs = [flag for flag, on in (("--preview", args.preview), ("--generate", args.generate),
@@ -272,6 +287,12 @@ def make_strategy(name):
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
+    check_cluster()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_cluster():
+    """multi_worker's TF_CONFIG must name a cluster: a one-line error otherwise."""
     config = os.environ.get("TF_CONFIG")
     try:
         cluster = json.loads(config)["cluster"] if config else None
@@ -282,7 +303,6 @@ def make_strategy(name):
                         "to describe the cluster and this worker's task, e.g. TF_CONFIG="
                         "'{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
                         "\"task\": {\"type\": \"worker\", \"index\": 0}}' (README)")
-    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def distribute(dataset, strategy):
@@ -396,7 +416,7 @@ def train(args, recipe):
     """Train a stage until --max_steps or a signal; returns the exit code. Under
     --distribution multi_worker only the chief writes checkpoints, summaries and progress;
     every worker restores the same checkpoint (a folder all of them see)."""
-    audio = load_audio(args.data_dir, args.sampling_rate)  # bad data fails before TensorFlow
+    audio = load_data(args)  # bad data fails before TensorFlow
     config = recipe.config(args, audio.channels)
     batch_size = args.batch_size or default_batch_size(config["num_blocks"])
     strategy = make_strategy(args.distribution)  # before any op: multi_worker needs that
@@ -444,6 +464,7 @@ def train(args, recipe):
             if recipe.growing else recipe.model)
     where = (f", {replicas} replicas of {args.distribution}" if args.distribution != "none"
              else "") + (", XLA" if args.xla else "")
+    say(summary(audio))
     say(f"training {what}: windows of {window_length(config['num_blocks'])} samples, batch "
         f"{batch_size}, {audio.seconds:.1f} s of audio, {policy}{where}; TensorBoard: "
         f"tensorboard --logdir {directory}", flush=True)
@@ -671,15 +692,13 @@ def add_evaluate_flags(parser):
 
 
 def memorisation_windows(audio, window, rng):
-    """The whole windows of audio (a view, no copy), or a seeded random subset of at most
-    EVAL_TRAINING_WINDOWS windows and EVAL_TRAINING_SAMPLES samples when there are more; and
-    how many whole windows there are."""
+    """The whole windows of audio as int16 [windows, window, channels], or a seeded random
+    subset of at most EVAL_TRAINING_WINDOWS windows and EVAL_TRAINING_SAMPLES samples (128 MB)
+    when there are more; and how many whole windows there are."""
     count = audio.num_samples // window
-    windows = audio.buffer[:count * window].reshape(count, window, audio.channels)
     cap = max(1, min(EVAL_TRAINING_WINDOWS, EVAL_TRAINING_SAMPLES // window))
-    if count <= cap:
-        return windows, count
-    return windows[np.sort(rng.choice(count, size=cap, replace=False))], count
+    chosen = np.arange(count) if count <= cap else np.sort(rng.choice(count, cap, replace=False))
+    return gather(audio.buffer, chosen * window, window), count
 
 
 def evaluate_checkpoint(args, recipe):
@@ -692,11 +711,13 @@ def evaluate_checkpoint(args, recipe):
 
     generator, config, step, directory, path = latest_generator(args, recipe)
     rate, num_blocks = config["sampling_rate"], config["num_blocks"]
-    audio = load_audio(args.data_dir, rate)
+    args.sampling_rate = rate  # the checkpoint's
+    audio = load_data(args)
     if audio.channels != config["channels"]:
         raise UserError(f"{path} makes {config['channels']}-channel audio but {args.data_dir} "
                         f"holds {audio.channels}-channel audio: evaluate against the kind of "
                         f"data it was trained on")
+    print(summary(audio))
     starts, window = evaluate.full_window_starts(audio, num_blocks)
     rng = np.random.default_rng(args.seed)
     count = args.num_eval_samples or EVAL_SAMPLES

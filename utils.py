@@ -93,7 +93,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each default once: not for switches, nor where the help text already says it."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False \
+                or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

@@ -31,8 +31,8 @@ OUT/LICENSES.md lists per package the Debian version, source and pool URL, the l
 copyright holders as stated, and per file its licence, copyright line and the upstream credit
 where the package names one; OUT/licenses/ keeps each package's copyright file, which holds
 the full licence texts; OUT/.fetched/<name>.json records what was fetched.
-dataloader.py reads one folder, not its subfolders: point --data_dir at a folder of files,
-e.g. OUT/hedgewars or OUT/supertux/forest.
+Point --data_dir at OUT (the loader reads subfolders and skips LICENSES.md and licenses/ as
+not audio) or at one package's folder, e.g. OUT/hedgewars.
 
 Nothing goes into the repository: the default OUT is ~/.cache/pagan-music, and an OUT inside
 a git work tree is refused. The script is idempotent: a package whose files are all there at

@@ -1,26 +1,27 @@
-"""Loader benchmark: time and peak memory of loading a large dataset with dataloader.py.
+"""Loader benchmarks: the decode cache's first and second start, and the data pipeline's memory
+on a dataset larger than memory would hold.
 
-Makes --hours (default 15) hours of 16 kHz 16-bit mono WAV noise in a temporary folder
-(files of one hour, written in chunks so this script itself stays small), then for each
-augmentation level (0 and 9) runs a fresh Python process that loads the folder with
-load_audio and counts the stage-5 windows, and reports that process's seconds and peak
-resident memory (resource.getrusage ru_maxrss), so each level's peak is its own.
+    python bench/loader.py starts FOLDER [--repeat 3]
+        FOLDER (compressed audio, e.g. OGG fetched by bench/fetch_music.py) is loaded with a
+        new, empty decode cache (first start: every file decoded and resampled), then again
+        --repeat times (second start: all cache hits). Each start runs in a fresh Python
+        process; "seconds" is load_audio plus the stage-5 windows and one batch of 64, i.e.
+        until the data is ready for training (interpreter start and imports excluded,
+        "process s" includes them).
 
-Targets: under 10 s and peak under 2.5 GB at both levels on the 2-core machine.
+    python bench/loader.py memory [--hours 100] [--read_gb 4]
+        Writes HOURS of 16 kHz 16-bit mono WAV noise (files of one hour) to a temporary
+        folder, builds its decode cache (first start, timed), then in a fresh process loads it
+        from the cache and draws random stage-5 training batches (batches of 64 windows, as
+        training does) until --read_gb GB of windows were read. Reports that process's peak
+        resident memory (ru_maxrss) and its resident memory at the end (VmRSS, with the
+        anonymous and file-backed parts). One int16 buffer of 100 hours would be 11.5 GB.
 
-"seconds" is load_audio plus the window count inside the child (interpreter start and
-imports excluded; "process s" includes them). The files are flushed to disk (fsync) before
-the first load, so no level pays for the writing. Each level runs --repeat times,
-interleaved (0, 9, 0, 9, ...); the table gives the median, the slowest and every run.
-By default the files are read from the page cache (warm); --cold evicts this benchmark's
-files from the cache (posix_fadvise DONTNEED, nothing else is touched) before every run.
-The temporary folder is removed afterwards unless --keep DIR is given.
-
-    python bench/loader.py [--hours 15] [--repeat 3] [--cold] [--keep DIR] [--json]
+The temporary folders are removed afterwards. NumPy, SciPy and soundfile only: the data
+pipeline without TensorFlow.
 """
 
 import json
-import math
 import os
 import shutil
 import statistics
@@ -35,32 +36,41 @@ import soundfile as sf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from utils import ArgumentParser, int_in_range, positive_float, window_length
+from utils import ArgumentParser, UserError, int_in_range, positive_float, run_cli
 
 RATE = 16000
 FILE_SECONDS = 3600
 CHUNK_SECONDS = 60
-TARGET_SECONDS = 10.0
-TARGET_PEAK_BYTES = 2.5e9
+NUM_BLOCKS = 5
+BATCH = 64
+TARGET_SECOND_START = 1.0
+TARGET_PEAK_BYTES = 1.5e9
 
-# Runs in a fresh interpreter: argv = repo root, folder, num_blocks, level.
+# Runs in a fresh interpreter: argv = repo root, folder, cache folder, GB of windows to read.
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
+import numpy as np
 import dataloader
-folder, num_blocks, level = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+folder, cache, read_gb = sys.argv[2], sys.argv[3], float(sys.argv[4])
 start = time.perf_counter()
-audio = dataloader.load_audio(folder, log=lambda line: None)
-windows = len(dataloader.stage_windows(audio, num_blocks, level))
-seconds = time.perf_counter() - start
+audio = dataloader.load_audio(folder, 16000, log=lambda line: None, cache_dir=cache)
+windows = dataloader.stage_windows(audio, 5)
+batches = dataloader.batches(audio, windows, 64, seed=0)
+batch = next(batches)
+ready = time.perf_counter() - start
+read = batch.nbytes
+while read < read_gb * 1e9:
+    read += next(batches).nbytes
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+kb = lambda key: int(status[key].split()[0]) * 1024 if key in status else None
 print(json.dumps({
-    "level": level,
-    "windows": windows,
-    "seconds": seconds,
-    "load_seconds": audio.load_seconds,
-    "samples": int(audio.num_samples),
-    "buffer_bytes": int(audio.buffer.nbytes),
+    "seconds": ready, "read_seconds": time.perf_counter() - start - ready, "read_bytes": read,
+    "files": len(audio.files), "samples": int(audio.num_samples),
+    "audio_bytes": int(audio.buffer.nbytes), "hits": audio.cache_hits,
+    "misses": audio.cache_misses, "memory_mapped": audio.buffer.memory_mapped,
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "rss_bytes": kb("VmRSS"), "rss_anon_bytes": kb("RssAnon"), "rss_file_bytes": kb("RssFile"),
 }))
 """
 
@@ -69,176 +79,125 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def file_plan(hours):
-    """(name, frames) of each file: one hour each, the last one holding any remainder."""
-    total = round(hours * 3600 * RATE)
-    frames_per_file = FILE_SECONDS * RATE
-    count = math.ceil(total / frames_per_file)
-    return [(f"hour_{i + 1:02d}.wav", min(frames_per_file, total - i * frames_per_file))
-            for i in range(count)]
-
-
-def is_complete(path, frames):
-    if not os.path.isfile(path):
-        return False
-    try:
-        info = sf.info(path)
-    except sf.LibsndfileError:  # unreadable (e.g. an interrupted earlier run): write it again
-        return False
-    return (info.frames, info.samplerate, info.channels, info.subtype) == (frames, RATE, 1,
-                                                                           "PCM_16")
-
-
-def make_data(folder, hours, seed=0):
-    """Write the files in CHUNK_SECONDS pieces (a couple of MB in memory at a time)."""
-    os.makedirs(folder, exist_ok=True)
-    chunk = CHUNK_SECONDS * RATE
-    for index, (name, frames) in enumerate(file_plan(hours)):
-        path = os.path.join(folder, name)
-        if is_complete(path, frames):
-            log(f"  {name}: reusing")
-            continue
-        rng = np.random.default_rng([seed, index])
-        with sf.SoundFile(path, "w", RATE, 1, "PCM_16", format="WAV") as f:
-            for first in range(0, frames, chunk):
-                f.write(rng.integers(-8000, 8000, min(chunk, frames - first), dtype=np.int16))
-        log(f"  {name}: {frames / RATE / 3600:.2f} h")
-
-
-def flush(folder, names):
-    """fsync this benchmark's files, so that no run pays for writing them back."""
-    for name in names:
-        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def evict(folder, names):
-    """Drop this benchmark's (already synced) files from the page cache."""
-    for name in names:
-        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def measure(folder, num_blocks, level):
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", CHILD, ROOT, folder, str(num_blocks),
-                             str(level)], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
+def start_process(folder, cache, read_gb=0.0):
+    """One fresh process that loads folder with the cache in `cache`; its facts."""
+    begin = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", CHILD, ROOT, folder, cache, str(read_gb)],
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        sys.exit(f"level {level}: the loader process failed:\n{result.stderr}")
+        raise UserError(f"the loader process failed: {result.stderr.strip().splitlines()[-1]}")
     facts = json.loads(result.stdout.strip().splitlines()[-1])
-    facts["wall_seconds"] = wall
-    facts["within_targets"] = (facts["seconds"] < TARGET_SECONDS
-                               and facts["peak_rss_bytes"] < TARGET_PEAK_BYTES)
+    facts["process_seconds"] = time.perf_counter() - begin
     return facts
 
 
-def expected_windows(samples, window, level):
-    return sum(-(-(samples - k * (window // 10)) // window) for k in range(level + 1))
+def starts(args):
+    cache = tempfile.mkdtemp(prefix="bench_loader_cache_")
+    try:
+        log(f"first start of {args.folder}: an empty decode cache in {cache}")
+        first = start_process(args.folder, cache)
+        seconds = []
+        for i in range(args.repeat):
+            log(f"second start {i + 1}/{args.repeat}")
+            seconds.append(start_process(args.folder, cache))
+        cache_bytes = sum(os.path.getsize(os.path.join(cache, n)) for n in os.listdir(cache))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    median = statistics.median(run["seconds"] for run in seconds)
+    return {"folder": args.folder, "files": first["files"],
+            "hours": first["samples"] / RATE / 3600, "cache_bytes": cache_bytes,
+            "first": first, "second": seconds, "second_seconds_median": median,
+            "target_second_seconds": TARGET_SECOND_START,
+            "met": max(run["seconds"] for run in seconds) <= TARGET_SECOND_START}
+
+
+def make_noise(folder, hours, seed=0):
+    """HOURS of 16-bit mono WAV noise in files of one hour, written a minute at a time."""
+    total, chunk = round(hours * 3600 * RATE), CHUNK_SECONDS * RATE
+    for index, first_frame in enumerate(range(0, total, FILE_SECONDS * RATE)):
+        frames = min(FILE_SECONDS * RATE, total - first_frame)
+        rng = np.random.default_rng([seed, index])
+        with sf.SoundFile(os.path.join(folder, f"hour_{index + 1:03d}.wav"), "w", RATE, 1,
+                          "PCM_16", format="WAV") as f:
+            for first in range(0, frames, chunk):
+                f.write(rng.integers(-8000, 8000, min(chunk, frames - first), dtype=np.int16))
+
+
+def memory(args):
+    work = tempfile.mkdtemp(prefix="bench_loader_", dir=args.tmp)
+    folder, cache = os.path.join(work, "data"), os.path.join(work, "cache")
+    os.makedirs(folder)
+    try:
+        log(f"making {args.hours:g} h of {RATE} Hz 16-bit mono WAV noise in {folder}")
+        begin = time.perf_counter()
+        make_noise(folder, args.hours)
+        make_seconds = time.perf_counter() - begin
+        log("first start: building the decode cache")
+        first = start_process(folder, cache)
+        log(f"second start: reading {args.read_gb:g} GB of random stage-5 batches")
+        second = start_process(folder, cache, args.read_gb)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"hours": args.hours, "make_seconds": make_seconds, "first": first,
+            "second": second, "one_buffer_bytes": second["audio_bytes"],
+            "target_peak_rss_bytes": TARGET_PEAK_BYTES,
+            "met": second["peak_rss_bytes"] < TARGET_PEAK_BYTES}
+
+
+def print_report(mode, report):
+    gb = 1e9
+    if mode == "starts":
+        first = report["first"]
+        print(f"{report['files']} files, {report['hours']:.2f} h from {report['folder']}; "
+              f"cache {report['cache_bytes'] / gb:.2f} GB")
+        print(f"first start:  {first['seconds']:.2f} s ({first['misses']} misses), process "
+              f"{first['process_seconds']:.2f} s")
+        for run in report["second"]:
+            print(f"second start: {run['seconds']:.3f} s ({run['hits']} hits, "
+                  f"{run['misses']} misses), process {run['process_seconds']:.2f} s")
+        print(f"target: second start <= {TARGET_SECOND_START:g} s: "
+              f"{'met' if report['met'] else 'MISSED'}")
+        return
+    second = report["second"]
+    print(f"{report['hours']:g} h of 16 kHz mono ({report['one_buffer_bytes'] / gb:.2f} GB as one "
+          f"int16 buffer), written in {report['make_seconds']:.1f} s")
+    print(f"first start (decode cache built): {report['first']['seconds']:.1f} s, peak RSS "
+          f"{report['first']['peak_rss_bytes'] / gb:.3f} GB")
+    print(f"second start: data ready in {second['seconds']:.3f} s, memory-mapped "
+          f"{second['memory_mapped']}; read {second['read_bytes'] / gb:.2f} GB of windows in "
+          f"{second['read_seconds']:.1f} s")
+    print(f"peak RSS {second['peak_rss_bytes'] / gb:.3f} GB; at the end RSS "
+          f"{second['rss_bytes'] / gb:.3f} GB (anonymous {second['rss_anon_bytes'] / gb:.3f}, "
+          f"file-backed {second['rss_file_bytes'] / gb:.3f}); target < "
+          f"{TARGET_PEAK_BYTES / gb:g} GB: {'met' if report['met'] else 'MISSED'}")
 
 
 def main(argv=None):
-    parser = ArgumentParser(description="Time and peak memory of loading HOURS of 16 kHz mono "
-                            "WAV with dataloader.load_audio, each augmentation level in a "
-                            "fresh process. Targets: < 10 s and < 2.5 GB peak per level.")
-    parser.add_argument("--hours", type=positive_float, default=15.0,
-                        help="hours of audio to make (files of one hour)")
-    parser.add_argument("--keep", metavar="DIR", default=None,
-                        help="make the files in DIR and keep them (complete files already "
-                             "there are reused); DIR must hold no other audio. Default: a "
-                             "temporary folder, removed afterwards")
-    parser.add_argument("--num_blocks", type=int_in_range(1, 8), default=5,
-                        help="stage whose windows are counted")
-    parser.add_argument("--levels", type=int_in_range(0, 9), nargs="+", default=[0, 9],
-                        help="augmentation levels to measure")
-    parser.add_argument("--repeat", type=int_in_range(1, 100), default=3,
-                        help="runs per level (a fresh process each)")
-    parser.add_argument("--cold", action="store_true",
-                        help="evict the files from the page cache before every run")
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    modes = parser.add_subparsers(dest="mode", required=True)
+    first = modes.add_parser("starts", help="first and second start of a folder of audio")
+    first.add_argument("folder", help="a folder of (compressed) audio, e.g. 2 h or more of OGG")
+    first.add_argument("--repeat", type=int_in_range(1, 100), default=3,
+                       help="second starts to time")
+    mem = modes.add_parser("memory", help="peak memory of the data pipeline on a synthetic "
+                                          "dataset")
+    mem.add_argument("--hours", type=positive_float, default=100.0,
+                     help="hours of synthetic audio (twice its size on disk: files and cache)")
+    mem.add_argument("--read_gb", type=positive_float, default=4.0,
+                     help="GB of training windows to read")
+    mem.add_argument("--tmp", default=None, help="folder for the temporary files (default: "
+                                                 "the system's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    names = [name for name, _ in file_plan(args.hours)]
-
-    folder = args.keep or tempfile.mkdtemp(prefix="bench_loader_")
-    try:
-        log(f"making {args.hours:g} h of {RATE} Hz 16-bit mono WAV in {folder}")
-        start = time.perf_counter()
-        make_data(folder, args.hours)
-        make_seconds = time.perf_counter() - start
-        disk_bytes = sum(os.path.getsize(os.path.join(folder, name)) for name in names)
-        log("flushing the files to disk (fsync)")
-        flush(folder, names)
-        load_before = os.getloadavg()
-        runs = []
-        for repeat in range(args.repeat):
-            for level in args.levels:
-                if args.cold:
-                    evict(folder, names)
-                log(f"run {repeat + 1}/{args.repeat}: augmentation level {level}, fresh process"
-                    + (", cold cache" if args.cold else ""))
-                runs.append(measure(folder, args.num_blocks, level))
-        load_after = os.getloadavg()
-    finally:
-        if args.keep is None:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    window = window_length(args.num_blocks)
-    levels = []
-    for level in dict.fromkeys(args.levels):
-        mine = [run for run in runs if run["level"] == level]
-        for run in mine:
-            assert run["windows"] == expected_windows(run["samples"], window, level)
-        seconds = [run["seconds"] for run in mine]
-        levels.append({
-            "level": level,
-            "windows": mine[0]["windows"],
-            "runs": len(mine),
-            "seconds_median": statistics.median(seconds),
-            "seconds_max": max(seconds),
-            "seconds_each": seconds,
-            "process_seconds_median": statistics.median(run["wall_seconds"] for run in mine),
-            "peak_rss_bytes_max": max(run["peak_rss_bytes"] for run in mine),
-            "buffer_bytes": mine[0]["buffer_bytes"],
-            "within_targets": all(run["within_targets"] for run in mine),
-        })
-    report = {
-        "hours": args.hours,
-        "files": len(file_plan(args.hours)),
-        "bytes_on_disk": disk_bytes,
-        "make_seconds": make_seconds,
-        "num_blocks": args.num_blocks,
-        "window": window,
-        "cpu_count": os.cpu_count(),
-        "cache": "cold" if args.cold else "warm",
-        "load_average_1min": {"before": load_before[0], "after": load_after[0]},
-        "targets": {"seconds": TARGET_SECONDS, "peak_rss_bytes": TARGET_PEAK_BYTES},
-        "levels": levels,
-        "runs": runs,
-    }
+    if args.mode == "starts" and not os.path.isdir(args.folder):
+        raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
+    report = starts(args) if args.mode == "starts" else memory(args)
     if args.json:
         print(json.dumps(report))
-        return 0
-    print(f"{report['files']} files, {args.hours:g} h, {disk_bytes / 1e9:.2f} GB on disk "
-          f"(made in {make_seconds:.1f} s); stage {args.num_blocks} (window {window}); "
-          f"{os.cpu_count()} CPUs; {report['cache']} page cache; {args.repeat} runs per level; "
-          f"1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    print(f"{'level':>5} {'windows':>9} {'median s':>8} {'max s':>6} {'process s':>9} "
-          f"{'peak RSS GB':>11} {'buffer GB':>9}  "
-          f"targets (< {TARGET_SECONDS:g} s, < {TARGET_PEAK_BYTES / 1e9:g} GB)  each run s")
-    for facts in levels:
-        print(f"{facts['level']:>5} {facts['windows']:>9} {facts['seconds_median']:>8.2f} "
-              f"{facts['seconds_max']:>6.2f} {facts['process_seconds_median']:>9.2f} "
-              f"{facts['peak_rss_bytes_max'] / 1e9:>11.2f} {facts['buffer_bytes'] / 1e9:>9.2f}  "
-              f"{'met' if facts['within_targets'] else 'MISSED':<30}  "
-              + " ".join(f"{value:.2f}" for value in facts["seconds_each"]))
+    else:
+        print_report(args.mode, report)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

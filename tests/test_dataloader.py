@@ -8,6 +8,7 @@ window contents, int16 quantisation of each format).
 import json
 import math
 import os
+import struct
 import subprocess
 import sys
 import tracemalloc
@@ -36,6 +37,11 @@ def load(folder, rate=RATE):
     notes = []
     audio = dataloader.load_audio(str(folder), rate, log=notes.append)
     return audio, notes
+
+
+def samples(audio):
+    """All loaded samples as one int16 array [samples, channels]."""
+    return np.asarray(audio.buffer)
 
 
 def sine(freq, seconds, rate, amplitude=0.5):
@@ -139,7 +145,7 @@ def test_lossless_formats_exact(tmp_path, name, data, subtype, fmt, expected):
     assert audio.buffer.dtype == np.int16
     assert audio.buffer.shape == (len(data), 1)
     assert audio.sampling_rate == RATE
-    np.testing.assert_array_equal(audio.buffer[:, 0], expected)
+    np.testing.assert_array_equal(samples(audio)[:, 0], expected)
     assert audio.files == [path]
     assert notes == []
 
@@ -150,12 +156,12 @@ def test_double_wav_within_one_step_and_clipped(tmp_path):
     write(tmp_path / "f64.wav", FLOATS, subtype="DOUBLE", fmt="WAV")
     audio, _ = load(tmp_path)
     expected = float_to_int16(FLOATS).astype(int)
-    diff = np.abs(audio.buffer[:, 0].astype(int) - expected)
+    diff = np.abs(samples(audio)[:, 0].astype(int) - expected)
     assert diff.max() <= 1
     assert np.mean(diff == 0) > 0.99
     beyond = np.abs(FLOATS) > 1
     assert beyond.sum() > 500
-    np.testing.assert_array_equal(audio.buffer[beyond, 0],
+    np.testing.assert_array_equal(samples(audio)[beyond, 0],
                                   np.where(FLOATS[beyond] > 0, 32767, -32767))
 
 
@@ -164,7 +170,7 @@ def test_float_beyond_one_is_clipped_not_wrapped(tmp_path):
     write(tmp_path / "loud.wav", x, subtype="FLOAT")
     audio, _ = load(tmp_path)
     np.testing.assert_array_equal(
-        audio.buffer[:, 0], [0, 16384, 32767, 32767, 32767, 32767, -32767, -32767, -32767, 8192])
+        samples(audio)[:, 0], [0, 16384, 32767, 32767, 32767, 32767, -32767, -32767, -32767, 8192])
 
 
 def test_ogg_vorbis_length_and_correlation(tmp_path):
@@ -172,7 +178,7 @@ def test_ogg_vorbis_length_and_correlation(tmp_path):
     write(tmp_path / "tone.ogg", x, subtype="VORBIS", fmt="OGG")
     audio, _ = load(tmp_path)
     assert audio.buffer.shape == (len(x), 1)
-    got = audio.buffer[:, 0].astype(np.float64) / 32767
+    got = samples(audio)[:, 0].astype(np.float64) / 32767
     assert np.corrcoef(got, x)[0, 1] > 0.95
     assert np.sqrt(np.mean(got ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)), rel=0.1)
 
@@ -188,7 +194,7 @@ def test_resampled_to_16k_keeps_the_tone(tmp_path, rate):
     expected_length = len(x) * RATE / rate
     assert abs(audio.num_samples - expected_length) <= 1
     assert audio.sampling_rate == RATE
-    got = audio.buffer[:, 0].astype(np.float64) / 32767
+    got = samples(audio)[:, 0].astype(np.float64) / 32767
     assert peak_hz(got, RATE) == pytest.approx(freq, abs=3)
     # 2 crossings per period, minus the edges
     assert abs(zero_crossings(got[50:-50]) - 2 * freq * (len(got) - 100) / RATE) <= 3
@@ -225,8 +231,8 @@ def test_stereo_kept_with_channels_in_place(tmp_path):
     audio, _ = load(tmp_path)
     assert audio.channels == 2
     assert audio.buffer.shape == (2000, 2)
-    np.testing.assert_array_equal(audio.buffer[:, 0], left)
-    np.testing.assert_array_equal(audio.buffer[:, 1], right)
+    np.testing.assert_array_equal(samples(audio)[:, 0], left)
+    np.testing.assert_array_equal(samples(audio)[:, 1], right)
 
 
 def test_stereo_resampled_channels_not_swapped_or_mixed(tmp_path):
@@ -235,7 +241,7 @@ def test_stereo_resampled_channels_not_swapped_or_mixed(tmp_path):
     write(tmp_path / "st.flac", np.stack([left, right], axis=1), rate=rate)
     audio, _ = load(tmp_path)
     assert audio.channels == 2
-    got = audio.buffer.astype(np.float64) / 32767
+    got = samples(audio).astype(np.float64) / 32767
     assert peak_hz(got[:, 0], RATE) == pytest.approx(440, abs=5)
     assert peak_hz(got[:, 1], RATE) == pytest.approx(2000, abs=5)
     # no leak of one channel into the other
@@ -263,16 +269,14 @@ def test_empty_folder(tmp_path):
 def test_only_non_audio_files(tmp_path):
     (tmp_path / "README.md").write_text("hello\n")
     (tmp_path / "cover.jpg").write_bytes(os.urandom(100))
-    (tmp_path / "sub").mkdir()
-    write(tmp_path / "sub" / "inside.wav", INT16[:1000])  # subfolders are not read
+    (tmp_path / ".sub").mkdir()
+    write(tmp_path / ".sub" / "inside.wav", INT16[:1000])  # hidden folders are not read
     write(tmp_path / ".hidden.wav", INT16[:1000])
-    notes = []
     with pytest.raises(UserError, match="no audio files") as error:
-        dataloader.load_audio(str(tmp_path), log=notes.append)
-    assert str(tmp_path) in str(error.value)
-    assert len(notes) == 1
-    for name in ("README.md", "cover.jpg", "sub/", ".hidden.wav"):
-        assert name in notes[0]
+        load(tmp_path)
+    assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)
+    for name in ("README.md", "cover.jpg", ".sub/", ".hidden.wav"):
+        assert name in str(error.value)
 
 
 def test_mixed_mono_and_stereo(tmp_path):
@@ -294,44 +298,55 @@ def test_more_than_two_channels(tmp_path, channels):
     assert many in str(error.value)
 
 
-def test_random_bytes_wav_is_corrupt(tmp_path):
+def test_random_bytes_wav_is_skipped_with_a_note(tmp_path):
     write(tmp_path / "a.wav", INT16[:1000])
     bad = tmp_path / "x.wav"
     bad.write_bytes(np.random.default_rng(5).integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    with pytest.raises(UserError, match="cannot read") as error:
-        load(tmp_path)
-    assert str(bad) in str(error.value)
-    assert "\n" not in str(error.value)
+    audio, notes = load(tmp_path)
+    assert audio.files == [str(tmp_path / "a.wav")] and audio.num_samples == 1000
+    assert audio.skipped == [(str(bad), audio.skipped[0][1])]
+    (line,) = [n for n in notes if str(bad) in n]
+    assert "cannot read" in line and line.endswith("skipped")
+    with pytest.raises(UserError, match="--strict") as error:
+        dataloader.load_audio(str(tmp_path), log=notes.append, strict=True)
+    assert str(bad) in str(error.value) and "\n" not in str(error.value)
 
 
-def test_zero_byte_flac_is_corrupt(tmp_path):
+def test_a_folder_of_undecodable_files_is_one_error(tmp_path):
     bad = tmp_path / "x.flac"
     bad.write_bytes(b"")
-    with pytest.raises(UserError, match="cannot read") as error:
+    with pytest.raises(UserError, match="none of the 1 audio files") as error:
         load(tmp_path)
     assert str(bad) in str(error.value)
     assert "\n" not in str(error.value)
 
 
-def test_truncated_flac_is_a_user_error(tmp_path):
-    # The header is intact, so sf.info succeeds; the damage shows only while decoding.
+def test_truncated_flac_is_skipped(tmp_path):
+    # The header is intact, so sf.info succeeds; the damage shows only while decoding, and
+    # libsndfile gives none of it back.
+    write(tmp_path / "a.wav", INT16[:1000])
     path = write(tmp_path / "cut.flac", sine(440, 1.0, RATE), fmt="FLAC")
     truncate(path)
-    with pytest.raises(UserError) as error:
-        load(tmp_path)
-    assert path in str(error.value)
-    assert "\n" not in str(error.value)
+    audio, notes = load(tmp_path)
+    assert audio.num_samples == 1000 and [p for p, _ in audio.skipped] == [path]
+    assert any(path in n and "skipped" in n for n in notes)
 
 
 @pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile without MP3")
-def test_truncated_mp3_is_a_user_error(tmp_path):
-    # Resampled (float) path: fewer frames than the header promises must not reach numpy.
+def test_truncated_mp3_is_used_as_decoded(tmp_path):
+    # Resampled (float) path: what decodes is used, with a note naming the shortfall.
     path = write(tmp_path / "cut.mp3", sine(440, 1.0, 44100), rate=44100,
                  subtype="MPEG_LAYER_III", fmt="MP3")
     truncate(path)
-    with pytest.raises(UserError) as error:
-        load(tmp_path)
-    assert path in str(error.value)
+    audio, notes = load(tmp_path)
+    ((short, decoded, stated),) = audio.short
+    assert short == path and stated == 44100 and 0 < decoded < stated
+    assert audio.num_samples == math.ceil(decoded * RATE / 44100)
+    (line,) = [n for n in notes if "header states" in n]
+    assert path in line and f"{decoded} of the 44100 frames" in line
+    assert line.endswith("used as decoded")
+    with pytest.raises(UserError, match="header states"):
+        dataloader.load_audio(str(tmp_path), log=notes.append, strict=True)
 
 
 def test_less_audio_than_one_window(tmp_path):
@@ -365,20 +380,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "x.flac").write_bytes(b"")
-    line = one_line_cli_error(capsys, [str(corrupt)])
-    assert line.startswith("error: cannot read") and str(corrupt / "x.flac") in line
+    line = one_line_cli_error(capsys, [str(corrupt), "--no_audio_cache"])
+    assert line.startswith("error: none of the 1") and str(corrupt / "x.flac") in line
+    write(corrupt / "a.wav", INT16[:1000])
+    line = one_line_cli_error(capsys, [str(corrupt), "--num_blocks", "1", "--strict",
+                                       "--no_audio_cache"])
+    assert line.startswith("error: cannot read") and "--strict" in line
 
     short = tmp_path / "short"
     short.mkdir()
     write(short / "a.wav", INT16[:1000])
-    line = one_line_cli_error(capsys, [str(short), "--num_blocks", "3"])
+    line = one_line_cli_error(capsys, [str(short), "--num_blocks", "3", "--no_audio_cache"])
     assert line.startswith("error: ") and "1024 samples" in line
 
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     write(mixed / "a.wav", INT16[:1000])
     write(mixed / "b.wav", np.stack([INT16[:1000]] * 2, axis=1))
-    line = one_line_cli_error(capsys, [str(mixed)])
+    line = one_line_cli_error(capsys, [str(mixed), "--no_audio_cache"])
     assert "a.wav" in line and "b.wav" in line
 
     line = one_line_cli_error(capsys, [str(short), "--num_blocks", "9"])
@@ -398,23 +417,28 @@ def test_cli_script_error_in_subprocess(tmp_path):
 
 # --------------------------------------------------------------------------- folder listing
 
-def test_skips_hidden_and_non_audio_reads_in_sorted_order(tmp_path):
+def test_reads_subfolders_in_path_order_and_skips_hidden_and_non_audio(tmp_path):
     parts = {"b.wav": INT16[:300], "10.wav": INT16[300:350], "a.flac": INT16[350:700],
-             "c.wav": INT16[700:1100]}
+             "album/2.wav": INT16[700:900], "album/1.wav": INT16[900:1000],
+             "album/disc 2/1.wav": INT16[1000:1100], "c.wav": INT16[1100:1300]}
     for name, data in parts.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         write(tmp_path / name, data, fmt="FLAC" if name.endswith(".flac") else None)
     write(tmp_path / ".hidden.wav", INT16[1100:1500])
+    (tmp_path / ".git").mkdir()
+    write(tmp_path / ".git" / "x.wav", INT16[:10])
     (tmp_path / "README.md").write_text("notes\n")
-    (tmp_path / "cover.jpg").write_bytes(os.urandom(64))
-    (tmp_path / "sub").mkdir()
-    write(tmp_path / "sub" / "d.wav", INT16[1500:1600])
+    (tmp_path / "album" / "cover.jpg").write_bytes(os.urandom(64))
+    os.symlink(tmp_path / "album", tmp_path / "album" / "loop")  # a loop: read once
     audio, notes = load(tmp_path)
-    order = ["10.wav", "a.flac", "b.wav", "c.wav"]
+    order = ["10.wav", "a.flac", "album/1.wav", "album/2.wav", "album/disc 2/1.wav", "b.wav",
+             "c.wav"]
     assert audio.files == [str(tmp_path / name) for name in order]
-    np.testing.assert_array_equal(audio.buffer[:, 0],
+    assert audio.folders == 3
+    np.testing.assert_array_equal(samples(audio)[:, 0],
                                   np.concatenate([parts[name] for name in order]))
     (skip,) = [line for line in notes if "skipping" in line]
-    for name in (".hidden.wav", "README.md", "cover.jpg", "sub/"):
+    for name in (".hidden.wav", "README.md", "album/cover.jpg", ".git/"):
         assert name in skip
     for name in order:
         assert name not in skip
@@ -492,7 +516,7 @@ def test_make_dataset_batch_is_all_windows_scaled(tmp_path):
 def test_buffer_untouched_by_augmentation_level(tmp_path):
     write(tmp_path / "a.wav", np.stack([INT16[:2000], INT16[1000:3000]], axis=1))
     audio, _ = load(tmp_path)
-    buffer, nbytes, copy = audio.buffer, audio.buffer.nbytes, audio.buffer.copy()
+    buffer, nbytes, copy = audio.buffer, audio.buffer.nbytes, samples(audio)
     assert nbytes == 2000 * 2 * 2
     for level in range(10):
         windows = dataloader.stage_windows(audio, 2, level)
@@ -614,20 +638,24 @@ def test_cli_json(tmp_path, capsys, num_blocks, level):
     (tmp_path / "README.md").write_text("a note goes to stderr, not stdout\n")
     capsys.readouterr()
     assert dataloader.main([str(tmp_path), "--num_blocks", str(num_blocks),
-                            "--augmentation_level", str(level), "--json"]) == 0
+                            "--augmentation_level", str(level), "--json",
+                            "--audio_cache", str(tmp_path / "cache")]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert len(lines) == 1
     facts = json.loads(lines[0])
-    assert set(facts) == {"files", "seconds", "sampling_rate", "channels", "windows",
-                          "bytes_in_memory", "load_seconds"}
+    assert set(facts) == {"files", "folders", "skipped", "short", "seconds", "sampling_rate",
+                          "channels", "windows", "audio_bytes", "memory_mapped", "cache_hits",
+                          "cache_misses", "load_seconds"}
+    assert (facts["folders"], facts["skipped"], facts["short"]) == (1, 0, 0)
+    assert (facts["cache_hits"], facts["cache_misses"], facts["memory_mapped"]) == (0, 2, True)
     total = 2000 + 1234
     assert facts["files"] == 2
     assert facts["seconds"] == pytest.approx(total / RATE, abs=1e-3)
     assert facts["sampling_rate"] == RATE
     assert facts["channels"] == 2
     assert facts["windows"] == expected_count(total, 2 ** (4 + 2 * num_blocks), level)
-    assert facts["bytes_in_memory"] == total * 2 * 2
+    assert facts["audio_bytes"] == total * 2 * 2
     assert isinstance(facts["load_seconds"], float) and 0 <= facts["load_seconds"] < 10
     assert "README.md" in captured.err
 
@@ -635,6 +663,178 @@ def test_cli_json(tmp_path, capsys, num_blocks, level):
 def test_cli_text_output(tmp_path, capsys):
     write(tmp_path / "a.wav", INT16[:2000])
     capsys.readouterr()
-    assert dataloader.main([str(tmp_path), "--num_blocks", "1"]) == 0
+    assert dataloader.main([str(tmp_path), "--num_blocks", "1", "--no_audio_cache"]) == 0
     out = capsys.readouterr().out
     assert "windows: 32" in out and "channels: 1" in out
+
+
+# --------------------------------------------------------------------------- real libraries
+
+def _ogg_crc_table():
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else r << 1
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+OGG_CRC = _ogg_crc_table()
+
+
+def overstate_ogg_length(path, extra):
+    """Raise the granule position of an Ogg file's last page by `extra` frames (CRC fixed), so
+    that its header states more frames than it decodes to, as real Vorbis files do."""
+    data = bytearray(Path(path).read_bytes())
+    last = data.rfind(b"OggS")
+    (granule,) = struct.unpack_from("<q", data, last + 6)
+    segments = data[last + 26]
+    size = 27 + segments + sum(data[last + 27:last + 27 + segments])
+    struct.pack_into("<q", data, last + 6, granule + extra)
+    struct.pack_into("<I", data, last + 22, 0)
+    crc = 0
+    for byte in data[last:last + size]:
+        crc = ((crc << 8) ^ OGG_CRC[((crc >> 24) ^ byte) & 0xFF]) & 0xFFFFFFFF
+    struct.pack_into("<I", data, last + 22, crc)
+    Path(path).write_bytes(bytes(data))
+
+
+def music(seconds, seed):
+    """Stereo tones with a beat, 16 kHz."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    f = 220 * 2 ** (seed / 12)
+    left = 0.4 * np.sin(2 * np.pi * f * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))
+    return np.stack([left, 0.3 * np.sin(2 * np.pi * 1.5 * f * t)], axis=1)
+
+
+def decoded_frames(path):
+    return len(sf.read(path)[0])
+
+
+@pytest.fixture
+def library(tmp_path):
+    """A nested folder as real libraries are: an Ogg Vorbis file whose header overstates its
+    frames, a good one, random bytes named .ogg, an MP3, a README and a hidden file."""
+    root = tmp_path / "library"
+    album = root / "artist" / "album"
+    album.mkdir(parents=True)
+    (root / "other").mkdir()
+    long_ogg = write(album / "01 long.ogg", music(10, 0), subtype="VORBIS", fmt="OGG")
+    overstate_ogg_length(long_ogg, 9000)
+    write(album / "02 good.ogg", music(3, 4), subtype="VORBIS", fmt="OGG")
+    (root / "artist" / "bad.ogg").write_bytes(
+        np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    files = [long_ogg, str(album / "02 good.ogg")]
+    if "MP3" in sf.available_formats():
+        files.append(write(root / "other" / "track.mp3", music(2, 7), subtype="MPEG_LAYER_III",
+                           fmt="MP3"))
+    (root / "README.md").write_text("the library\n")
+    write(root / ".hidden.wav", INT16[:1000])
+    return root, files, long_ogg, str(root / "artist" / "bad.ogg")
+
+
+def test_a_real_library_loads_what_decodes_and_notes_the_rest(library):
+    root, files, long_ogg, bad = library
+    stated = sf.info(long_ogg).frames
+    audio, notes = load(root)
+    assert audio.files == files and audio.folders == 1 + (len(files) > 2)
+    assert audio.num_samples == sum(decoded_frames(f) for f in files)
+    assert audio.seconds == pytest.approx(sum(decoded_frames(f) for f in files) / RATE)
+    ((short, decoded, header),) = audio.short
+    assert (short, decoded, header) == (long_ogg, decoded_frames(long_ogg), stated)
+    assert 0 < stated - decoded <= 9000
+    assert [path for path, _ in audio.skipped] == [bad]
+    (short_note,) = [n for n in notes if "header states" in n]
+    assert long_ogg in short_note and f"{decoded} of the {stated} frames" in short_note
+    (skip_note,) = [n for n in notes if bad in n]
+    assert skip_note.startswith(f"note: cannot read {bad} (") and skip_note.endswith("skipped")
+    (listing,) = [n for n in notes if n.startswith("skipping")]
+    assert "README.md" in listing and ".hidden.wav" in listing
+    line = dataloader.summary(audio)
+    assert f"{len(files)} files from {audio.folders} folders" in line
+    assert "1 skipped, 1 short" in line
+
+
+def test_strict_refuses_the_library_in_one_line(library, capsys):
+    root, _, long_ogg, bad = library
+    line = one_line_cli_error(capsys, [str(root), "--num_blocks", "1", "--strict",
+                                       "--no_audio_cache"])
+    assert "--strict" in line and (bad in line or long_ogg in line)
+
+
+def cache_load(folder, cache):
+    notes = []
+    audio = dataloader.load_audio(str(folder), RATE, notes.append, str(cache))
+    return audio, notes
+
+
+def all_windows(audio, num_blocks=2, level=3):
+    windows = dataloader.stage_windows(audio, num_blocks, level)
+    return dataloader.gather(audio.buffer, windows.starts(np.arange(len(windows))),
+                             windows.window)
+
+
+def test_second_load_reads_no_audio_file_and_gives_the_same_windows(library, tmp_path):
+    root, files, _, bad = library
+    cache = tmp_path / "cache"
+    first, _ = cache_load(root, cache)
+    assert (first.cache_hits, first.cache_misses) == (0, len(files) + 1)
+    second, notes = cache_load(root, cache)
+    assert (second.cache_hits, second.cache_misses) == (len(files) + 1, 0)
+    assert second.buffer.memory_mapped and second.short == first.short
+    assert [p for p, _ in second.skipped] == [bad]  # noted again, from the cache
+    assert any("header states" in n for n in notes)
+    np.testing.assert_array_equal(all_windows(second), all_windows(first))
+    # Overwrite every audio file with zeros of the same size and modification time: a load
+    # that read any of them would change.
+    for path in files + [bad]:
+        stat = os.stat(path)
+        Path(path).write_bytes(bytes(stat.st_size))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    third, _ = cache_load(root, cache)
+    assert third.cache_misses == 0
+    np.testing.assert_array_equal(all_windows(third), all_windows(first))
+
+
+def test_touching_one_file_decodes_that_file_only(library, tmp_path):
+    root, files, _, _ = library
+    cache = tmp_path / "cache"
+    first, _ = cache_load(root, cache)
+    entries = sorted(os.listdir(cache))
+    stat = os.stat(files[1])
+    os.utime(files[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again, _ = cache_load(root, cache)
+    assert (again.cache_hits, again.cache_misses) == (len(files), 1)
+    np.testing.assert_array_equal(np.asarray(again.buffer), np.asarray(first.buffer))
+    after = sorted(os.listdir(cache))
+    assert len(after) == len(entries) and len(set(after) - set(entries)) == 1  # stale removed
+
+
+def test_an_entry_cut_short_by_a_crash_is_decoded_again(library, tmp_path):
+    root, files, _, _ = library
+    cache = tmp_path / "cache"
+    first, _ = cache_load(root, cache)
+    expected = all_windows(first)
+    del first  # its mapping of the entry cut below would fault (SIGBUS) if read
+    biggest = max((cache / name for name in os.listdir(cache)), key=os.path.getsize)
+    data = biggest.read_bytes()
+    biggest.write_bytes(data[:len(data) // 2])  # a crash while writing it in place
+    (cache / "0123.pcm.tmp").write_bytes(data[:100])  # a crash before the rename
+    again, _ = cache_load(root, cache)
+    assert (again.cache_hits, again.cache_misses) == (len(files), 1)
+    np.testing.assert_array_equal(all_windows(again), expected)
+    assert biggest.read_bytes() == data  # rebuilt whole
+    third, _ = cache_load(root, cache)
+    assert third.cache_misses == 0
+
+
+def test_cli_reports_cache_hits_and_folders(library, tmp_path, capsys):
+    root, files, _, _ = library
+    argv = [str(root), "--num_blocks", "1", "--json", "--audio_cache", str(tmp_path / "c")]
+    for hits in (0, len(files) + 1):
+        capsys.readouterr()
+        assert dataloader.main(argv) == 0
+        facts = json.loads(capsys.readouterr().out)
+        assert (facts["cache_hits"], facts["skipped"], facts["short"]) == (hits, 1, 1)
+        assert facts["folders"] == 1 + (len(files) > 2)

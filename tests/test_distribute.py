@@ -125,7 +125,7 @@ def test_batch_that_does_not_divide_among_replicas_is_one_line(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr[-2000:]
     assert ("error: --batch_size 3 does not divide among the 2 replicas of --distribution "
             "mirrored: use a multiple of 2") in result.stderr
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) in ([], ["audio_cache"])  # no checkpoint, no config
 
 
 def free_ports(count):

@@ -58,7 +58,7 @@ def full_windows(buffer, window):
 
 @pytest.fixture(scope="module")
 def demo():
-    return dataloader.load_audio(DEMO, RATE, log=lambda message: None).buffer
+    return np.asarray(dataloader.load_audio(DEMO, RATE, log=lambda message: None).buffer)
 
 
 @pytest.fixture(scope="module")

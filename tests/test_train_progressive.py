@@ -189,6 +189,25 @@ def test_tensorboard_has_the_report_tags(chain):
     assert expected <= {re.sub(r"/audio_summary$", "", t) for t in tags}
 
 
+def test_trains_on_a_nested_folder_of_ogg_and_restarts_from_the_cache(tmp_path):
+    library = tmp_path / "library"
+    t = np.arange(3 * 16000) / 16000
+    for i, name in enumerate(["a/one.ogg", "a/b/two.ogg", "c/three.ogg"]):
+        (library / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(library / name), 0.4 * np.sin(2 * np.pi * 220 * (i + 1) * t), 16000,
+                 format="OGG", subtype="VORBIS")
+    argv = ["--data_dir", str(library), "--num_blocks", "1", "--checkpoint_dir",
+            str(tmp_path / "ck")]
+    code, out, err = run(*argv, "--max_steps", "2")
+    assert code == 0, out + err
+    assert "3 files from 3 folders" in out and "0 hits, 3 misses" in out
+    assert "stopped at step 2" in out
+    code, out, err = run(*argv, "--max_steps", "3")
+    assert code == 0, out + err
+    assert "3 hits, 0 misses" in out and "resumed at step 2" in out
+    assert len(os.listdir(tmp_path / "ck" / "audio_cache")) == 3
+
+
 def test_adam_has_the_reports_settings_and_tensorflow_1s_epsilon():
     optimizer = wgan_gp.make_optimizer()
     assert (float(optimizer.learning_rate), optimizer.beta_1, optimizer.beta_2) == \
@@ -331,7 +350,9 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, tmp_path):
     code, _, err = run(*argv, "--checkpoint_dir", str(tmp_path / "ck"))
     assert code == 2
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
-    assert not (tmp_path / "ck").exists()  # nothing written for bad input
+    # nothing written for bad input, but the decode cache of audio that was read
+    ck = tmp_path / "ck"
+    assert (set(os.listdir(ck)) if ck.exists() else set()) <= {"audio_cache"}
 
 
 def test_non_finite_loss_stops_without_saving(tmp_path, monkeypatch):
