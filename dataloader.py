@@ -30,19 +30,16 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 import audio_cache
-from utils import (
+from rules import (
+    MAX_AUGMENTATION_LEVEL,
     MAX_BLOCKS,
     MAX_INT16,
     MIN_BLOCKS,
-    ArgumentParser,
-    UserError,
-    int_in_range,
-    run_cli,
-    to_int16,
+    SAMPLING_RATE,
     window_length,
 )
+from utils import ArgumentParser, UserError, int_in_range, run_cli, to_int16
 
-MAX_AUGMENTATION_LEVEL = 9
 # Extensions taken to be audio: a file with one of these that soundfile cannot read is skipped
 # with its reason, any other file is skipped as not audio (a README, a cover image...).
 AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
@@ -52,7 +49,7 @@ AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", "
 INTEGER_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"}
 DECODE_BLOCK = 1 << 20  # frames per read: a read that fails keeps the blocks before it
 NAMES_IN_A_NOTE = 5
-DEFAULT_CACHE = os.path.join("checkpoints", "audio_cache")  # the trainers' default, too
+CACHE_FOLDER = "audio_cache"  # the decode cache's folder in --checkpoint_dir, by default
 
 
 def note(message):
@@ -314,7 +311,7 @@ def _report(data_dir, facts, strict, log):
         log(f"note: {problem}: " + ("skipped" if "skipped" in f else "used as decoded"))
 
 
-def load_audio(data_dir, sampling_rate=16000, log=note, cache_dir=None, strict=False):
+def load_audio(data_dir, sampling_rate=SAMPLING_RATE, log=note, cache_dir=None, strict=False):
     """Read every audio file under data_dir as int16 at sampling_rate (§7.4, §7.6).
 
     Channel count (1 or 2) comes from the data; mixing mono and stereo is refused. With
@@ -477,13 +474,14 @@ def describe(audio, num_blocks, augmentation_level):
     }
 
 
-def add_data_flags(parser, cache_default="<checkpoint_dir>/audio_cache"):
+def add_data_flags(parser):
     """The flags of reading a folder of audio, shared by the data check and the trainers."""
-    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=16000,
+    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=SAMPLING_RATE,
                         help="audio at other rates is resampled to this")
     parser.add_argument("--audio_cache", metavar="DIR", default=None,
-                        help=f"where decoded audio is cached, so that later starts decode "
-                             f"nothing and read it memory-mapped (default: {cache_default})")
+                        help="where decoded audio is cached, so that later starts decode "
+                             "nothing and read it memory-mapped (default: "
+                             "<checkpoint_dir>/audio_cache)")
     parser.add_argument("--no_audio_cache", action="store_true",
                         help="decode every file at every start and hold the audio in memory")
     parser.add_argument("--strict", action="store_true",
@@ -491,18 +489,15 @@ def add_data_flags(parser, cache_default="<checkpoint_dir>/audio_cache"):
                              "header states, instead of skipping it or using it as decoded")
 
 
-def cache_folder(args, default):
-    """The decode cache's folder of the data flags, or None without a cache."""
-    return None if args.no_audio_cache else (args.audio_cache or default)
+def load(args, data_dir, log=note):
+    """load_audio as the data flags ask: the decode cache in --audio_cache, by default
+    <checkpoint_dir>/audio_cache, or none with --no_audio_cache."""
+    cache = None if args.no_audio_cache else (
+        args.audio_cache or os.path.join(args.checkpoint_dir, CACHE_FOLDER))
+    return load_audio(data_dir, args.sampling_rate, log, cache, args.strict)
 
 
-def load(args, data_dir, default_cache, log=note):
-    """load_audio as the data flags ask."""
-    return load_audio(data_dir, args.sampling_rate, log, cache_folder(args, default_cache),
-                      args.strict)
-
-
-def main(argv=None):
+def make_parser():
     parser = ArgumentParser(description="Check a folder of audio before training: how much "
                             "audio it holds and how many windows a stage gets from it.")
     parser.add_argument("data_dir", help="folder of audio files, subfolders included (any "
@@ -511,10 +506,17 @@ def main(argv=None):
                         help="stage: window of 2^(4+2N) samples")
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also take windows offset by k*window/10, k = 1..L")
-    add_data_flags(parser, DEFAULT_CACHE)
+    add_data_flags(parser)
+    parser.add_argument("--checkpoint_dir", default="checkpoints",
+                        help="the trainers' --checkpoint_dir, whose audio_cache folder is the "
+                             "default decode cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    audio = load(args, args.data_dir, DEFAULT_CACHE)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    audio = load(args, args.data_dir)
     facts = describe(audio, args.num_blocks, args.augmentation_level)
     note(summary(audio))
     if args.json:

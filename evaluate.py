@@ -55,15 +55,8 @@ import sys
 import numpy as np
 
 from dataloader import gather, load_audio, note, stage_windows
-from utils import (
-    MAX_BLOCKS,
-    MIN_BLOCKS,
-    ArgumentParser,
-    UserError,
-    atomic_write,
-    int_in_range,
-    run_cli,
-)
+from rules import MAX_BLOCKS, MAX_INT16, MIN_BLOCKS, SAMPLING_RATE
+from utils import ArgumentParser, UserError, atomic_write, int_in_range, run_cli
 
 N_FFT = 512
 N_MELS = 64
@@ -74,6 +67,12 @@ MEMORISATION_THRESHOLD = 0.05
 MAX_LAG = 8
 ZOOM_SAMPLES = 1024
 CHUNK_FLOATS = 1 << 22  # float32 values per block of work: bounds memory at any stage
+EVAL_SAMPLES = 256  # generated and real windows compared, by default
+# The memorisation check searches all whole windows of the training audio, or a seeded random
+# subset of at most this many windows and samples (2^26: about 70 minutes of 16 kHz audio)
+# when there are more: its cost grows with the generated windows times both.
+EVAL_TRAINING_WINDOWS = 8192
+EVAL_TRAINING_SAMPLES = 1 << 26
 
 
 # --------------------------------------------------------------------------- inputs
@@ -95,7 +94,7 @@ def _as_windows(x, name):
 def _float(x):
     """float32 copy of a block; int16 blocks are scaled to [-1, 1] as the loader does."""
     if x.dtype == np.int16:
-        return x.astype(np.float32) / 32767.0
+        return x.astype(np.float32) / MAX_INT16
     return x.astype(np.float32, copy=False)
 
 
@@ -557,10 +556,20 @@ def sample_windows(audio, starts, window, count, rng, log=note):
             f"--num_eval_samples {count}: using all of them")
         count = len(starts)
     chosen = np.sort(rng.choice(starts, size=count, replace=False))
-    return gather(audio.buffer, chosen, window).astype(np.float32) / 32767.0
+    return gather(audio.buffer, chosen, window).astype(np.float32) / MAX_INT16
 
 
-def main(argv=None):
+def memorisation_windows(audio, window, rng):
+    """The whole windows of audio as int16 [windows, window, channels], or a seeded random
+    subset of at most EVAL_TRAINING_WINDOWS windows and EVAL_TRAINING_SAMPLES samples (128 MB)
+    when there are more; and how many whole windows there are."""
+    count = audio.num_samples // window
+    cap = max(1, min(EVAL_TRAINING_WINDOWS, EVAL_TRAINING_SAMPLES // window))
+    chosen = np.arange(count) if count <= cap else np.sort(rng.choice(count, cap, replace=False))
+    return gather(audio.buffer, chosen * window, window), count
+
+
+def make_parser():
     parser = ArgumentParser(description="Compare generated audio with real audio: loudness, "
                             "Frechet log-mel distance, NDB/K, a memorisation check and stereo "
                             "correlation, as a table, JSON and pictures.")
@@ -568,17 +577,21 @@ def main(argv=None):
     parser.add_argument("generated_dir", help="folder of generated audio")
     parser.add_argument("--num_blocks", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5,
                         help="stage: windows of 2^(4+2N) samples")
-    parser.add_argument("--num_eval_samples", type=int_in_range(1, 1 << 20), default=256,
+    parser.add_argument("--num_eval_samples", type=int_in_range(1, 1 << 20), default=EVAL_SAMPLES,
                         help="random windows taken from each folder")
     parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=0,
                         help="seed for the choice of windows and the k-means of NDB/K")
-    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=16000,
+    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=SAMPLING_RATE,
                         help="audio at other rates is resampled to this")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plots", metavar="DIR", default=None,
                         help="write waveform, zoom, spectrogram and loudness PNGs and "
                              "metrics.json to DIR")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
     if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
         raise UserError(f"--plots {args.plots} is a file: give a folder for the pictures")
 

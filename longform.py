@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from rules import LATENT_DIM
+
 
 def windows_needed(num_samples, window, overlap):
     """Windows whose overlapped join covers num_samples (one when it fits in a window)."""
@@ -75,17 +77,30 @@ def interpolate(a, b, t, prior):
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
 
 
-def draw_prior(rng, count, latent_dim, prior):
-    """Latents from the trainer's prior: U(-1, 1) or N(0, 1)."""
+def draw_prior(rng, count, prior):
+    """count latents from the trainer's prior, U(-1, 1) or N(0, 1), drawn from a NumPy
+    generator: [count, LATENT_DIM] float64."""
     if prior == "uniform":
-        return rng.uniform(-1.0, 1.0, (count, latent_dim))
-    return rng.standard_normal((count, latent_dim))
+        return rng.uniform(-1.0, 1.0, (count, LATENT_DIM))
+    return rng.standard_normal((count, LATENT_DIM))
 
 
-def latent_walk(rng, num_windows, latent_dim, prior, anchor_every=4):
+def draw_latents(seed, count, prior):
+    """The latents of a seed: the first `count` draws of NumPy's default generator, as float32.
+    Every job that makes audio from a seed (--generate, --preview, --interpolate, --evaluate,
+    the summaries) draws them here, and so can a player without TensorFlow."""
+    return draw_prior(np.random.default_rng(seed), count, prior).astype(np.float32)
+
+
+def default_crossfade(window, sampling_rate):
+    """Overlap of neighbouring windows by default: a quarter of the window, at most 1 s."""
+    return min(window // 4, sampling_rate)
+
+
+def latent_walk(rng, num_windows, prior, anchor_every=4):
     """One latent per window along a smooth path through random anchors, one anchor every
     `anchor_every` windows: window i sits i / anchor_every of the way along the anchors."""
-    anchors = draw_prior(rng, num_windows // anchor_every + 2, latent_dim, prior)
+    anchors = draw_prior(rng, num_windows // anchor_every + 2, prior)
     latents = []
     for i in range(num_windows):
         k, t = divmod(i, anchor_every)

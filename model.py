@@ -3,30 +3,28 @@
 The tailored WaveGAN the progressive model grew out of: one fixed window of 16384 samples
 (stage 5 of the progressive model), five stride-4 layers each way, and phase shuffle in the
 critic. Layers are named attributes (`upconv_0`, `downconv_3`, ... as in the original's
-variable scopes) because Keras 3 does not checkpoint layers kept in lists (TF2_NOTES).
+variable scopes) because Keras 3 does not checkpoint layers kept in Python lists.
 Pure: layers and shapes, no file IO.
 """
 
 import keras
 import tensorflow as tf
 
-from model_progressive import (
+from model_progressive import conv, lrelu, runs_as_matmul
+from rules import (
     BASE_LENGTH,
     KERNEL_SIZE,
     LATENT_DIM,
+    MAX_PHASESHUFFLE_RAD,
     STRIDE,
-    conv,
-    lrelu,
-    runs_as_matmul,
+    WAVEGAN_BLOCKS,
+    WAVEGAN_D_FEATURE_MAPS,
+    WAVEGAN_G_FEATURE_MAPS,
+    window_length,
 )
 
-# Channels after each layer: G's dense gives 16 x 1024, its five transposed convolutions
-# 512, 256, 128, 64 and C; D mirrors it with 64 .. 1024 (§7.4).
-G_FEATURE_MAPS = (1024, 512, 256, 128, 64)
-D_FEATURE_MAPS = (64, 128, 256, 512, 1024)
-WINDOW = BASE_LENGTH * STRIDE ** len(G_FEATURE_MAPS)  # 16384 samples, about 1 s at 16 kHz
-# Reflect padding needs r below the shortest shuffled length: 64 samples, after downconv_3.
-MAX_PHASESHUFFLE_RAD = WINDOW // STRIDE ** (len(D_FEATURE_MAPS) - 1) - 1
+G_FEATURE_MAPS, D_FEATURE_MAPS = WAVEGAN_G_FEATURE_MAPS, WAVEGAN_D_FEATURE_MAPS
+WINDOW = window_length(WAVEGAN_BLOCKS)  # 16384 samples, about 1 s at 16 kHz
 
 
 def phase_shuffle(x, rad, seed=None):

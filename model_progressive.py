@@ -6,7 +6,7 @@ feature maps) is derived from the stage number. Every layer is a named attribute
 (`progressive_block_b`, `progressive_block_N_output`, ...) so that tf.train.Checkpoint keys it
 by name and weights move between stages by block name, never by position.
 
-A variant (VARIANTS) changes how the loop builds a block and a layer, never the loop:
+A variant (rules.VARIANTS) changes how the loop builds a block and a layer, never the loop:
     standard    the main model: a block is one strided convolution
     asymmetric  every discriminator block is two convolutions: stride 1, then stride 4
     extended    every generator and discriminator block is two convolutions
@@ -18,51 +18,24 @@ Pure: layers and shapes, no file IO.
 """
 
 import math
-from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
-from utils import window_length
+from rules import (
+    BASE_FEATURE_MAPS,
+    BASE_LENGTH,
+    FEATURES,
+    KERNEL_SIZE,
+    LATENT_DIM,
+    STRIDE,
+    VARIANTS,
+    feature_maps,
+    window_length,
+)
 
-LATENT_DIM = 100
-BASE_LENGTH = 16  # samples out of the projection, into block 1 (table 7.1)
-KERNEL_SIZE = 25
-STRIDE = 4
 LRELU_ALPHA = 0.2
-FEATURES = BASE_LENGTH * 1024  # the flattened 16 x nf(0) features of the critic (table 7.2)
 HE_GAIN, OUTPUT_GAIN = math.sqrt(2.0), 1.0  # equalised learning rate's gains (pggan)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What a variant of the progressive model changes (report §7.7)."""
-    generator_convs: int = 1       # convolutions per generator block
-    critic_convs: int = 1          # convolutions per discriminator block
-    equalised_lr: bool = False     # PGGAN's run-time weight scaling, in every layer
-    sample_norm: bool | None = None  # None: the caller chooses; True: always; False: never
-    minibatch_stddev: bool = False  # one more channel into block 1 of the discriminator
-
-
-VARIANTS = {
-    "standard": Variant(),
-    "asymmetric": Variant(critic_convs=2, sample_norm=False),
-    "extended": Variant(generator_convs=2, critic_convs=2, sample_norm=False),
-    "pggan": Variant(equalised_lr=True, sample_norm=True, minibatch_stddev=True),
-}
-
-
-def feature_maps(block, smoothing=True):
-    """nf(b), the channels of block b (§7.6 "feature map smoothing").
-
-    WaveGAN's 1024 // 2^b for b <= 4 (and for every b without smoothing); smoothed b >= 5 is
-    25 % or 50 % below the next power of two: 48, 32, 24, 16 for blocks 5..8.
-    """
-    if block <= 4 or not smoothing:
-        return 1024 // 2 ** block
-    exponent = math.ceil((block - 4) / 2)
-    next_power = 64 // 2 ** (exponent - 1)
-    return int(0.75 * next_power) if block % 2 else int(0.5 * next_power)
 
 
 def block_name(block):
@@ -241,7 +214,7 @@ class StagedNetwork(keras.Model):
         super().__init__(dtype=dtype, **kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"unknown model variant {variant!r}: one of {', '.join(VARIANTS)}")
-        self.num_blocks, self.model_variant, self.variant = num_blocks, variant, VARIANTS[variant]
+        self.num_blocks, self.variant = num_blocks, VARIANTS[variant]
         self.layer_dtype = dtype
         self.layer_names = ()
 
@@ -330,7 +303,7 @@ class Generator(StagedNetwork):
 
     def call(self, z):
         x = self.projection(z)
-        x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, feature_maps(0)]))
+        x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, BASE_FEATURE_MAPS]))
         for b in range(1, self.num_blocks + 1):
             x = self.run_block(b, x)
         x = getattr(self, block_name(self.num_blocks) + "_output")(x)

@@ -12,6 +12,7 @@ import os
 
 import tensorflow as tf
 
+from rules import stage_dir
 from utils import UserError, atomic_write
 
 CONFIG_FILE = "config.json"
@@ -24,11 +25,6 @@ CONFIG_DEFAULTS = {"model_variant": "standard"}
 
 def config_value(config, key):
     return config.get(key, CONFIG_DEFAULTS.get(key))
-
-
-def stage_dir(root, num_blocks, frozen=False):
-    """checkpoints/stage_0000N or checkpoints/stage_0000N_frozen."""
-    return os.path.join(root, f"stage_{num_blocks:05d}" + ("_frozen" if frozen else ""))
 
 
 def latest_checkpoint(directory):
@@ -81,7 +77,8 @@ def restore(checkpoint, path, partial=False):
 
 
 def restore_layers(path, layers_by_network):
-    """Weights only, matched by network and layer name (never by position, see TF2_NOTES)."""
+    """Weights only, matched by network and layer name, never by position: a grown network
+    has a block inserted before its output layer, which would take the old output's place."""
     tree = {network: tf.train.Checkpoint(**layers)
             for network, layers in layers_by_network.items()}
     restore(tf.train.Checkpoint(**tree), path, partial=True)

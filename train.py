@@ -14,12 +14,11 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import session
-from utils import ArgumentParser, default_batch_size, int_in_range
+from recipe import Recipe
+from rules import MAX_PHASESHUFFLE_RAD, WAVEGAN_BLOCKS, default_batch_size
+from utils import ArgumentParser, int_in_range
 
-NUM_BLOCKS = 5  # the window of progressive stage 5 (utils.window_length): 16384 samples
-# Reflect padding needs r < 64, the length after the critic's fourth layer (model.py); a
-# literal here so that bad flags fail before TensorFlow is imported.
-MAX_PHASESHUFFLE_RAD = 63
+NUM_BLOCKS = WAVEGAN_BLOCKS  # the window of progressive stage 5: 16384 samples
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -38,23 +37,23 @@ def make_config(args, channels):
 
 
 # The original baseline followed each preview slice by window // 2 zeros.
-RECIPE = session.Recipe(model="wavegan", build_networks=build_networks, config=make_config,
-                        checkpoint_root=lambda args: args.checkpoint_dir, growing=False,
-                        prior="uniform", preview_gap=lambda window: window // 2)
+RECIPE = Recipe(model="wavegan", build_networks=build_networks, config=make_config,
+                checkpoint_root=lambda args: args.checkpoint_dir, growing=False,
+                prior="uniform", preview_gap=lambda window: window // 2)
 
 
-def parse_args(argv):
+def make_parser():
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--phaseshuffle_rad", type=int_in_range(0, MAX_PHASESHUFFLE_RAD),
                         default=2, help="shift each critic activation by up to this many "
                                         "samples (WaveGAN §3.3); 0 turns phase shuffle off")
     session.add_flags(parser, checkpoint_dir="checkpoints/wavegan",
                       batch_help=str(default_batch_size(NUM_BLOCKS)))
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv=None):
-    return session.run(parse_args(argv), RECIPE)
+    return session.run(make_parser().parse_args(argv), RECIPE)
 
 
 if __name__ == "__main__":

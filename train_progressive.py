@@ -17,12 +17,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import session
-from utils import MAX_BLOCKS, MIN_BLOCKS, ArgumentParser, UserError, int_in_range
-
-# model_progressive.VARIANTS, named here too so that flags are checked before TensorFlow loads.
-MODEL_VARIANTS = ("standard", "asymmetric", "extended", "pggan")
-WITHOUT_SAMPLE_NORM = ("asymmetric", "extended")  # as in the original: not offered there
-STANDARD = "standard"
+from recipe import Recipe
+from rules import MAX_BLOCKS, MIN_BLOCKS, STANDARD, VARIANTS
+from utils import ArgumentParser, UserError, int_in_range
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -51,7 +48,8 @@ def checkpoint_root(args):
     root = args.checkpoint_dir
     if args.model_variant != STANDARD:
         root = os.path.join(root, args.model_variant)
-    from stages import config_value, read_config, stage_dir
+    from rules import stage_dir
+    from stages import config_value, read_config
     directory = stage_dir(root, args.num_blocks, args.freeze_early_layers)
     config = read_config(directory)
     held = config and config_value(config, "model_variant")
@@ -63,8 +61,18 @@ def checkpoint_root(args):
     return root
 
 
-RECIPE = session.Recipe(model="progressive", build_networks=build_networks, config=make_config,
-                        checkpoint_root=checkpoint_root)
+RECIPE = Recipe(model="progressive", build_networks=build_networks, config=make_config,
+                checkpoint_root=checkpoint_root)
+
+
+STAGE_SWITCHES = {
+    "--freeze_early_layers": "the transition stage between N-1 and N: blocks 1..N-1 stay as "
+                             "stage N-1 left them, block N, the 1x1 layers and the dense "
+                             "layers train; needs N >= 2",
+    "--use_sample_norm": "sample normalisation after every generator activation",
+    "--no_feature_map_smoothing": "feature maps 1024/2^b for every block (32, 16, 8, 4 for "
+                                  "blocks 5-8) instead of the smoothed 48, 32, 24, 16",
+}
 
 
 def add_stage_flags(parser):
@@ -72,23 +80,17 @@ def add_stage_flags(parser):
     parser.add_argument("--num_blocks", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5,
                         help="stage: number of blocks; windows of 2^(4+2N) samples "
                              "(5: 16384 = 1 s, 8: 1048576 = 65 s)")
-    parser.add_argument("--freeze_early_layers", action="store_true",
-                        help="train only block N and the 1x1 layers (the transition stage "
-                             "between N-1 and N); needs N >= 2")
-    parser.add_argument("--use_sample_norm", action="store_true",
-                        help="sample normalisation after every generator activation")
-    parser.add_argument("--no_feature_map_smoothing", action="store_true",
-                        help="feature maps 1024/2^b for every block (32, 16, 8, 4 for blocks "
-                             "5-8) instead of the smoothed 48, 32, 24, 16")
+    for switch, text in STAGE_SWITCHES.items():
+        parser.add_argument(switch, action="store_true", help=text)
 
 
-def parse_args(argv, description, variants=False):
+def make_parser(description, variants=False):
     """The stage's and session's flags; --model_variant only where variants is true (the
     VAE-GAN trainer shares these flags and is standard only)."""
     parser = ArgumentParser(description=description)
     add_stage_flags(parser)
     if variants:
-        parser.add_argument("--model_variant", choices=MODEL_VARIANTS, default=STANDARD,
+        parser.add_argument("--model_variant", choices=tuple(VARIANTS), default=STANDARD,
                             help="the main model or one of the report's experimental "
                                  "variants (§7.7): asymmetric adds a stride-1 convolution to "
                                  "every discriminator block, extended to every block of both "
@@ -97,20 +99,29 @@ def parse_args(argv, description, variants=False):
     else:
         parser.set_defaults(model_variant=STANDARD)
     session.add_flags(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv, description, variants=False):
+    """The flags of argv, checked together."""
+    args = make_parser(description, variants).parse_args(argv)
     if args.freeze_early_layers and args.num_blocks < 2:
         raise UserError("--freeze_early_layers needs --num_blocks 2 or more: stage 1 has no "
                         "earlier blocks to freeze")
-    if args.use_sample_norm and args.model_variant in WITHOUT_SAMPLE_NORM:
+    sample_norm = VARIANTS[args.model_variant].sample_norm
+    if args.use_sample_norm and sample_norm is False:
         raise UserError(f"--use_sample_norm is not offered with --model_variant "
                         f"{args.model_variant} (nor was it in the original): drop one of them")
-    if args.model_variant == "pggan":
+    if sample_norm:
         args.use_sample_norm = True  # always on in the pggan variant
     return args
 
 
+DESCRIPTION = __doc__.split("\n")[0]
+
+
 def main(argv=None):
-    return session.run(parse_args(argv, __doc__.split("\n")[0], variants=True), RECIPE)
+    return session.run(parse_args(argv, DESCRIPTION, variants=True), RECIPE)
 
 
 if __name__ == "__main__":

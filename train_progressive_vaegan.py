@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import session
 import train_progressive
+from recipe import Recipe
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -33,22 +34,25 @@ def make_config(args, channels):
     return train_progressive.make_config(args, channels, model="vaegan")
 
 
-def make_step(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
-              xla=False):
+def make_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
+                   xla=False):
     """The VAE-GAN iteration; sample_latent goes unused, the generator's z comes from E."""
-    from model_vaegan import VAEGAN
+    from wgan_gp import VAEGAN
     return VAEGAN(networks["encoder"], optimizers["encoder_optimizer"], networks["generator"],
                   networks["discriminator"], optimizers["generator_optimizer"],
                   optimizers["discriminator_optimizer"], step, rng, loss_scale, strategy, xla)
 
 
-RECIPE = session.Recipe(model="vaegan", build_networks=build_networks, config=make_config,
-                        checkpoint_root=lambda args: os.path.join(args.checkpoint_dir, "vaegan"),
-                        prior="normal", make_step=make_step)
+RECIPE = Recipe(model="vaegan", build_networks=build_networks, config=make_config,
+                checkpoint_root=lambda args: os.path.join(args.checkpoint_dir, "vaegan"),
+                prior="normal", make_iteration=make_iteration)
+
+
+DESCRIPTION = __doc__.split("\n")[0]
 
 
 def main(argv=None):
-    return session.run(train_progressive.parse_args(argv, __doc__.split("\n")[0]), RECIPE)
+    return session.run(train_progressive.parse_args(argv, DESCRIPTION), RECIPE)
 
 
 if __name__ == "__main__":

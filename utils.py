@@ -1,8 +1,5 @@
-"""Small helpers shared by the loader and the three trainers.
-
-One source of truth for the rules every trainer derives from the stage number (report §7.6):
-the window length and the default batch size. Writing int16 WAV files (§7.4) and the
-one-line error convention of the command-line tools live here too.
+"""Small helpers of every command-line tool: the one-line error convention, atomic writes,
+WAV files (report §7.4: 16-bit PCM) and flag types. No TensorFlow.
 """
 
 import argparse
@@ -15,29 +12,12 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-MAX_INT16 = 32767
-MIN_BLOCKS, MAX_BLOCKS = 1, 8
-
-# Report, appendix B.2: default batch size of each stage (number of blocks).
-DEFAULT_BATCH_SIZE = {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}
+from internals import DefaultsHelpFormatter
+from rules import MAX_INT16
 
 
 class UserError(Exception):
     """Bad input from the user: reported as one line on stderr, exit code 2, no traceback."""
-
-
-def window_length(num_blocks):
-    """Samples in one window of stage N (§7.6): 16 * 4^N = 2^(4 + 2N), 16384 at N = 5."""
-    if not MIN_BLOCKS <= num_blocks <= MAX_BLOCKS:
-        raise UserError(f"--num_blocks {num_blocks} is out of range: use a stage from "
-                        f"{MIN_BLOCKS} to {MAX_BLOCKS}")
-    return 2 ** (4 + 2 * num_blocks)
-
-
-def default_batch_size(num_blocks):
-    """The report's batch size for stage N (appendix B.2)."""
-    window_length(num_blocks)  # validates the range
-    return DEFAULT_BATCH_SIZE[num_blocks]
 
 
 def to_int16(audio):
@@ -89,21 +69,11 @@ def write_wav(path, audio, sampling_rate):
     return atomic_write(path, write, suffix=".wav.tmp")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each default once: not for switches, nor where the help text already says it."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False \
-                or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with defaults shown in --help and bad flags reported as one line, exit 2."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):
@@ -139,27 +109,6 @@ def float_above(low, inclusive=False):
 
 
 positive_float = float_above(0.0)
-
-
-def import_tensorflow():
-    """Import TensorFlow and find its devices with their C++ start-up lines (oneDNN and absl
-    notices; "failed call to cuInit" from the GPU build on a machine without a GPU) hidden, so
-    that the tools' own lines and one-line errors stay readable. TF_CPP_MIN_LOG_LEVEL=0 or 1
-    shows them, for diagnosing a GPU set-up."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
-        import tensorflow as tf
-        return tf
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-        tf.config.list_physical_devices("GPU")  # the GPU build logs its probe here
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    return tf
 
 
 def run_cli(main, argv=None):

@@ -1,9 +1,10 @@
-"""The WGAN-GP training step shared by every trainer (report §6.8, §7.4; Gulrajani et al. 2017).
+"""The training iterations: WGAN-GP's, shared by every trainer (report §6.8, §7.4; Gulrajani
+et al. 2017), and the VAE-GAN's, which adds an encoder update (§7.3, §7.7).
 
 D_loss = mean(D(fake)) - mean(D(real)) + 10 * GP, GP = mean((||grad D(x_hat)||_2 - 1)^2) with the
 norm over (time, channels) and x_hat = real + alpha * (fake - real); G_loss = -mean(D(fake)).
-Adam(1e-4, 0.5, 0.9) everywhere, 5 critic updates per generator update; the step counts
-generator updates. Mixed precision (§7.6): float16 compute, float32 variables and a fixed
+Adam(1e-4, 0.5, 0.9) everywhere; an iteration is 5 critic updates and one generator update;
+the step counts iterations (generator updates). Mixed precision (§7.6): float16 compute, float32 variables and a fixed
 loss scale of 32, also inside the gradient penalty (bfloat16 without scaling on a CPU).
 
 Under tf.distribute each replica trains on its slice of the global batch. Every random draw
@@ -14,12 +15,20 @@ the strategy, and whether or not XLA compiles the replicas' forward and backward
 so the all-reduced (summed) gradients are those of one device on the whole batch.
 """
 
+import math
+
 import keras
 import tensorflow as tf
+
+from model_vaegan import reparameterise
+from rules import LATENT_DIM
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
 LOSS_SCALE = 32.0
+RECON_WEIGHT = 0.001  # of the VAE-GAN's reconstruction term in G_loss
+LOG_2PI = math.log(2.0 * math.pi)
+DENSITY_VARIANCE = 1.0 + 1e-6  # the original's exp(log variance 0) + its EPSILON_FOR_DENSITY
 
 
 def cpu_has_bfloat16():
@@ -78,9 +87,9 @@ class WGANGP:
 
     sample_latent(batch) draws the generator's input; `step` counts generator updates.
     strategy: a tf.distribute strategy whose scope built the networks and optimisers (None:
-    one device); the iterator then gives global batches, split across replicas (session.
-    distribute). xla: compile each replica's forward
-    pass, gradient penalty and gradients (jit_compile); optimiser updates stay outside.
+    one device); the iterator then gives global batches, split across replicas
+    (distribute.distribute). xla: compile each replica's forward pass, gradient penalty and
+    gradients (jit_compile); optimiser updates stay outside.
     A variant (the VAE-GAN) overrides noise(), latent(), before_critic(), generator_loss()
     and generator_batch().
     """
@@ -93,10 +102,21 @@ class WGANGP:
         self.loss_scale = loss_scale
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
-        self.compile = tf.function(jit_compile=True) if xla else (lambda function: function)
+        self.compile = (tf.function(jit_compile=True, autograph=False) if xla
+                        else (lambda function: function))
         self.d_gradients = self.compile(self._d_gradients)
         self.g_gradients = self.compile(self._g_gradients)
-        self.iteration = tf.function(self._iteration)  # built after freezing: see TF2_NOTES
+        # Traced at the first call, after freezing: tf.function reads trainable_variables
+        # when it traces, and a layer frozen after tracing would keep training.
+        self._traced = tf.function(self._iteration, autograph=False)
+
+    def __call__(self, iterator):
+        """One iteration on the batches of iterator; returns its losses and outputs."""
+        return self._traced(iterator)
+
+    def traces(self):
+        """How many times the iteration was traced (once, unless its inputs changed)."""
+        return self._traced.experimental_get_tracing_count()
 
     # -- what a variant changes
 
@@ -115,7 +135,7 @@ class WGANGP:
 
     def generator_loss(self, real, d_fake):
         """G_loss from the critic's scores of the fakes made for real."""
-        return -self.mean(d_fake)
+        return -self.share_of_mean(d_fake)
 
     def generator_batch(self, iterator, last_critic_batch):
         """The real batch of the generator's update. WGAN-GP's G_loss reads no real audio,
@@ -124,7 +144,7 @@ class WGANGP:
 
     # -- replicas
 
-    def mean(self, values):
+    def share_of_mean(self, values):
         """This replica's share of the mean over the global batch: summed over the replicas,
         it is the mean (with one device, simply the mean)."""
         count = tf.cast(tf.shape(values)[0] * self.replicas, tf.float32)
@@ -168,11 +188,11 @@ class WGANGP:
         with tf.GradientTape() as tape:
             d_real, d_fake = D(real), D(fake)
             gp, d_hat = gradient_penalty(D, real, fake, alpha, self.loss_scale)
-            loss = self.mean(d_fake) - self.mean(d_real) + GP_WEIGHT * self.mean(gp)
+            loss = self.share_of_mean(d_fake) - self.share_of_mean(d_real) + GP_WEIGHT * self.share_of_mean(gp)
             scaled = self.d_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, D.trainable_variables)
-        return gradients, {"d_loss": loss, "real_output": self.mean(d_real),
-                           "fake_output": self.mean(d_fake), "mixed_output": self.mean(d_hat)}
+        return gradients, {"d_loss": loss, "real_output": self.share_of_mean(d_real),
+                           "fake_output": self.share_of_mean(d_fake), "mixed_output": self.share_of_mean(d_hat)}
 
     def d_update(self, real, noise, alpha):
         gradients, out = self.d_gradients(real, noise, alpha)
@@ -212,3 +232,78 @@ class WGANGP:
         """The global batch of a (distributed) batch of real audio: replicas x its
         per-replica batch (make_dataset's batches are all full)."""
         return tf.shape(self.strategy.experimental_local_results(real)[0])[0] * self.replicas
+
+
+# --------------------------------------------------------------------------- the VAE-GAN
+
+def kl_divergence(mean, log_variance):
+    """KL(N(mu, sigma^2) || N(0, 1)) of every example, summed over the latent: [batch]."""
+    terms = 0.5 * (-log_variance + tf.exp(log_variance) + tf.square(mean) - 1.0)
+    return tf.reduce_sum(terms, axis=-1)
+
+
+def reconstruction_loss(d_real, d_fake):
+    """The report's Gaussian log-likelihood term on the critic's outputs, summed over the batch
+    (under tf.distribute, over the replica's examples: the replicas' terms add up to it). The
+    variance is 1 + 1e-6, as the original's gaussian_log_density (log 1 taken as 0)."""
+    return 0.5 * tf.reduce_sum(LOG_2PI + tf.square(d_real - d_fake) / DENSITY_VARIANCE)
+
+
+class VAEGAN(WGANGP):
+    """WGAN-GP's iteration with an encoder update first and G fed the encoder's z throughout.
+
+    Each iteration is 1 E update, 5 D updates, 1 G update (§7.7), each on a batch of its own:
+        KL      = mean over the batch of sum 0.5 (-log sigma^2 + sigma^2 + mu^2 - 1)
+        recon   = 0.5 sum over the batch of [log 2 pi + (D(real) - D(G(z)))^2 / (1 + 1e-6)]
+        E_loss  = KL + recon
+        G_loss  = -mean(D(G(z))) + 0.001 recon
+        D_loss  = WGAN-GP's, on fakes G(z)
+    with z = mu + eps * exp(log sigma^2 / 2) from the encoder of the update's batch.
+    """
+
+    def __init__(self, encoder, e_optimizer, generator, discriminator, g_optimizer, d_optimizer,
+                 step, rng, loss_scale=None, strategy=None, xla=False):
+        self.encoder, self.e_optimizer = encoder, e_optimizer
+        super().__init__(generator, discriminator, g_optimizer, d_optimizer, step, rng,
+                         sample_latent=None, loss_scale=loss_scale, strategy=strategy,
+                         xla=xla)  # latents come from E
+        self.e_gradients = self.compile(self._e_gradients)
+
+    def noise(self, batch):
+        """eps ~ N(0, 1) of the reparameterisation, for the global batch."""
+        return self.rng.normal([batch, LATENT_DIM])
+
+    def latent(self, real, noise):
+        return reparameterise(*self.encoder(real), noise)
+
+    def _e_gradients(self, real, noise):
+        E, G, D = self.encoder, self.generator, self.discriminator
+        with tf.GradientTape() as tape:
+            mean, log_variance = E(real)
+            kl = self.share_of_mean(kl_divergence(mean, log_variance))
+            recon = reconstruction_loss(D(real), D(G(reparameterise(mean, log_variance, noise))))
+            loss = kl + recon
+            scaled = self.e_optimizer.scale_loss(loss)
+        return tape.gradient(scaled, E.trainable_variables), loss, kl, recon
+
+    def e_update(self, real, noise):
+        gradients, loss, kl, recon = self.e_gradients(real, noise)
+        return {"Encoder_loss/KL_divergence": kl, "Encoder_loss/Reconstruction_loss": recon,
+                "finite": self.apply(self.e_optimizer, gradients, self.encoder.trainable_variables,
+                                     loss)}
+
+    def before_critic(self, iterator):
+        """The encoder's update, on a batch of its own: E_loss = KL + recon."""
+        real = next(iterator)
+        out = self.replicated(self.e_update, real, self.noise(self.batch_size(real)))
+        finite = out.pop("finite")
+        return out, finite
+
+    def generator_batch(self, iterator, last_critic_batch):
+        """A fresh batch for the generator's update, as the original draws one: seven
+        batches an iteration (encoder, 5 critic updates, generator)."""
+        return next(iterator)
+
+    def generator_loss(self, real, d_fake):
+        recon = reconstruction_loss(self.discriminator(real), d_fake)
+        return super().generator_loss(real, d_fake) + RECON_WEIGHT * recon

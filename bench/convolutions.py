@@ -1,6 +1,6 @@
 """Benchmark the two ways a convolution of the progressive model can run: keras's Conv1D /
 Conv1DTranspose (oneDNN) and the same layer as one matrix product (model_progressive's
-MatmulConv1D / MatmulConv1DTranspose). The evidence for model_progressive.MATMUL_CHANNELS:
+MatmulConv1D / MatmulConv1DTranspose). The evidence for model_progressive.runs_as_matmul:
 every kernel-25 convolution of a stage, forward and backward (input and kernel gradients),
 alone, with the same weights in both forms.
 
@@ -18,8 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # bench/ is not a package: train_step is found beside this script.
 from train_step import forward_backward_seconds, stage_convolutions, stage_parser
 
-from train_progressive import MODEL_VARIANTS
-from utils import default_batch_size, import_tensorflow, int_in_range
+from internals import import_tensorflow
+from rules import STANDARD, VARIANTS, default_batch_size
+from utils import int_in_range
 
 
 def forms(layer):
@@ -32,7 +33,7 @@ def forms(layer):
     return {"keras": keras.layers.Conv1D, "matmul": mp.MatmulConv1D}
 
 
-def benchmark(stage, batch, mixed, repeats, variant="standard"):
+def benchmark(stage, batch, mixed, repeats, variant=STANDARD):
     tf = import_tensorflow()
     from model_progressive import Discriminator, Generator
     from wgan_gp import precision
@@ -56,7 +57,7 @@ def benchmark(stage, batch, mixed, repeats, variant="standard"):
 def main(argv=None):
     parser = stage_parser("Time each convolution of a stage in keras's form and as one "
                           "matrix product.")
-    parser.add_argument("--model_variant", choices=MODEL_VARIANTS, default="standard",
+    parser.add_argument("--model_variant", choices=tuple(VARIANTS), default=STANDARD,
                         help="as train_progressive.py's --model_variant")
     parser.add_argument("--repeats", type=int_in_range(1, 100000), default=10,
                         help="timed calls of each convolution (median)")

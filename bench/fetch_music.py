@@ -87,42 +87,10 @@ class Package:
     exclude: tuple = ()  # files of the music folder that are not music
 
 
-PACKAGES = {p.name: p for p in (
-    Package("supertux", "supertux-data", "supertux",
-            "usr/share/games/supertux2/music", "data/music",
-            "0.6.3-2", "pool/main/s/supertux/supertux-data_0.6.3-2_all.deb",
-            "a6ad8865972f1dbb5e7b49f4e1b381dd16a68f3028a3502cfeaca2400285d27f", 1.6),
-    Package("freedroidrpg", "freedroidrpg-data", "freedroidrpg",
-            "usr/share/freedroidrpg/data/sound/music",
-            "data/sound/music", "1.0-1",
-            "pool/main/f/freedroidrpg/freedroidrpg-data_1.0-1_all.deb",
-            "16c3cfeb82b1ec20c98493bbe1de2e356bd1aec832845630a5a7f12e303baa2b", 0.8),
-    Package("hedgewars", "hedgewars-data", "hedgewars",
-            "usr/share/games/hedgewars/Data/Music",
-            "share/hedgewars/Data/Music", "1.0.2-6",
-            "pool/main/h/hedgewars/hedgewars-data_1.0.2-6_all.deb",
-            "722225903a72604403e6e0026e40e9a6953f47a74d94efc5f55504bc05bb4761", 1.6),
-    Package("wesnoth", "wesnoth-1.16-music", "wesnoth-1.16",
-            "usr/share/games/wesnoth/1.16/data/core/music",
-            "data/core/music", "1:1.16.9-1",
-            "pool/main/w/wesnoth-1.16/wesnoth-1.16-music_1.16.9-1_all.deb",
-            "f9bc3cde92b4ab30db5d7b85f89b4bcc3d788dd92602956d0347250850bf59bb", 2.1,
-            statement="This program is free software; you can redistribute it and/or modify it "
-                      "under the terms of the GNU General Public License version 2 or at your "
-                      "option any later version.",
-            license="GPL-2+",
-            holder="Copyright (C) 2003 - 2007 by David White <dave@whitevine.net>",
-            exclude=("silence.ogg",)),  # 10 s of digital silence
-    Package("hyperrogue", "hyperrogue-music", "hyperrogue",
-            "usr/share/hyperrogue/music", "music",
-            "12.0q-1", "pool/main/h/hyperrogue/hyperrogue-music_12.0q-1_all.deb",
-            "61ab9f4c2169442d85f42c42d26e80c1a18b93c741f3d44f1b9d83015904e7f7", 0.4),
-    Package("warzone2100", "warzone2100-music", "warzone2100",
-            "usr/share/games/warzone2100/music",
-            "data/music", "4.3.3-3",
-            "pool/main/w/warzone2100/warzone2100-music_4.3.3-3_all.deb",
-            "d3b2c9f90ea5438d45d4aff18339a03ec808e1affa9dac91f7dad61cb15ee64e", 4.1),
-)}
+# The packages, pinned to Debian 12 (bookworm): a data table beside this script.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "music_packages.json")) as f:
+    PACKAGES = {row["name"]: Package(**dict(row, exclude=tuple(row.get("exclude", ()))))
+                for row in json.load(f)}
 DEFAULT_PACKAGES = ("supertux", "freedroidrpg", "hedgewars")
 
 FREE_LICENSE = re.compile(

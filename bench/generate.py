@@ -1,7 +1,7 @@
 """Benchmark generation: seconds to generate N windows at each stage, and the real-time factor.
 
 Builds the progressive generator of each stage (freshly initialised: the computation is the
-same as a trained one's) and times session.generate_windows, the code --generate runs, after
+same as a trained one's) and times jobs.generate_windows, the code --generate runs, after
 one warm-up call. Also times a long piece the way --generate N --duration S makes it
 (longform.py: latent walk, batched windows, crossfades).
 
@@ -21,59 +21,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from utils import (
-    MAX_BLOCKS,
-    MIN_BLOCKS,
-    ArgumentParser,
-    default_batch_size,
-    import_tensorflow,
-    int_in_range,
-    window_length,
-)
+import rules
+from internals import import_tensorflow
+from utils import ArgumentParser, int_in_range
 
-SAMPLING_RATE = 16000
+SAMPLING_RATE, STANDARD = rules.SAMPLING_RATE, rules.STANDARD
+STAGES = range(rules.MIN_BLOCKS, rules.MAX_BLOCKS + 1)
 
 
-def build_generator(num_blocks, variant="standard"):
+def build_generator(num_blocks, variant=STANDARD):
     from train_progressive import build_networks
     config = {"num_blocks": num_blocks, "channels": 1, "feature_map_smoothing": True,
               "use_sample_norm": False, "model_variant": variant}
     return build_networks(config, "float32", generator_only=True)["generator"]
 
 
-def time_windows(num_blocks, count, variant="standard"):
+def time_windows(num_blocks, count, variant=STANDARD):
     """Seconds to generate `count` windows of the stage, batched as --generate does."""
     import longform
-    from model_progressive import LATENT_DIM
-    from session import generate_windows
+    from jobs import generate_windows
 
     generator = build_generator(num_blocks, variant)
-    batch = default_batch_size(num_blocks)
-    latents = longform.draw_prior(np.random.default_rng(0), count, LATENT_DIM, "uniform")
-    generate_windows(generator, latents[:1].astype(np.float32), batch)  # warm-up
+    batch = rules.default_batch_size(num_blocks)
+    latents = longform.draw_latents(0, count, "uniform")
+    generate_windows(generator, latents[:1], batch)  # warm-up
     start = time.perf_counter()
-    audio = generate_windows(generator, latents.astype(np.float32), batch)
+    audio = generate_windows(generator, latents, batch)
     seconds = time.perf_counter() - start
     made = audio.shape[0] * audio.shape[1] / SAMPLING_RATE
-    return {"stage": num_blocks, "windows": count, "window_samples": window_length(num_blocks),
+    return {"stage": num_blocks, "windows": count, "window_samples": rules.window_length(num_blocks),
             "seconds": round(seconds, 3), "audio_seconds": round(made, 3),
             "real_time_factor": round(made / seconds, 1)}
 
 
-def time_long_piece(num_blocks, minutes, variant="standard"):
+def time_long_piece(num_blocks, minutes, variant=STANDARD):
     """Seconds to make one piece of `minutes` the way --generate --duration does."""
     import longform
-    from model_progressive import LATENT_DIM
-    from session import generate_windows
+    from jobs import generate_windows
 
     generator = build_generator(num_blocks, variant)
-    window, batch = window_length(num_blocks), default_batch_size(num_blocks)
+    window, batch = rules.window_length(num_blocks), rules.default_batch_size(num_blocks)
     samples = round(minutes * 60 * SAMPLING_RATE)
-    overlap = min(window // 4, SAMPLING_RATE)
+    overlap = longform.default_crossfade(window, SAMPLING_RATE)
     count = longform.windows_needed(samples, window, overlap)
-    generate_windows(generator, np.zeros((1, LATENT_DIM), np.float32), batch)  # warm-up
+    generate_windows(generator, longform.draw_latents(0, 1, "uniform"), batch)  # warm-up
     start = time.perf_counter()
-    latents = longform.latent_walk(np.random.default_rng(0), count, LATENT_DIM, "uniform")
+    latents = longform.latent_walk(np.random.default_rng(0), count, "uniform")
     audio = longform.join_windows(generate_windows(generator, latents, batch), overlap, samples)
     seconds = time.perf_counter() - start
     return {"stage": num_blocks, "minutes": minutes, "windows": count,
@@ -83,15 +76,14 @@ def time_long_piece(num_blocks, minutes, variant="standard"):
 
 def main(argv=None):
     parser = ArgumentParser(description="Time generation at each stage.")
-    parser.add_argument("--stages", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), nargs="+",
-                        default=list(range(MIN_BLOCKS, MAX_BLOCKS + 1)))
+    parser.add_argument("--stages", type=int_in_range(STAGES[0], STAGES[-1]), nargs="+",
+                        default=list(STAGES))
     parser.add_argument("--windows", type=int_in_range(1, 100000), default=8,
                         help="windows per stage (stage 8 uses at most 4: 65 s each)")
     parser.add_argument("--long_minutes", type=float, default=10.0,
                         help="length of the long piece (0: skip it)")
-    parser.add_argument("--long_stage", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5)
-    parser.add_argument("--model_variant", default="standard",
-                        choices=["standard", "asymmetric", "extended", "pggan"],
+    parser.add_argument("--long_stage", type=int_in_range(STAGES[0], STAGES[-1]), default=5)
+    parser.add_argument("--model_variant", default=STANDARD, choices=tuple(rules.VARIANTS),
                         help="generator of this variant of the progressive model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

@@ -1,8 +1,8 @@
 """Benchmark the training step: seconds per iteration and achieved GFLOP/s against the single
 most expensive convolution of the stage timed alone (the practical peak of this machine).
 
-It builds train_progressive.py's networks and step with session.build_training (the code the
-trainer runs, not a copy) and feeds it make_dataset's prefetched batches of noise, distributed
+It builds train_progressive.py's networks and iteration with recipe.build_training (the code
+the trainer runs, not a copy) and feeds it make_dataset's prefetched batches of noise, distributed
 as --distribution says. After --warmup iterations (the first traces the step) it times
 --iterations iterations of 5 D and 1 G updates each.
 
@@ -26,18 +26,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-import session
-from utils import (
+from distribute import DISTRIBUTIONS, distribute, make_strategy
+from internals import import_tensorflow
+from recipe import build_training
+from rules import (
     MAX_BLOCKS,
     MIN_BLOCKS,
-    ArgumentParser,
+    SAMPLING_RATE,
     default_batch_size,
-    import_tensorflow,
-    int_in_range,
     window_length,
 )
+from utils import ArgumentParser, int_in_range
 
-SAMPLING_RATE = 16000
 SEED = 0
 
 
@@ -189,7 +189,7 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
     from dataloader import AudioData, make_dataset
     from wgan_gp import precision
 
-    strategy = session.make_strategy(distribution)
+    strategy = make_strategy(distribution)
     policy, loss_scale = precision(mixed)
     # The trainer's configuration with its defaults (mono, smoothing on, standard variant).
     config = train_progressive.make_config(
@@ -197,13 +197,13 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
     noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
                                                                1), dtype=np.int16)
     audio = AudioData(noise, SAMPLING_RATE, "noise")
-    iterator = session.distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
-    run = session.build_training(train_progressive.RECIPE, config, policy, loss_scale, SEED,
-                                 strategy, xla)
+    iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
+    run = build_training(train_progressive.RECIPE, config, policy, loss_scale, SEED, strategy,
+                         xla)
     for _ in range(warmup):
-        np.asarray(run.gan.iteration(iterator)["d_loss"])
-    seconds = time_calls(lambda: run.gan.iteration(iterator)["d_loss"], iterations)
-    traces = run.gan.iteration.experimental_get_tracing_count()
+        np.asarray(run.iteration(iterator)["d_loss"])
+    seconds = time_calls(lambda: run.iteration(iterator)["d_loss"], iterations)
+    traces = run.iteration.traces()
     g_macs = layer_macs(run.networks["generator"], batch)
     d_macs = layer_macs(run.networks["discriminator"], batch)
     flops = flops_per_iteration(g_macs, d_macs)
@@ -234,7 +234,7 @@ def stage_parser(description):
 def main(argv=None):
     parser = stage_parser("Time train_progressive.py's training step.")
     parser.add_argument("--xla", action="store_true", help="as the trainers' --xla")
-    parser.add_argument("--distribution", choices=session.DISTRIBUTIONS,
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         default="none", help="as the trainers' --distribution")
     parser.add_argument("--iterations", type=int_in_range(1, 100000), default=5,
                         help="timed iterations (the median is reported)")
@@ -262,7 +262,7 @@ def main(argv=None):
     print(f"  peak: {peak['network']}/{peak['layer']} alone, forward and backward: "
           f"{peak['gflops_per_second']:.1f} GFLOP/s; the iteration reaches "
           f"{100 * result['fraction_of_peak']:.1f} % of it")
-    print(f"  step traced {result['traces']} time(s)")
+    print(f"  iteration traced {result['traces']} time(s)")
     return 0
 
 

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import session  # after the path is set
+from internals import custom_gradients_released
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,20 @@ def module_tmp(tmp_path_factory, request):
 
 @pytest.fixture(scope="module", autouse=True)
 def module_graphs_released():
-    """Free, when a module is done, the graphs of the steps its tests built directly
-    (session.build_training, not through a trainer's command, which frees its own)."""
-    with session.custom_gradients_released():
+    """Free, when a module is done, the graphs of the iterations its tests built directly
+    (recipe.build_training, not through a trainer's command, which frees its own)."""
+    with custom_gradients_released():
         yield
+
+
+# Module fixtures that train: every test using one is slow.
+TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "wavegan",
+                     "iteration"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark `slow` what trains through a shared fixture; tests that train themselves carry
+    @pytest.mark.slow. The fast lane is `pytest -m "not slow"`."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

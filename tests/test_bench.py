@@ -6,7 +6,8 @@ import json
 import os
 import sys
 
-from conftest import ROOT
+import pytest
+from helpers import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
@@ -53,6 +54,7 @@ def test_flops_of_an_iteration_of_a_two_block_network_by_hand():
     assert train_step.flops_per_iteration(g, d) == 5 * d_update + g_update == 100_725_686_272
 
 
+@pytest.mark.slow
 def test_benchmark_runs_the_trainers_step_and_reports_json():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -67,10 +69,12 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
                                            train_step.layer_macs(nets["discriminator"], 2))
     assert result["gflop_per_iteration"] == round(flops / 1e9, 2)
     peak = result["peak_convolution"]
-    assert peak["gflops_per_second"] >= max(c["gflops_per_second"]
-                                            for c in result["convolutions_timed"])
+    # The peak is a kernel-25 convolution of the stage, timed forward and backward: 3 times
+    # its forward multiply-adds, 2 FLOPs each.
+    macs = dict(train_step.layer_macs(nets[peak["network"]], 2))
+    assert peak["layer"] == "progressive_block_1"
+    assert peak["gflop"] == round(6 * macs[peak["layer"]] / 1e9, 3)
     fraction = result["gflops_per_second"] / peak["gflops_per_second"]  # both rounded
-    assert result["fraction_of_peak"] > 0
     assert abs(result["fraction_of_peak"] - fraction) < 0.002 + 0.1 / peak["gflops_per_second"]
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import ROOT
 
 import dataloader
 from utils import UserError, run_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = 16000
 
 

@@ -6,6 +6,7 @@ are slow, so it trains one step of a frozen stage 2 at batch 2.
 """
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -18,12 +19,16 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_train_progressive import DEMO, ROOT, TINY, networks_of, run, weights
+from helpers import DEMO, ROOT, TINY, networks_of, weights
+from helpers import run as run_main
 
-import session
+import recipe
 import stages
 import train_progressive
+import training
 from utils import run_cli
+
+run = functools.partial(run_main, train_progressive.main)
 
 # Runs each job of argv[1] (a JSON list of [trainer module, argv]) in one process whose CPU
 # is split into two logical devices, after a line "== <job number>".
@@ -138,6 +143,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
@@ -167,7 +173,7 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
     nets = train_progressive.build_networks(stages.read_config(directory), "float32")
     stages.restore(tf.train.Checkpoint(**nets), stages.latest_checkpoint(directory),
                    partial=True)
-    assert session.weights_fingerprint(nets) == fingerprints[0]
+    assert training.weights_fingerprint(nets) == fingerprints[0]
 
 
 @pytest.mark.parametrize("tf_config, message", [
@@ -232,8 +238,8 @@ def test_xla_trains_a_frozen_stage_with_early_blocks_bit_identical(xla):
     source = networks_of(stages.latest_checkpoint(stages.stage_dir(compiled, 1)), config1)
     trained = networks_of(stages.latest_checkpoint(stages.stage_dir(compiled, 2, True)), config2)
     without = networks_of(stages.latest_checkpoint(stages.stage_dir(plain, 2, True)), config2)
-    fresh = session.build_training(train_progressive.RECIPE, config2, "float32", None,
-                                   seed=0).networks  # the new layers' initial weights
+    fresh = recipe.build_training(train_progressive.RECIPE, config2, "float32", None,
+                                  seed=0).networks  # the new layers' initial weights
     for name in ("generator", "discriminator"):
         early = list(trained[name].early_blocks())
         before, after = weights(source[name], early), weights(trained[name], early)

@@ -56,10 +56,10 @@ def test_gains_are_equal_power_when_uncorrelated_and_linear_when_identical():
 
 @pytest.mark.parametrize("prior", ["uniform", "normal"])
 def test_consecutive_windows_of_a_walk_are_closer_than_random_pairs(prior):
-    latents = longform.latent_walk(np.random.default_rng(3), 64, 100, prior, anchor_every=4)
+    latents = longform.latent_walk(np.random.default_rng(3), 64, prior, anchor_every=4)
     assert latents.shape == (64, 100)
     steps = np.linalg.norm(np.diff(latents, axis=0), axis=1)
-    random = longform.draw_prior(np.random.default_rng(4), 128, 100, prior)
+    random = longform.draw_prior(np.random.default_rng(4), 128, prior)
     pairs = np.linalg.norm(random[::2] - random[1::2], axis=1)
     assert steps.mean() < 0.5 * pairs.mean()
     if prior == "uniform":
@@ -67,10 +67,10 @@ def test_consecutive_windows_of_a_walk_are_closer_than_random_pairs(prior):
 
 
 def test_walk_passes_through_its_anchors_and_repeats_with_a_seed():
-    a = longform.latent_walk(np.random.default_rng(5), 9, 100, "normal", anchor_every=4)
-    b = longform.latent_walk(np.random.default_rng(5), 9, 100, "normal", anchor_every=4)
+    a = longform.latent_walk(np.random.default_rng(5), 9, "normal", anchor_every=4)
+    b = longform.latent_walk(np.random.default_rng(5), 9, "normal", anchor_every=4)
     np.testing.assert_array_equal(a, b)
-    anchors = longform.draw_prior(np.random.default_rng(5), 9 // 4 + 2, 100, "normal")
+    anchors = longform.draw_prior(np.random.default_rng(5), 9 // 4 + 2, "normal")
     np.testing.assert_allclose(a[[0, 4, 8]], anchors[:3], rtol=1e-5, atol=1e-6)
 
 

@@ -350,9 +350,11 @@ def one_adam_step(G, D):
 
 # The project's optimiser names sort after the networks' (keys stay under generator/...);
 # "adam_*" sort first, so the checkpoint keys the network variables under the optimiser path.
-@pytest.mark.parametrize("optimisers", [None, ("generator_optimizer", "discriminator_optimizer"),
-                                        ("adam_g", "adam_d")],
-                         ids=["networks_only", "project_names", "keyed_under_optimiser"])
+@pytest.mark.parametrize("optimisers", [
+    None,
+    pytest.param(("generator_optimizer", "discriminator_optimizer"), marks=pytest.mark.slow),
+    pytest.param(("adam_g", "adam_d"), marks=pytest.mark.slow)],  # one Adam step: trains
+    ids=["networks_only", "project_names", "keyed_under_optimiser"])
 def test_weights_only_restore_brings_back_every_parameter(tmp_path, optimisers):
     G, D = mp.Generator(3, 2), mp.Discriminator(3, 2)
     randomise(G, 10)

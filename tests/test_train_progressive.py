@@ -5,13 +5,13 @@ by most tests: stage 1 fresh -> stage 1 resumed -> frozen 2 grown from 1 -> froz
 resumed -> stage 2 from frozen 2.
 """
 
-import contextlib
+import functools
 import gc
 import hashlib
-import io
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,45 +20,26 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
+from helpers import (
+    PICTURES,
+    ROOT,
+    TINY,
+    check_report,
+    networks_of,
+    read,
+    saved_step,
+    tensorboard_scalars,
+    tensorboard_tags,
+    weights,
+)
+from helpers import run as run_main
 
+import evaluate
 import stages
 import train_progressive
 import wgan_gp
-from utils import run_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(ROOT, "data", "demo")
-TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001"]
-
-
-def run(*argv):
-    """train_progressive.main in-process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = run_cli(train_progressive.main, list(TINY) + list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def networks_of(path, config):
-    """Fresh networks of config with the weights of checkpoint path, restored by name."""
-    nets = train_progressive.build_networks(config, "float32")
-    stages.restore_layers(path, {name: net.named_layers() for name, net in nets.items()})
-    return nets
-
-
-def weights(network, names=None):
-    layers = network.named_layers()
-    return {f"{name}/{i}": v.numpy() for name in (names or layers)
-            for i, v in enumerate(layers[name].weights)}
-
-
-def saved_step(path):
-    step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(step=step).restore(path).expect_partial()
-    return int(step.numpy())
+run = functools.partial(run_main, train_progressive.main)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +112,7 @@ def test_frozen_stage_keeps_early_blocks_bit_identical(chain):
                        for k in changed[0]), (name, layer)
 
 
+@pytest.mark.slow
 def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
     """Frozen stages used to freeze the dense layers too, so their Adam state covers fewer
     variables: such a checkpoint resumes its weights, step and random stream, with a note."""
@@ -150,16 +132,11 @@ def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
     stages.write_config(directory, config)
     tf.train.CheckpointManager(tf.train.Checkpoint(step=step, rng=rng, **nets, **optimizers),
                                directory, max_to_keep=1).save(checkpoint_number=4)
-    code, out, err = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "5",
-                         "--checkpoint_dir", root)
+    code, out, err = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "4",
+                         "--checkpoint_dir", root)  # resumes, then nothing to train
     assert code == 0, out + err
     assert "resumed at step 4" in out and "optimiser state" in out
-    assert saved_step(stages.latest_checkpoint(directory)) == 5
-    resumed = networks_of(stages.latest_checkpoint(directory), config)
-    for name in ("generator", "discriminator"):
-        before, after = weights(nets[name], ["progressive_block_1"]), \
-            weights(resumed[name], ["progressive_block_1"])
-        assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert "generator_optimizer, discriminator_optimizer start afresh" in out
 
 
 def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
@@ -177,18 +154,14 @@ def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
 def test_tensorboard_has_the_report_tags(chain):
     root, _ = chain
     directory = stages.stage_dir(root, 1)
-    tags = set()
-    for name in os.listdir(directory):
-        if name.startswith("events.out.tfevents"):
-            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
-                tags.update(value.tag for value in event.summary.value)
     expected = {"real_input", "generator_output", "real_input_rms", "G_output_rms",
                 "real_input_rms_batch", "G_output_rms_batch", "Loss/Generator_loss",
                 "Loss/Discriminator_loss", "Output/real_output", "Output/fake_output",
                 "Output/mixed_output"}
-    assert expected <= {re.sub(r"/audio_summary$", "", t) for t in tags}
+    assert expected <= tensorboard_tags(directory)
 
 
+@pytest.mark.slow
 def test_trains_on_a_nested_folder_of_ogg_and_restarts_from_the_cache(tmp_path):
     library = tmp_path / "library"
     t = np.arange(3 * 16000) / 16000
@@ -198,13 +171,13 @@ def test_trains_on_a_nested_folder_of_ogg_and_restarts_from_the_cache(tmp_path):
                  format="OGG", subtype="VORBIS")
     argv = ["--data_dir", str(library), "--num_blocks", "1", "--checkpoint_dir",
             str(tmp_path / "ck")]
-    code, out, err = run(*argv, "--max_steps", "2")
+    code, out, err = run(*argv, "--max_steps", "1")
     assert code == 0, out + err
     assert "3 files from 3 folders" in out and "0 hits, 3 misses" in out
-    assert "stopped at step 2" in out
-    code, out, err = run(*argv, "--max_steps", "3")
+    assert "stopped at step 1" in out
+    code, out, err = run(*argv, "--max_steps", "1")  # resumes, then nothing to train
     assert code == 0, out + err
-    assert "3 hits, 0 misses" in out and "resumed at step 2" in out
+    assert "3 hits, 0 misses" in out and "resumed at step 1" in out
     assert len(os.listdir(tmp_path / "ck" / "audio_cache")) == 3
 
 
@@ -217,33 +190,17 @@ def test_adam_has_the_reports_settings_and_tensorflow_1s_epsilon():
 
 def test_rms_summaries_average_over_every_channel(tmp_path):
     """A choice (the original took channel 0 only): stereo loudness counts both channels."""
-    import session
+    import training
     real = np.zeros([2, 64, 2], np.float32)
     real[:, :, 1] = 0.5  # silent left channel, right at 0.5: RMS sqrt(0.125) over both
     fake = np.full([2, 64, 2], 0.25, np.float32)
     out = {"real": tf.constant(real), "g_loss": 0.0, "d_loss": 0.0, "real_output": 0.0,
            "fake_output": 0.0, "mixed_output": 0.0}
     writer = tf.summary.create_file_writer(str(tmp_path))
-    session.write_summaries(tf, writer, 1, out, tf.constant(fake), 16000)
-    scalars = {}
-    for name in os.listdir(tmp_path):
-        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / name)):
-            for value in event.summary.value:
-                if value.tag.endswith("_rms"):
-                    scalars[value.tag] = float(tf.make_ndarray(value.tensor))
-    assert scalars == pytest.approx({"real_input_rms": math.sqrt(0.125), "G_output_rms": 0.25})
-
-
-def test_the_last_three_checkpoints_are_kept(tmp_path):
-    """A choice (the original kept five): a stage-1 checkpoint is 335 MB."""
-    root = str(tmp_path)
-    code, out, err = run("--num_blocks", "1", "--max_steps", "5", "--save_every_secs", "1e-9",
-                         "--checkpoint_dir", root)
-    assert code == 0, out + err
-    directory = stages.stage_dir(root, 1)
-    assert out.count("saved checkpoint") == 5
-    assert sorted(n for n in os.listdir(directory) if n.endswith(".index")) == \
-        ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]
+    training.write_summaries(tf, writer, 1, out, tf.constant(fake), 16000)
+    scalars = tensorboard_scalars(str(tmp_path))
+    assert scalars["real_input_rms"] == [(1, pytest.approx(math.sqrt(0.125)))]
+    assert scalars["G_output_rms"] == [(1, pytest.approx(0.25))]
 
 
 def test_loss_scale_inside_the_gradient_penalty_keeps_float16_gradients(tmp_path):
@@ -355,10 +312,19 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, tmp_path):
     assert (set(os.listdir(ck)) if ck.exists() else set()) <= {"audio_cache"}
 
 
-def test_non_finite_loss_stops_without_saving(tmp_path, monkeypatch):
-    root = str(tmp_path)
-    assert run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", root)[0] == 0
-    directory = stages.stage_dir(root, 1)
+@pytest.mark.slow
+def copy_of_stage_1(chain, root):
+    """A copy of the chain's stage-1 folder (its checkpoints at steps 2 and 3) under root."""
+    source, target = stages.stage_dir(chain[0], 1), stages.stage_dir(str(root), 1)
+    os.makedirs(target)
+    for name in os.listdir(source):
+        if name.startswith("ckpt-") or name in ("checkpoint", "config.json"):
+            shutil.copy2(os.path.join(source, name), target)
+    return target
+
+
+def test_non_finite_loss_stops_without_saving(chain, tmp_path, monkeypatch):
+    directory = copy_of_stage_1(chain, tmp_path)
     # A save that crashed half-way leaves files the checkpoint index does not name yet.
     for name in ("ckpt-5.index", "ckpt-5.data-00000-of-00001"):
         with open(os.path.join(directory, name), "wb") as f:
@@ -366,15 +332,17 @@ def test_non_finite_loss_stops_without_saving(tmp_path, monkeypatch):
     before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)
               if n.startswith("ckpt-") or n == "checkpoint"}
     monkeypatch.setattr(wgan_gp, "GP_WEIGHT", float("nan"))
-    code, out, err = run("--num_blocks", "1", "--max_steps", "3", "--checkpoint_dir", root)
-    assert "resumed at step 1" in out  # the half-written save was not taken
+    code, out, err = run("--num_blocks", "1", "--max_steps", "5", "--checkpoint_dir",
+                         str(tmp_path))
+    assert "resumed at step 3" in out  # the half-written save was not taken
     assert code == 1 and "non-finite" in err
     after = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)
              if n.startswith("ckpt-") or n == "checkpoint"}
     assert before == after
-    assert saved_step(stages.latest_checkpoint(directory)) == 1
+    assert saved_step(stages.latest_checkpoint(directory)) == 3
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
     command = [sys.executable, os.path.join(ROOT, "train_progressive.py"), *TINY,
                "--num_blocks", "1", "--checkpoint_dir", str(tmp_path)]
@@ -397,6 +365,7 @@ def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
     networks_of(path, config)  # every layer restores
 
 
+@pytest.mark.slow
 def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
     code, out, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir",
                          str(tmp_path), "--use_mixed_precision_training")
@@ -410,6 +379,7 @@ def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
     assert {dtypes[k] for k in dtypes if "kernel" in k} == {tf.float32}
 
 
+@pytest.mark.slow
 def test_float16_step_with_fixed_loss_scale(tmp_path):
     """The GPU path (float16, loss scale 32 also inside the GP), run on the CPU."""
     policy, scale = wgan_gp.precision(True, on_gpu=True)
@@ -425,7 +395,7 @@ def test_float16_step_with_fixed_loss_scale(tmp_path):
                          lambda batch: rng.uniform([batch, 100], -1, 1), scale)
     before = weights(nets["generator"])
     real = tf.data.Dataset.from_tensors(tf.random.uniform([1, 64, 1], -0.5, 0.5)).repeat()
-    out = gan.iteration(iter(real))
+    out = gan(iter(real))
     assert bool(out["finite"]) and math.isfinite(float(out["d_loss"]))
     assert int(step.numpy()) == 1
     after = weights(nets["generator"])
@@ -501,29 +471,26 @@ def file_digests(directory):
     return digests
 
 
-def test_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
+@pytest.mark.slow
+def test_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(chain, tmp_path):
     root = str(tmp_path)
-    code, _, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", root)
-    assert code == 0, err
-    directory = stages.stage_dir(root, 1)
+    directory = copy_of_stage_1(chain, tmp_path)
     before = file_digests(directory)
-    data = os.path.join(directory, "ckpt-1.data-00000-of-00001")
+    data = os.path.join(directory, "ckpt-3.data-00000-of-00001")
     assert os.path.getsize(data) > 300e6  # so a 50 MB limit fails the next save
 
-    result = limited(50_000_000, "--num_blocks", "1", "--max_steps", "2",
+    result = limited(50_000_000, "--num_blocks", "1", "--max_steps", "4",
                      "--checkpoint_dir", root)
     assert result.returncode == 2, result.stderr
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error == [result.stderr.strip().splitlines()[-1]] and "Traceback" not in result.stderr
-    assert (f"cannot save checkpoint 2 in {directory} (File too large; a checkpoint takes "
+    assert (f"cannot save checkpoint 4 in {directory} (File too large; a checkpoint takes "
             f"{os.path.getsize(data) / 1e6:.0f} MB)") in error[0]
-    assert f"it resumes from {os.path.join(directory, 'ckpt-1')}" in error[0]
-    assert file_digests(directory) == before  # ckpt-1, its index, "checkpoint", config.json
+    assert f"it resumes from {os.path.join(directory, 'ckpt-3')}" in error[0]
+    assert file_digests(directory) == before  # ckpt-2, ckpt-3, "checkpoint", config.json
     assert not [name for name in os.listdir(directory) if "_temp" in name]
-    assert stages.latest_checkpoint(directory).endswith("ckpt-1")
-
-    code, out, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root)
-    assert code == 0 and "resumed at step 1" in out, err
+    assert stages.latest_checkpoint(directory).endswith("ckpt-3")
+    networks_of(stages.latest_checkpoint(directory), stages.read_config(directory))  # whole
 
 
 def test_failed_wav_write_is_one_line_and_leaves_no_partial_file(chain, tmp_path):
@@ -538,6 +505,7 @@ def test_failed_wav_write_is_one_line_and_leaves_no_partial_file(chain, tmp_path
     assert os.listdir(out_dir) == []
 
 
+@pytest.mark.slow
 def test_training_leaves_no_graph_behind(tmp_path):
     """A run in one process frees its step: the gradient functions that TensorFlow registers
     globally for each traced @tf.custom_gradient (lrelu, Keras's all-reduce) would otherwise
@@ -554,3 +522,66 @@ def test_training_leaves_no_graph_behind(tmp_path):
     code, _, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", str(tmp_path))
     assert code == 0, err
     assert alive() == before
+
+
+# --------------------------------------------------------------------------- --evaluate
+
+def test_progressive_evaluate_writes_metrics_pictures_and_the_table(chain):
+    progressive, _ = chain
+    code, out, err = run("--num_blocks", "1", "--checkpoint_dir", progressive, "--evaluate", "--num_eval_samples",
+                         "16", "--seed", "3")
+    assert code == 0, err
+    folder = os.path.join(stages.stage_dir(progressive, 1), "evaluation", "00000003")
+    metrics = check_report(folder, 16, 64)
+    # the demo has 36000 whole windows of 64 samples: the memorisation check takes a subset
+    assert metrics["num_training"] == evaluate.EVAL_TRAINING_WINDOWS
+    assert f"a random {evaluate.EVAL_TRAINING_WINDOWS} of the 36000 whole windows" in out
+    assert evaluate.format_table(metrics) in out
+    path = os.path.join(folder, "metrics.json")
+    first = read(path)
+    assert run("--num_blocks", "1", "--checkpoint_dir", progressive, "--evaluate",
+               "--num_eval_samples", "16", "--seed", "3")[0] == 0
+    assert read(path) == first  # the seed repeats it
+
+
+def test_training_logs_the_pictures_as_image_summaries(chain):
+    directory = stages.stage_dir(chain[0], 1)
+    images = {}
+    for name in os.listdir(directory):
+        if name.startswith("events.out.tfevents"):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+                for value in event.summary.value:
+                    if value.metadata.plugin_data.plugin_name == "images":
+                        images[value.tag] = value.tensor.string_val
+    assert set(images) == {"evaluation/" + name[:-4] for name in PICTURES}
+    for encoded in images.values():  # width, height, then the PNG
+        picture = tf.io.decode_png(encoded[2]).numpy()
+        assert picture.shape[:2] == (int(encoded[1]), int(encoded[0])) and picture.std() > 0
+
+
+@pytest.fixture(scope="module")
+def stereo_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stereo")
+    noise = np.random.default_rng(0).uniform(-0.3, 0.3, (4000, 2))
+    sf.write(str(folder / "noise.wav"), noise, 16000)
+    return str(folder)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--preview"], "--preview and --evaluate are separate jobs"),
+    (["--generate", "2"], "--generate and --evaluate are separate jobs"),
+    (["--interpolate", "1", "2"], "--interpolate and --evaluate are separate jobs"),
+    (["--checkpoint_dir", "{empty}"], "no checkpoint in"),
+    (["--data_dir", "{stereo}"], "makes 1-channel audio but"),
+])
+def test_bad_combinations_are_one_line_and_exit_2(chain, stereo_dir, tmp_path, extra, expected):
+    extra = [a.format(empty=str(tmp_path), stereo=stereo_dir) for a in extra]
+    argv = ["--num_blocks", "1", "--checkpoint_dir", chain[0], "--evaluate", *extra]
+    code, _, err = run(*argv)
+    assert code == 2 and err.count("\n") == 1 and expected in err and "Traceback" not in err
+
+
+def test_num_eval_samples_needs_evaluate(chain):
+    code, _, err = run("--num_blocks", "1", "--checkpoint_dir", chain[0], "--generate", "1",
+                       "--num_eval_samples", "4")
+    assert code == 2 and err.count("\n") == 1 and "--num_eval_samples goes with --evaluate" in err

@@ -6,8 +6,7 @@ most tests: stage 1 fresh -> frozen 2 grown from 1 (a checkpoint every step) -> 
 frozen 2.
 """
 
-import contextlib
-import io
+import functools
 import math
 import os
 import re
@@ -19,17 +18,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from test_train_progressive import TINY, saved_step, weights
+from helpers import ROOT, networks_of, saved_step, tensorboard_tags, weights
+from helpers import run as run_main
 
+import jobs
 import longform
 import model_vaegan as mv
-import session
+import recipe
 import stages
 import train_progressive_vaegan as tv
 import wgan_gp
 from utils import to_int16
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+run = functools.partial(run_main, tv.main)
 NF = (1024, 512, 256, 128, 64, 48, 32, 24, 16)  # nf(b), b = 0..8, smoothed (§7.6)
 LATENT, FEATURES, KERNEL = 100, 16 * 1024, 25
 CONFIG = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
@@ -94,12 +95,12 @@ def test_encoder_outputs_and_reparameterised_latent():
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
     zeros = tf.zeros([4, LATENT])
-    assert mv.kl_divergence(zeros, zeros).numpy().tolist() == [0.0] * 4
+    assert wgan_gp.kl_divergence(zeros, zeros).numpy().tolist() == [0.0] * 4
     rng = np.random.default_rng(0)
     for mean, log_variance in ((rng.standard_normal((4, LATENT)), np.zeros((4, LATENT))),
                                (np.zeros((4, LATENT)), rng.standard_normal((4, LATENT))),
                                (rng.standard_normal((4, LATENT)), rng.standard_normal((4, LATENT)))):
-        kl = mv.kl_divergence(tf.constant(mean, tf.float32),
+        kl = wgan_gp.kl_divergence(tf.constant(mean, tf.float32),
                               tf.constant(log_variance, tf.float32)).numpy()
         terms = 0.5 * (-log_variance + np.exp(log_variance) + mean ** 2 - 1)
         assert (kl > 0).all()
@@ -108,7 +109,7 @@ def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
 
 def test_reconstruction_term_sums_over_the_batch():
     d_real, d_fake = np.array([[1.0], [-2.0], [0.5]]), np.array([[0.0], [1.0], [0.5]])
-    recon = float(mv.reconstruction_loss(tf.constant(d_real), tf.constant(d_fake)))
+    recon = float(wgan_gp.reconstruction_loss(tf.constant(d_real), tf.constant(d_fake)))
     # the original's variance: exp(0) + 1e-6
     assert recon == pytest.approx(0.5 * (3 * math.log(2 * math.pi) + (1 + 9 + 0) / (1 + 1e-6)),
                                   rel=1e-9)
@@ -160,11 +161,11 @@ def iteration():
     optimizers = optimisers_for(nets, wgan_gp.LOSS_SCALE)
     spy = SpyGenerator(nets["generator"], mu)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
-    gan = tv.make_step({**nets, "generator": spy}, optimizers, step, rng, None,
+    gan = tv.make_iteration({**nets, "generator": spy}, optimizers, step, rng, None,
                        wgan_gp.LOSS_SCALE)
     before = {name: weights(net) for name, net in nets.items()}
     silence = tf.data.Dataset.from_tensors(tf.zeros([2, 64, 1])).repeat()
-    out = gan.iteration(iter(silence))
+    out = gan(iter(silence))
     return SimpleNamespace(nets=nets, optimizers=optimizers, spy=spy, step=step, before=before,
                            out=out)
 
@@ -191,27 +192,30 @@ def numbered_batches():
         lambda i: tf.fill([2, 64, 1], tf.cast(i, tf.float32) / 1000.0))
 
 
+@pytest.mark.slow
 def test_one_iteration_consumes_seven_batches():
     """As the original: the encoder update, 5 critic updates and the generator update each
     draw a fresh batch of real audio."""
     nets = tv.build_networks(CONFIG, "float32")
-    gan = tv.make_step(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
+    gan = tv.make_iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
                        tf.random.Generator.from_seed(0), None, None)
     iterator = iter(numbered_batches())
-    out = gan.iteration(iterator)
+    out = gan(iterator)
     assert float(out["real"][0, 0, 0]) == pytest.approx(0.006)  # G's batch: the seventh
     assert float(next(iterator)[0, 0, 0]) == pytest.approx(0.007)  # none more was taken
 
 
+@pytest.mark.slow
 def test_a_wgan_gp_iteration_consumes_five_batches():
     """The plain GAN's generator loss reads no real audio: one batch per critic update."""
     import train_progressive
     nets = train_progressive.build_networks(CONFIG | {"model_variant": "standard"}, "float32")
     rng = tf.random.Generator.from_seed(0)
-    gan = session.wgan_gp_step(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64), rng,
-                               lambda batch: session.draw_latent(rng, batch, "uniform"), None)
+    gan = recipe.wgan_gp_iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
+                                   rng, lambda batch: recipe.draw_latent(rng, batch, "uniform"),
+                                   None)
     iterator = iter(numbered_batches())
-    gan.iteration(iterator)
+    gan(iterator)
     assert float(next(iterator)[0, 0, 0]) == pytest.approx(0.005)
 
 
@@ -249,6 +253,7 @@ def test_iteration_losses_follow_the_report(iteration):
     assert float(out["g_loss"]) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_encoder_update_descends_kl_plus_reconstruction():
     """One E step, run eagerly: it trains E alone, on the gradient of KL + recon."""
     nets = tv.build_networks(CONFIG, "float32")
@@ -267,7 +272,7 @@ def test_encoder_update_descends_kl_plus_reconstruction():
     kl_grads = dict(zip(paths, tape.gradient(kl, E.trainable_variables)))
     optimizers = optimisers_for(nets)
     before = {name: weights(net) for name, net in nets.items()}
-    gan = tv.make_step(nets, optimizers, tf.Variable(0, dtype=tf.int64),
+    gan = tv.make_iteration(nets, optimizers, tf.Variable(0, dtype=tf.int64),
                        tf.random.Generator.from_seed(0), None, None)
 
     scalars, finite = gan.before_critic(iter([real]))
@@ -291,20 +296,12 @@ def test_encoder_update_descends_kl_plus_reconstruction():
 
 # --------------------------------------------------------------------------- the trainer
 
-def run(*argv):
-    """train_progressive_vaegan's command line in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = tv.main([*TINY, *argv])  # a UserError fails the test with its message
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def chain(module_tmp):
     root = str(module_tmp)
     logs = {
         "stage1": run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root),
-        "frozen2": run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "2",
+        "frozen2": run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "4",
                        "--save_every_secs", "1e-9", "--checkpoint_dir", root),
         "stable2": run("--num_blocks", "2", "--max_steps", "1", "--checkpoint_dir", root),
     }
@@ -318,10 +315,8 @@ def folder(root, num_blocks, frozen=False):
 
 
 def restored(path, config):
-    """Fresh networks of config with all weights of checkpoint path, restored by name."""
-    nets = tv.build_networks(config, "float32")
-    stages.restore_layers(path, {name: net.named_layers() for name, net in nets.items()})
-    return nets
+    """Fresh networks (the encoder too) of config with all weights of checkpoint path."""
+    return networks_of(path, config, tv.build_networks)
 
 
 def test_restore_chain_in_its_own_folders(chain):
@@ -348,12 +343,21 @@ def test_checkpoint_holds_the_encoder_and_its_optimiser(chain):
         {"generator_optimizer": 2, "discriminator_optimizer": 10, "encoder_optimizer": 2}
 
 
+def test_the_last_three_checkpoints_are_kept(chain):
+    """A choice (the original kept five): a stage-1 checkpoint is 335 MB. The frozen stage
+    saved after each of its four steps."""
+    root, logs = chain
+    assert logs["frozen2"][1].count("saved checkpoint") == 4
+    assert sorted(n for n in os.listdir(folder(root, 2, True)) if n.endswith(".index")) == \
+        ["ckpt-2.index", "ckpt-3.index", "ckpt-4.index"]
+
+
 def test_frozen_stage_grows_by_name_and_keeps_early_blocks_bit_identical(chain):
     root, _ = chain
     config1, config2 = stages.read_config(folder(root, 1)), stages.read_config(folder(root, 2))
     source = restored(stages.latest_checkpoint(folder(root, 1)), config1)
-    at_1 = restored(os.path.join(folder(root, 2, True), "ckpt-1"), config2)
-    at_2 = restored(os.path.join(folder(root, 2, True), "ckpt-2"), config2)
+    at_1 = restored(os.path.join(folder(root, 2, True), "ckpt-3"), config2)
+    at_2 = restored(os.path.join(folder(root, 2, True), "ckpt-4"), config2)
     assert set(at_2["encoder"].carried_over_layers()) == {block(1), "mean", "log_variance"}
     for name in ("encoder", "generator", "discriminator"):
         early = list(at_2[name].early_blocks())
@@ -368,14 +372,9 @@ def test_frozen_stage_grows_by_name_and_keeps_early_blocks_bit_identical(chain):
 
 def test_tensorboard_adds_the_encoder_losses(chain):
     root, logs = chain
-    tags = set()
-    for name in os.listdir(folder(root, 1)):
-        if name.startswith("events.out.tfevents"):
-            path = os.path.join(folder(root, 1), name)
-            for event in tf.compat.v1.train.summary_iterator(path):
-                tags.update(value.tag for value in event.summary.value)
     assert {"Encoder_loss/KL_divergence", "Encoder_loss/Reconstruction_loss",
-            "Loss/Generator_loss", "Loss/Discriminator_loss", "Output/mixed_output"} <= tags
+            "Loss/Generator_loss", "Loss/Discriminator_loss",
+            "Output/mixed_output"} <= tensorboard_tags(folder(root, 1))
     line = [line for line in logs["stage1"][1].splitlines() if line.startswith("step ")][-1]
     assert re.match(r"step\s+2\s+D_loss \S+\s+G_loss \S+\s+KL_divergence \S+\s+"
                     r"Reconstruction_loss \S+\s+[.\d]+ steps/s", line)
@@ -383,7 +382,7 @@ def test_tensorboard_adds_the_encoder_losses(chain):
 
 def generator_of(directory):
     """The generator of the latest checkpoint in directory, as preview and generation load it."""
-    return session.load_generator(directory, tv.RECIPE, stages.latest_checkpoint(directory))[0]
+    return jobs.load_generator(directory, tv.RECIPE, stages.latest_checkpoint(directory))[0]
 
 
 def test_preview_writes_normal_prior_slices(chain):
@@ -393,7 +392,7 @@ def test_preview_writes_normal_prior_slices(chain):
     audio, rate = sf.read(os.path.join(folder(root, 1), "preview", "00000002.wav"),
                           dtype="int16")
     assert rate == 16000 and audio.shape == (5 * (64 + 16000),)
-    latents = tf.random.Generator.from_seed(0).normal([5, LATENT])  # --seed 0, N(0, 1)
+    latents = longform.draw_latents(0, 5, "normal")  # --seed 0, N(0, 1)
     slices = to_int16(generator_of(folder(root, 1))(latents).numpy()[..., 0])
     for k in range(5):
         part = audio[k * 16064:(k + 1) * 16064]
@@ -406,8 +405,8 @@ def test_generate_writes_normal_prior_files(chain, tmp_path):
                        "--output_dir", str(tmp_path))
     assert code == 0, err
     names = sorted(os.listdir(tmp_path))
-    latents = longform.draw_prior(np.random.default_rng(0), 2, LATENT, "normal")
-    expected = to_int16(generator_of(folder(root, 2))(latents.astype(np.float32)).numpy()[..., 0])
+    latents = longform.draw_latents(0, 2, "normal")
+    expected = to_int16(generator_of(folder(root, 2))(latents).numpy()[..., 0])
     assert len(names) == 2
     for name, window in zip(names, expected):
         audio, rate = sf.read(str(tmp_path / name), dtype="int16")
@@ -427,8 +426,8 @@ def test_long_pieces_and_interpolation_use_the_normal_prior(chain, tmp_path):
     assert code == 0, err
     (path,) = list((tmp_path / "morph").iterdir())
     morph = sf.read(str(path), dtype="int16")[0].astype(int)
-    start = longform.draw_prior(np.random.default_rng(0), 1, LATENT, "normal")
-    first = to_int16(generator_of(folder(root, 2))(start.astype(np.float32)).numpy()[0, :, 0])
+    start = longform.draw_latents(0, 1, "normal")
+    first = to_int16(generator_of(folder(root, 2))(start).numpy()[0, :, 0])
     assert len(morph) == 3 * 256 - 2 * 64
     assert np.abs(morph[:192] - first[:192]).max() <= 1  # seed 0's N(0, 1) latent
 

@@ -1,0 +1,221 @@
+"""Using a checkpoint: preview, generation, interpolation and evaluation (report §7.4 "preview",
+appendix B; §8 for the loudness comparison evaluate.py automates).
+
+Every job reads the chosen stage's latest checkpoint with the generator built from the
+config.json beside it, and draws its latents with longform.draw_latents (NumPy), so that the
+same seed gives the same latents in every job, and in a player without TensorFlow.
+"""
+
+import os
+import time
+
+import numpy as np
+
+import longform
+from dataloader import load, summary
+from rules import default_batch_size, stage_dir, window_length
+from utils import UserError, write_wav
+
+PREVIEW_SLICES = 5
+PREVIEW_POLL_SECS = 1.0
+
+
+def load_generator(directory, recipe, path):
+    """The generator of a checkpoint in float32, built from the config saved beside it;
+    (generator, config, step)."""
+    import tensorflow as tf
+
+    from stages import read_config, restore
+
+    config = read_config(directory)
+    if config is None or config.get("model") != recipe.model:
+        raise UserError(f"{directory} holds no {recipe.model} checkpoints of this project "
+                        f"(config.json missing or from another trainer)")
+    generator = recipe.build_networks(config, "float32", generator_only=True)["generator"]
+    step = tf.Variable(0, dtype=tf.int64)
+    restore(tf.train.Checkpoint(generator=generator, step=step), path, partial=True)
+    return generator, config, int(step)
+
+
+def require_checkpoint(directory, recipe):
+    from stages import latest_checkpoint
+    path = latest_checkpoint(directory)
+    if path is None:
+        pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
+                if recipe.growing else "point --checkpoint_dir at a training run")
+        raise UserError(f"no checkpoint in {directory}: train first, or {pick}")
+    return path
+
+
+def stage_folder(args, recipe):
+    """The folder of the stage the flags name (the run's folder for WaveGAN)."""
+    root = recipe.checkpoint_root(args)
+    if not recipe.growing:
+        return root
+    return stage_dir(root, args.num_blocks, getattr(args, "freeze_early_layers", False))
+
+
+def generate_windows(generator, latents, batch_size):
+    """Generator output [N, window, channels] as NumPy, in batches."""
+    return np.concatenate([generator(latents[i:i + batch_size]).numpy()
+                           for i in range(0, len(latents), batch_size)])
+
+
+def latest_generator(args, recipe):
+    """The generator of the chosen stage's latest checkpoint: (generator, config, step,
+    stage folder, checkpoint path)."""
+    directory = stage_folder(args, recipe)
+    path = require_checkpoint(directory, recipe)
+    generator, config, step = load_generator(directory, recipe, path)
+    return generator, config, step, directory, path
+
+
+def file_stem(directory, step):
+    """How generated files are named: stage folder and step, e.g. stage_00005_step00001234."""
+    return f"{os.path.basename(os.path.normpath(directory))}_step{step:08d}"
+
+
+def crossfade_samples(args, window, sampling_rate):
+    """--crossfade in samples (longform.default_crossfade without it)."""
+    if args.crossfade is None:
+        return longform.default_crossfade(window, sampling_rate)
+    overlap = round(args.crossfade * sampling_rate)
+    if overlap >= window:
+        raise UserError(f"--crossfade {args.crossfade:g} s is not shorter than a window "
+                        f"({window / sampling_rate:.3f} s): use a shorter crossfade")
+    return overlap
+
+
+def generate(args, recipe):
+    """--generate N: N WAV files from the latest checkpoint, of one window each or, with
+    --duration, of windows along a latent walk joined by crossfades (longform.py)."""
+    generator, config, step, directory, path = latest_generator(args, recipe)
+    name = file_stem(directory, step)
+    rate, window = config["sampling_rate"], window_length(config["num_blocks"])
+    batch = default_batch_size(config["num_blocks"])
+    if args.duration is None:  # file 0 of seed A is --interpolate's A
+        latents = longform.draw_latents(args.seed, args.generate, recipe.prior)
+        pieces = generate_windows(generator, latents, batch)
+    else:
+        rng = np.random.default_rng(args.seed)
+        samples, overlap = round(args.duration * rate), crossfade_samples(args, window, rate)
+        count = longform.windows_needed(samples, window, overlap)
+        pieces = []
+        for _ in range(args.generate):
+            latents = longform.latent_walk(rng, count, recipe.prior, args.anchor_every)
+            pieces.append(longform.join_windows(generate_windows(generator, latents, batch),
+                                                overlap, samples))
+    length = "" if args.duration is None else f"_{args.duration:g}s"
+    for i, audio in enumerate(pieces):
+        write_wav(os.path.join(args.output_dir, f"{name}_seed{args.seed}{length}_{i:04d}.wav"),
+                  audio, rate)
+    print(f"wrote {len(pieces)} files of {len(pieces[0])} samples ({len(pieces[0]) / rate:.2f} s)"
+          f" x {pieces[0].shape[1]} channels to {args.output_dir} (from {path}, seed "
+          f"{args.seed})")
+    return 0
+
+
+def interpolate(args, recipe):
+    """--interpolate A B: one file morphing over --steps windows from the latent of seed A
+    (the first file `--generate --seed A` writes) to that of seed B, crossfaded."""
+    generator, config, step, directory, path = latest_generator(args, recipe)
+    name = file_stem(directory, step)
+    rate, window = config["sampling_rate"], window_length(config["num_blocks"])
+    a, b = (longform.draw_latents(seed, 1, recipe.prior)[0] for seed in args.interpolate)
+    latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, args.steps or 8), recipe.prior)
+    windows = generate_windows(generator, latents.astype(np.float32),
+                               default_batch_size(config["num_blocks"]))
+    audio = longform.join_windows(windows, crossfade_samples(args, window, rate))
+    out = write_wav(os.path.join(args.output_dir, f"{name}_interpolate_{args.interpolate[0]}"
+                                                  f"_to_{args.interpolate[1]}.wav"), audio, rate)
+    print(f"wrote {out}: {len(windows)} windows, {len(audio) / rate:.2f} s (from {path})")
+    return 0
+
+
+def write_preview(writer, directory, recipe, path, latents):
+    """<stage folder>/preview/<step>.wav: the slices, each followed by the recipe's gap of
+    silence, and a `preview` audio summary."""
+    import tensorflow as tf
+
+    from internals import write_audio_summary
+
+    generator, config, step = load_generator(directory, recipe, path)
+    slices = generator(latents).numpy()
+    gap = np.zeros((recipe.preview_gap(slices.shape[1]), slices.shape[2]), dtype=np.float32)
+    audio = np.concatenate([part for s in slices for part in (s, gap)])
+    out = write_wav(os.path.join(directory, "preview", f"{step:08d}.wav"), audio,
+                    config["sampling_rate"])
+    with writer.as_default(step=step):
+        write_audio_summary("preview", tf.constant(slices), config["sampling_rate"], step)
+    writer.flush()
+    print(f"wrote {out}", flush=True)
+
+
+def preview(args, recipe):
+    """--preview: 5 fixed latents, one preview file per new checkpoint (§7.4, appendix B)."""
+    import tensorflow as tf
+
+    from stages import latest_checkpoint
+
+    directory = stage_folder(args, recipe)
+    if args.once:
+        require_checkpoint(directory, recipe)
+    latents = longform.draw_latents(args.seed, PREVIEW_SLICES, recipe.prior)
+    writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
+    done = None
+    print(f"previewing new checkpoints of {directory} (Ctrl+C to stop)", flush=True)
+    try:
+        while True:
+            path = latest_checkpoint(directory)
+            if path and path != done:
+                write_preview(writer, directory, recipe, path, latents)
+                done = path
+                if args.once:
+                    return 0
+            time.sleep(PREVIEW_POLL_SECS)
+    except KeyboardInterrupt:
+        print("preview stopped")
+        return 0
+
+
+def evaluate_checkpoint(args, recipe):
+    """--evaluate: M windows generated by the chosen stage's latest checkpoint against M random
+    whole windows of --data_dir at that stage; metrics.json and PNGs in
+    <stage folder>/evaluation/<step>/, the table on stdout."""
+    import evaluate
+
+    generator, config, step, directory, path = latest_generator(args, recipe)
+    rate, num_blocks = config["sampling_rate"], config["num_blocks"]
+    args.sampling_rate = rate  # the checkpoint's
+    audio = load(args, args.data_dir)
+    if audio.channels != config["channels"]:
+        raise UserError(f"{path} makes {config['channels']}-channel audio but {args.data_dir} "
+                        f"holds {audio.channels}-channel audio: evaluate against the kind of "
+                        f"data it was trained on")
+    print(summary(audio))
+    starts, window = evaluate.full_window_starts(audio, num_blocks)
+    rng = np.random.default_rng(args.seed)
+    count = args.num_eval_samples or evaluate.EVAL_SAMPLES
+    real = evaluate.sample_windows(audio, starts, window, count, rng)
+    training, total = evaluate.memorisation_windows(audio, window, rng)
+    latents = longform.draw_latents(args.seed, count, recipe.prior)
+    generated = generate_windows(generator, latents, default_batch_size(num_blocks))
+    if not np.isfinite(generated).all():
+        raise UserError(f"the generator of {path} outputs NaN or infinite values: it diverged, "
+                        f"evaluate or resume from an earlier checkpoint")
+    searched = (f"all {total}" if len(training) == total
+                else f"a random {len(training)} of the {total}")
+    print(f"evaluating {path} (step {step}): {count} generated against {len(real)} real "
+          f"windows of {window} samples from {args.data_dir}; memorisation check over "
+          f"{searched} whole windows; seed {args.seed}", flush=True)
+    metrics = evaluate.compute_metrics(real, generated, rate, training, seed=args.seed)
+    out_dir = os.path.join(directory, "evaluation", f"{step:08d}")
+    try:
+        paths = evaluate.save_plots(real, generated, rate, out_dir)
+        paths.append(evaluate.write_report(out_dir, metrics))
+    except OSError as error:
+        raise UserError(f"cannot write to {out_dir} ({error.strerror}): make the checkpoint "
+                        f"folder writable") from None
+    print(evaluate.format_table(metrics))
+    print("wrote " + ", ".join(paths))
+    return 0

@@ -1,0 +1,92 @@
+"""Building a training run: what a trainer says about itself (Recipe) and everything a run is
+made of (Training: networks, optimisers, step counter, random stream, training iteration and
+checkpoint), the same for the three trainers and bench/train_step.py (report §7.6).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rules import LATENT_DIM
+
+
+def wgan_gp_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
+                      xla=False):
+    """The training iteration of a Recipe by default: WGAN-GP's, of G and D."""
+    from wgan_gp import WGANGP
+    return WGANGP(networks["generator"], networks["discriminator"],
+                  optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
+                  step, rng, sample_latent, loss_scale, strategy, xla)
+
+
+@dataclass
+class Recipe:
+    """What one trainer does differently from the others."""
+    model: str                       # name stored in config.json
+    build_networks: Callable         # (config, dtype policy) -> {"generator": G, ...}
+    config: Callable                 # (args, channels) -> dict saved beside the checkpoints
+    checkpoint_root: Callable        # args -> folder holding the stage folders (or the run)
+    growing: bool = True             # progressive restore chain, or one fixed stage
+    prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
+    preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
+    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale, strategy, xla)
+    # -> a callable that trains one iteration on an iterator of batches and returns its
+    # losses (see wgan_gp.WGANGP)
+    make_iteration: Callable = wgan_gp_iteration
+
+
+@dataclass
+class Training:
+    """What a training run is made of; `checkpoint` holds all of it but the iteration."""
+    networks: dict
+    optimizers: dict
+    step: object       # tf.Variable: iterations (generator updates) so far
+    rng: object        # tf.random.Generator of every draw of the iteration
+    iteration: object  # recipe.make_iteration's: iteration(iterator) trains one iteration
+    checkpoint: object
+    # Checkpoint entries that checkpoints of earlier versions lack: {name: variable}
+    optional: dict
+
+    @property
+    def parts(self):
+        """Checkpoint entries that every checkpoint of this project has."""
+        return {"step": self.step, "rng": self.rng, **self.networks, **self.optimizers}
+
+
+def draw_latent(rng, batch, prior):
+    """The generator's input during training, from the run's tf.random.Generator: 100 values
+    from U(-1, 1) (§7.4) or N(0, 1) (the VAE-GAN's prior)."""
+    shape = [batch, LATENT_DIM]
+    return rng.uniform(shape, -1.0, 1.0) if prior == "uniform" else rng.normal(shape)
+
+
+def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False):
+    """Networks (frozen as config says), one optimiser per network built on its trainable
+    variables, step counter, random stream and training iteration. Initial weights come from
+    seed."""
+    import keras
+    import tensorflow as tf
+
+    from wgan_gp import make_optimizer
+
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(seed)
+    # Mirrored variables under a strategy; optimisers are built inside its scope, before the
+    # first iteration (a lazy build there fails).
+    with strategy.scope():
+        networks = recipe.build_networks(config, policy)
+        if config.get("frozen"):
+            for network in networks.values():
+                network.freeze_early_layers()
+        optimizers = {}
+        for name, network in networks.items():
+            optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
+            optimizers[name + "_optimizer"].build(network.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, name="step")
+    rng = tf.random.Generator.from_seed(seed)
+    iteration = recipe.make_iteration(networks, optimizers, step, rng,
+                                      lambda batch: draw_latent(rng, batch, recipe.prior),
+                                      loss_scale, strategy=strategy, xla=xla)
+    optional = {name: state for network in networks.values()
+                for name, state in getattr(network, "random_state", dict)().items()}
+    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers, **optional)
+    return Training(networks, optimizers, step, rng, iteration, checkpoint, optional)

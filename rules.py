@@ -1,0 +1,91 @@
+"""The rules everything else derives from the stage number, and the project's constants: one
+source of truth for each, without TensorFlow, so that flag parsers, the loader, evaluate.py,
+the player and the benchmarks read them before (or without) loading it.
+
+A stage is the number of blocks N (report §7.6): its window is BASE_LENGTH * STRIDE^N =
+2^(4 + 2N) samples (16384, about 1 s at 16 kHz, at N = 5), block b has nf(b) feature maps,
+and the report's batch size comes from a table (appendix B.2).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+
+SAMPLING_RATE = 16000        # default --sampling_rate (the report's 16 kHz)
+MAX_INT16 = 32767            # audio in [-1, 1] is int16 / MAX_INT16
+LATENT_DIM = 100             # z: 100 values (§7.4)
+PRIORS = ("uniform", "normal")  # U(-1, 1) (§7.4) or N(0, 1) (the VAE-GAN's)
+MIN_BLOCKS, MAX_BLOCKS = 1, 8
+BASE_LENGTH = 16             # samples out of the generator's projection, into block 1
+KERNEL_SIZE = 25
+STRIDE = 4
+BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense layers and block 1
+FEATURES = BASE_LENGTH * BASE_FEATURE_MAPS  # the critic's flattened features (table 7.2)
+MAX_AUGMENTATION_LEVEL = 9
+
+# Report, appendix B.2: default batch size of each stage.
+DEFAULT_BATCH_SIZE = {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}
+
+
+def window_length(num_blocks):
+    """Samples in one window of stage N (§7.6): 16 * 4^N = 2^(4 + 2N), 16384 at N = 5."""
+    if not MIN_BLOCKS <= num_blocks <= MAX_BLOCKS:
+        raise ValueError(f"stage {num_blocks} is not in {MIN_BLOCKS}..{MAX_BLOCKS}")
+    return BASE_LENGTH * STRIDE ** num_blocks
+
+
+def default_batch_size(num_blocks):
+    """The report's batch size for stage N (appendix B.2)."""
+    window_length(num_blocks)  # validates the range
+    return DEFAULT_BATCH_SIZE[num_blocks]
+
+
+def feature_maps(block, smoothing=True):
+    """nf(b), the channels of block b (§7.6 "feature map smoothing").
+
+    WaveGAN's 1024 // 2^b for b <= 4 (and for every b without smoothing); smoothed b >= 5 is
+    25 % or 50 % below the next power of two: 48, 32, 24, 16 for blocks 5..8.
+    """
+    if block <= 4 or not smoothing:
+        return BASE_FEATURE_MAPS // 2 ** block
+    exponent = math.ceil((block - 4) / 2)
+    next_power = 64 // 2 ** (exponent - 1)
+    return int(0.75 * next_power) if block % 2 else int(0.5 * next_power)
+
+
+def stage_dir(root, num_blocks, frozen=False):
+    """A stage's folder: <root>/stage_0000N or <root>/stage_0000N_frozen."""
+    return os.path.join(root, f"stage_{num_blocks:05d}" + ("_frozen" if frozen else ""))
+
+
+# --------------------------------------------------------------------------- variants (§7.7)
+
+@dataclass(frozen=True)
+class Variant:
+    """What a variant of the progressive model changes."""
+    generator_convs: int = 1       # convolutions per generator block
+    critic_convs: int = 1          # convolutions per discriminator block
+    equalised_lr: bool = False     # PGGAN's run-time weight scaling, in every layer
+    sample_norm: bool | None = None  # None: the caller chooses; True: always; False: never
+    minibatch_stddev: bool = False  # one more channel into block 1 of the discriminator
+
+
+STANDARD = "standard"
+VARIANTS = {
+    STANDARD: Variant(),
+    "asymmetric": Variant(critic_convs=2, sample_norm=False),
+    "extended": Variant(generator_convs=2, critic_convs=2, sample_norm=False),
+    "pggan": Variant(equalised_lr=True, sample_norm=True, minibatch_stddev=True),
+}
+
+
+# --------------------------------------------------------------------------- WaveGAN (§7.4)
+
+WAVEGAN_BLOCKS = 5  # its one window is progressive stage 5's: 16384 samples
+# Channels after each layer: G's dense gives 16 x 1024, its five transposed convolutions
+# 512, 256, 128, 64 and C; D mirrors it with 64 .. 1024.
+WAVEGAN_G_FEATURE_MAPS = (1024, 512, 256, 128, 64)
+WAVEGAN_D_FEATURE_MAPS = (64, 128, 256, 512, 1024)
+# Reflect padding needs a radius below the shortest shuffled length: 64 samples, after the
+# critic's fourth layer.
+MAX_PHASESHUFFLE_RAD = window_length(WAVEGAN_BLOCKS) // STRIDE ** (WAVEGAN_BLOCKS - 1) - 1

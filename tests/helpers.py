@@ -1,0 +1,123 @@
+"""What many test files share: the demo data, running a trainer in-process, reading
+checkpoints' weights and TensorBoard's tags. Imported by the test files (never a test file by
+another)."""
+
+import contextlib
+import io
+import os
+import re
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "data", "demo")
+# A tiny run on the demo data: batch 2, a fixed seed, a console line every step.
+TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001"]
+
+
+def run(main, *argv, tiny=True):
+    """A trainer's main(argv) in-process, as its command line runs it; returns (exit code,
+    stdout, stderr). A UserError is one line on stderr and exit code 2, as for a user."""
+    from utils import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = run_cli(main, (TINY if tiny else []) + [str(a) for a in argv])
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def networks_of(path, config, build_networks=None, layers="named_layers"):
+    """Fresh networks of config with the weights of checkpoint path restored by layer name
+    (all named layers, or those `layers` names: e.g. carried_over_layers)."""
+    import stages
+    if build_networks is None:
+        from train_progressive import build_networks
+    nets = build_networks(config, "float32")
+    stages.restore_layers(path, {name: getattr(net, layers)() for name, net in nets.items()})
+    return nets
+
+
+def weights(network, names=None):
+    """{layer/i: array} of the named layers' weights (all of them by default)."""
+    layers = network.named_layers()
+    return {f"{name}/{i}": v.numpy() for name in (names or layers)
+            for i, v in enumerate(layers[name].weights)}
+
+
+def changed(before, after):
+    """Whether any weight differs between two weights() of the same layers."""
+    assert before.keys() == after.keys()
+    return any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+def saved_step(path):
+    """The step a checkpoint was saved at."""
+    import tensorflow as tf
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(step=step).restore(path).expect_partial()
+    return int(step.numpy())
+
+
+def tensorboard_tags(directory):
+    """Every tag of the event files in a folder (audio tags without their /audio_summary)."""
+    import tensorflow as tf
+    tags = set()
+    for name in os.listdir(directory):
+        if name.startswith("events.out.tfevents"):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+                tags.update(re.sub(r"/audio_summary$", "", v.tag) for v in event.summary.value)
+    return tags
+
+
+def tensorboard_scalars(directory):
+    """{tag: [(step, value)]} of the scalar summaries in a folder's event files."""
+    import tensorflow as tf
+    scalars = {}
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("events.out.tfevents"):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+                for value in event.summary.value:
+                    if value.metadata.plugin_data.plugin_name == "scalars":
+                        scalars.setdefault(value.tag, []).append(
+                            (event.step, float(tf.make_ndarray(value.tensor))))
+    return scalars
+
+
+def assert_one_line_error(code, err, *fragments):
+    """Exit code 2 and one line on stderr holding every fragment, no traceback."""
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+PICTURES = ("waveforms.png", "zoom.png", "spectrograms.png", "loudness.png")
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def check_report(folder, count, window):
+    """--evaluate's metrics.json with every key, and its PNGs, which open as pictures."""
+    import json
+
+    import matplotlib.image
+
+    import evaluate
+
+    assert sorted(os.listdir(folder)) == sorted(PICTURES + ("metrics.json",))
+    with open(os.path.join(folder, "metrics.json")) as f:
+        metrics = json.load(f)
+    windows = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 64, 1))
+    assert set(metrics) == set(evaluate.compute_metrics(windows, windows, 16000))
+    assert (metrics["num_generated"], metrics["num_real"], metrics["window_samples"],
+            metrics["channels"], metrics["sampling_rate"]) == (count, count, window, 1, 16000)
+    for name in PICTURES:
+        image = matplotlib.image.imread(os.path.join(folder, name))
+        assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 600
+    return metrics
