@@ -67,7 +67,9 @@ MEMORISATION_THRESHOLD = 0.05
 MAX_LAG = 8
 ZOOM_SAMPLES = 1024
 CHUNK_FLOATS = 1 << 22  # float32 values per block of work: bounds memory at any stage
-EVAL_SAMPLES = 256  # generated and real windows compared, by default
+EVAL_SAMPLES = 256  # generated and real windows compared, by default, up to...
+EVAL_MAX_SAMPLES = 1 << 23  # ... this many samples (8 windows of 65 s at stage 8)
+FULL_SCALE = 0.99  # |sample| from which a sample counts as at full scale
 # The memorisation check searches all whole windows of the training audio, or a seeded random
 # subset of at most this many windows and samples (2^26: about 70 minutes of 16 kHz audio)
 # when there are more: its cost grows with the generated windows times both.
@@ -393,8 +395,45 @@ def _show(value, digits=4):
     return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
-def format_table(metrics):
-    """A short table: metric, real, generated (or the score), and what is better."""
+def default_eval_count(window):
+    """Windows compared by default: EVAL_SAMPLES, fewer where they would pass EVAL_MAX_SAMPLES
+    samples (stages 6-8), at least 8."""
+    return max(8, min(EVAL_SAMPLES, EVAL_MAX_SAMPLES // window))
+
+
+def noise_like(real, rng):
+    """White noise at the loudness (RMS) of real, clipped to [-1, 1]: the metrics' ceiling."""
+    real = _as_windows(real, "real")
+    rms = float(np.sqrt(np.mean(np.square(real, dtype=np.float64))))
+    return np.clip(rng.standard_normal(real.shape) * rms, -1.0, 1.0).astype(np.float32)
+
+
+def reference_metrics(real, other_real, sampling_rate, seed=0):
+    """The two references every evaluation is read against: real windows against other real
+    windows (the metrics' floor: what real music scores) and white noise at the real RMS
+    (their ceiling: where an untrained generator starts). {"real": metrics, "noise": ...}"""
+    rng = np.random.default_rng(seed)
+    return {name: compute_metrics(real, other, sampling_rate, seed=seed)
+            for name, other in (("real", other_real), ("noise", noise_like(real, rng)))}
+
+
+def progress(distance, references):
+    """How far a Frechet distance has come from noise (0) towards real music (1)."""
+    floor = references["real"]["frechet_mel_distance"]
+    ceiling = references["noise"]["frechet_mel_distance"]
+    if distance is None or floor is None or ceiling is None or ceiling <= floor:
+        return None
+    return (ceiling - distance) / (ceiling - floor)
+
+
+def full_scale_fraction(windows):
+    """Share of samples at full scale (|x| >= FULL_SCALE): a generator stuck there."""
+    return float(np.mean(np.abs(windows) >= FULL_SCALE))
+
+
+def format_table(metrics, references=None):
+    """A short table: metric, real, generated (or the score), what is better, and with
+    references the scores of other real windows and of noise at the real loudness."""
     m = metrics
     rows = [
         ("mean |amplitude|", m["loudness.real_mean_abs"], m["loudness.generated_mean_abs"],
@@ -419,9 +458,20 @@ def format_table(metrics):
             f"{m['window_samples']} samples ({m['window_samples'] / m['sampling_rate']:.3g} s, "
             f"{m['channels']} channel{'s' if m['channels'] > 1 else ''}); nearest real among "
             f"{m['num_training']} windows, lags up to {m['memorisation.max_lag']}")
-    lines = [head, f"{'metric':<26} {'real':>10} {'generated':>10}  better"]
-    for name, real, generated, better in rows:
-        lines.append(f"{name:<26} {_show(real):>10} {_show(generated):>10}  {better}")
+    keys = [None, "loudness.mean_abs_ratio", None, "loudness.rms_ratio", "frechet_mel_distance",
+            "ndb.ndb_over_k", "ndb.different_bins", "ndb.js_divergence"] + [None] * 6
+    refs = references or {}
+    extra = "".join(f" {title:>12}" for title in ("real vs real", "noise")[:len(refs) and 2])
+    lines = [head, f"{'metric':<26} {'real':>10} {'generated':>10}{extra}  better"]
+    for (name, real, generated, better), key in zip(rows, keys):
+        scores = "".join(f" {_show(refs[ref].get(key) if key else None):>12}"
+                         for ref in ("real", "noise") if ref in refs)
+        lines.append(f"{name:<26} {_show(real):>10} {_show(generated):>10}{scores}  {better}")
+    done = progress(m["frechet_mel_distance"], refs) if refs else None
+    if done is not None:
+        lines.append(f"Frechet log-mel distance: {100 * done:.0f} % of the way from noise "
+                     f"({_show(refs['noise']['frechet_mel_distance'])}) to real music "
+                     f"({_show(refs['real']['frechet_mel_distance'])})")
     return "\n".join(lines)
 
 
@@ -436,47 +486,61 @@ def write_report(out_dir, metrics):
     return atomic_write(os.path.join(out_dir, "metrics.json"), write)
 
 
-def _figures(real, generated, sampling_rate):
-    """The pictures of save_plots as (file name, matplotlib figure), drawn one at a time as
-    the caller iterates; the caller closes each figure. Bad arrays are refused at once."""
+def _figures(real, generated, sampling_rate, names=None):
+    """The pictures of save_plots (or those named) as (file name, matplotlib figure), drawn one
+    at a time as the caller iterates; the caller closes each figure. Bad arrays are refused at
+    once."""
     real = _float(_as_windows(real, "real"))
     generated = _float(_as_windows(generated, "generated"))
-    return _draw(real, generated, sampling_rate)
+    return ((name, PICTURES[name](real, generated, sampling_rate))
+            for name in (names or PICTURES))
 
 
-def _draw(real, generated, sampling_rate):
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _waveforms(real, generated, sampling_rate, length=None):
+    """Real above generated, one row per channel (as the report's Figures 8.4-8.7)."""
+    plt = _pyplot()
     channels = real.shape[2]
     pairs = (("real", real[0]), ("generated", generated[0]))
+    rows = 2 * channels
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 1.6 * rows + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
+    for p, (label, window) in enumerate(pairs):
+        shown = window[:length]
+        seconds = np.arange(len(shown)) / sampling_rate
+        for c in range(channels):
+            ax = axes[p * channels + c, 0]
+            ax.plot(seconds, shown[:, c], linewidth=0.5,
+                    color="tab:blue" if label == "real" else "tab:orange")
+            ax.set_ylim(-1, 1)
+            suffix = f", channel {c + 1}" if channels > 1 else ""
+            ax.set_ylabel(f"{label}{suffix}", fontsize=8)
+    axes[-1, 0].set_xlabel("seconds")
+    zoom = f" (first {len(pairs[0][1][:length])} samples)" if length else ""
+    fig.suptitle(f"waveforms: real above generated{zoom}")
+    fig.tight_layout()
+    return fig
 
-    for name, length in (("waveforms.png", None), ("zoom.png", ZOOM_SAMPLES)):
-        rows = 2 * channels
-        fig, axes = plt.subplots(rows, 1, figsize=(12, 1.6 * rows + 0.6), sharex=True,
-                                 sharey=True, squeeze=False)
-        for p, (label, window) in enumerate(pairs):
-            shown = window[:length]
-            seconds = np.arange(len(shown)) / sampling_rate
-            for c in range(channels):
-                ax = axes[p * channels + c, 0]
-                ax.plot(seconds, shown[:, c], linewidth=0.5,
-                        color="tab:blue" if label == "real" else "tab:orange")
-                ax.set_ylim(-1, 1)
-                suffix = f", channel {c + 1}" if channels > 1 else ""
-                ax.set_ylabel(f"{label}{suffix}", fontsize=8)
-        axes[-1, 0].set_xlabel("seconds")
-        zoom = f" (first {len(pairs[0][1][:length])} samples)" if length else ""
-        fig.suptitle(f"waveforms: real above generated{zoom}")
-        fig.tight_layout()
-        yield name, fig
 
+def _zoom(real, generated, sampling_rate):
+    return _waveforms(real, generated, sampling_rate, ZOOM_SAMPLES)
+
+
+def _spectrograms(real, generated, sampling_rate):
+    """Log-mel spectrograms of the first real and generated window, on one colour scale."""
+    plt = _pyplot()
+    channels = real.shape[2]
     mels = log_mel_frames(np.stack([real[0, :, :1], generated[0, :, :1]]), sampling_rate)[:, 0]
     n_fft, hop, _ = mel_settings(real.shape[1], sampling_rate)
     seconds = real.shape[1] / sampling_rate
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    for ax, (label, _), mel in zip(axes, pairs, mels):
+    for ax, label, mel in zip(axes, ("real", "generated"), mels):
         image = ax.imshow(mel.T, origin="lower", aspect="auto", vmin=mels.min(),
                           vmax=mels.max(), extent=(0, seconds, 0, mel.shape[1]))
         first = ", channel 1" if channels > 1 else ""
@@ -484,8 +548,12 @@ def _draw(real, generated, sampling_rate):
         ax.set_xlabel("seconds")
     axes[0].set_ylabel("mel band")
     fig.colorbar(image, ax=axes, label="log(mel power + 1e-6)")
-    yield "spectrograms.png", fig
+    return fig
 
+
+def _loudness_histogram(real, generated, sampling_rate):
+    """Histograms of the RMS of every window (the report's Figure 8.8)."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     window_rms = [np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=(1, 2)))
                   for x in (real, generated)]
@@ -497,7 +565,11 @@ def _draw(real, generated, sampling_rate):
     ax.set_title("loudness of real and generated windows (the report's Figure 8.8)")
     ax.legend()
     fig.tight_layout()
-    yield "loudness.png", fig
+    return fig
+
+
+PICTURES = {"waveforms.png": _waveforms, "zoom.png": _zoom,
+            "spectrograms.png": _spectrograms, "loudness.png": _loudness_histogram}
 
 
 def save_plots(real, generated, sampling_rate, out_dir):
@@ -522,15 +594,15 @@ def save_plots(real, generated, sampling_rate, out_dir):
     return paths
 
 
-def render_plots(real, generated, sampling_rate, dpi=100):
-    """The pictures of save_plots as {file name: PNG bytes}, without writing files (for
-    TensorBoard image summaries)."""
+def render_plots(real, generated, sampling_rate, dpi=100, names=None):
+    """The pictures of save_plots (or those named) as {file name: PNG bytes}, without writing
+    files (for TensorBoard image summaries)."""
     import io
 
     import matplotlib.pyplot as plt
 
     images = {}
-    for name, fig in _figures(real, generated, sampling_rate):
+    for name, fig in _figures(real, generated, sampling_rate, names):
         buffer = io.BytesIO()
         try:
             fig.savefig(buffer, format="png", dpi=dpi)
@@ -549,14 +621,20 @@ def full_window_starts(audio, num_blocks):
     return starts[starts + windows.window <= audio.num_samples], windows.window
 
 
-def sample_windows(audio, starts, window, count, rng, log=note):
-    """count random windows of audio from starts (all of them, with a note, if fewer)."""
-    if len(starts) < count:
+def sample_windows(audio, starts, window, count, rng, log=note, sets=1):
+    """count random windows of audio from starts (all of them, with a note, if fewer); with
+    sets > 1, that many disjoint samples (a list), sharing the windows if there are too few."""
+    if len(starts) < count * sets:
         log(f"{audio.data_dir} has {len(starts)} windows of {window} samples, fewer than "
-            f"--num_eval_samples {count}: using all of them")
-        count = len(starts)
-    chosen = np.sort(rng.choice(starts, size=count, replace=False))
-    return gather(audio.buffer, chosen, window).astype(np.float32) / MAX_INT16
+            f"{count * sets} to compare: using all of them")
+        count = len(starts) // sets
+    if count == 0:  # one window: every set is that window
+        chosen = np.tile(starts[:1], sets)
+    else:
+        chosen = rng.choice(starts, size=count * sets, replace=False)
+    samples = [gather(audio.buffer, np.sort(part), window).astype(np.float32) / MAX_INT16
+               for part in np.split(chosen, sets)]
+    return samples[0] if sets == 1 else samples
 
 
 def memorisation_windows(audio, window, rng):

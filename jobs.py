@@ -13,19 +13,23 @@ import numpy as np
 
 import longform
 from dataloader import load, summary
-from rules import default_batch_size, stage_dir, window_length
+from rules import AVERAGE, BEST_FOLDER, default_batch_size, stage_dir, window_length
 from utils import UserError, write_wav
 
 PREVIEW_SLICES = 5
+# What metrics.json keeps of the two references (real against real, noise at its loudness).
+REFERENCE_KEYS = ("frechet_mel_distance", "loudness.rms_ratio", "ndb.ndb_over_k",
+                  "ndb.js_divergence")
 PREVIEW_POLL_SECS = 1.0
 
 
-def load_generator(directory, recipe, path):
-    """The generator of a checkpoint in float32, built from the config saved beside it;
-    (generator, config, step)."""
+def load_generator(directory, recipe, path, raw=False):
+    """The generator of a checkpoint in float32, built from the config saved beside it:
+    (generator, config, step, which weights). Its moving average (generator_ema) unless raw
+    or the checkpoint has none (trained with --ema_decay 0 or by an earlier version)."""
     import tensorflow as tf
 
-    from stages import read_config, restore
+    from stages import read_config, restore, saved_entries
 
     config = read_config(directory)
     if config is None or config.get("model") != recipe.model:
@@ -33,17 +37,27 @@ def load_generator(directory, recipe, path):
                         f"(config.json missing or from another trainer)")
     generator = recipe.build_networks(config, "float32", generator_only=True)["generator"]
     step = tf.Variable(0, dtype=tf.int64)
-    restore(tf.train.Checkpoint(generator=generator, step=step), path, partial=True)
-    return generator, config, int(step)
+    which = "generator" if raw or AVERAGE not in saved_entries(path) else AVERAGE
+    restore(tf.train.Checkpoint(**{which: generator}, step=step), path, partial=True)
+    return generator, config, int(step), which
 
 
-def require_checkpoint(directory, recipe):
+def require_checkpoint(directory, recipe, choice="latest"):
+    """The checkpoint --checkpoint names: the stage's latest, its best (best/), or a path."""
     from stages import latest_checkpoint
-    path = latest_checkpoint(directory)
+    if choice not in ("latest", "best"):
+        if not os.path.exists(choice + ".index"):
+            raise UserError(f"--checkpoint {choice}: no checkpoint there (give the path without "
+                            f".index, e.g. {os.path.join(directory, 'ckpt-300')})")
+        return choice
+    folder = os.path.join(directory, BEST_FOLDER) if choice == "best" else directory
+    path = latest_checkpoint(folder)
     if path is None:
         pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
                 if recipe.growing else "point --checkpoint_dir at a training run")
-        raise UserError(f"no checkpoint in {directory}: train first, or {pick}")
+        what = "no best checkpoint (it is kept by evaluations during training)" \
+            if choice == "best" else "no checkpoint"
+        raise UserError(f"{what} in {folder}: train first, or {pick}")
     return path
 
 
@@ -55,18 +69,16 @@ def stage_folder(args, recipe):
     return stage_dir(root, args.num_blocks, getattr(args, "freeze_early_layers", False))
 
 
-def generate_windows(generator, latents, batch_size):
-    """Generator output [N, window, channels] as NumPy, in batches."""
-    return np.concatenate([generator(latents[i:i + batch_size]).numpy()
-                           for i in range(0, len(latents), batch_size)])
-
-
-def latest_generator(args, recipe):
-    """The generator of the chosen stage's latest checkpoint: (generator, config, step,
-    stage folder, checkpoint path)."""
+def chosen_generator(args, recipe):
+    """The generator of the chosen stage's checkpoint (--checkpoint, --raw_generator):
+    (generator, config, step, stage folder, checkpoint path), with a line saying which."""
     directory = stage_folder(args, recipe)
-    path = require_checkpoint(directory, recipe)
-    generator, config, step = load_generator(directory, recipe, path)
+    path = require_checkpoint(directory, recipe, args.checkpoint)
+    generator, config, step, which = load_generator(directory, recipe, path,
+                                                    args.raw_generator)
+    if which == "generator" and not args.raw_generator:
+        print(f"note: {path} has no moving-average generator (trained with --ema_decay 0 or "
+              f"by an earlier version): using its trained weights")
     return generator, config, step, directory, path
 
 
@@ -89,13 +101,13 @@ def crossfade_samples(args, window, sampling_rate):
 def generate(args, recipe):
     """--generate N: N WAV files from the latest checkpoint, of one window each or, with
     --duration, of windows along a latent walk joined by crossfades (longform.py)."""
-    generator, config, step, directory, path = latest_generator(args, recipe)
+    generator, config, step, directory, path = chosen_generator(args, recipe)
     name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
     batch = default_batch_size(config["num_blocks"])
     if args.duration is None:  # file 0 of seed A is --interpolate's A
         latents = longform.draw_latents(args.seed, args.generate, recipe.prior)
-        pieces = generate_windows(generator, latents, batch)
+        pieces = longform.generate_windows(generator, latents, batch)
     else:
         rng = np.random.default_rng(args.seed)
         samples, overlap = round(args.duration * rate), crossfade_samples(args, window, rate)
@@ -103,8 +115,8 @@ def generate(args, recipe):
         pieces = []
         for _ in range(args.generate):
             latents = longform.latent_walk(rng, count, recipe.prior, args.anchor_every)
-            pieces.append(longform.join_windows(generate_windows(generator, latents, batch),
-                                                overlap, samples))
+            windows = longform.generate_windows(generator, latents, batch)
+            pieces.append(longform.join_windows(windows, overlap, samples))
     length = "" if args.duration is None else f"_{args.duration:g}s"
     for i, audio in enumerate(pieces):
         write_wav(os.path.join(args.output_dir, f"{name}_seed{args.seed}{length}_{i:04d}.wav"),
@@ -118,12 +130,12 @@ def generate(args, recipe):
 def interpolate(args, recipe):
     """--interpolate A B: one file morphing over --steps windows from the latent of seed A
     (the first file `--generate --seed A` writes) to that of seed B, crossfaded."""
-    generator, config, step, directory, path = latest_generator(args, recipe)
+    generator, config, step, directory, path = chosen_generator(args, recipe)
     name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
     a, b = (longform.draw_latents(seed, 1, recipe.prior)[0] for seed in args.interpolate)
     latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, args.steps or 8), recipe.prior)
-    windows = generate_windows(generator, latents.astype(np.float32),
+    windows = longform.generate_windows(generator, latents.astype(np.float32),
                                default_batch_size(config["num_blocks"]))
     audio = longform.join_windows(windows, crossfade_samples(args, window, rate))
     out = write_wav(os.path.join(args.output_dir, f"{name}_interpolate_{args.interpolate[0]}"
@@ -132,14 +144,14 @@ def interpolate(args, recipe):
     return 0
 
 
-def write_preview(writer, directory, recipe, path, latents):
+def write_preview(writer, directory, recipe, path, latents, raw=False):
     """<stage folder>/preview/<step>.wav: the slices, each followed by the recipe's gap of
     silence, and a `preview` audio summary."""
     import tensorflow as tf
 
     from internals import write_audio_summary
 
-    generator, config, step = load_generator(directory, recipe, path)
+    generator, config, step, _ = load_generator(directory, recipe, path, raw)
     slices = generator(latents).numpy()
     gap = np.zeros((recipe.preview_gap(slices.shape[1]), slices.shape[2]), dtype=np.float32)
     audio = np.concatenate([part for s in slices for part in (s, gap)])
@@ -158,19 +170,21 @@ def preview(args, recipe):
     from stages import latest_checkpoint
 
     directory = stage_folder(args, recipe)
-    if args.once:
-        require_checkpoint(directory, recipe)
+    watched = os.path.join(directory, BEST_FOLDER) if args.checkpoint == "best" else directory
+    if args.once or args.checkpoint not in ("latest", "best"):
+        require_checkpoint(directory, recipe, args.checkpoint)
     latents = longform.draw_latents(args.seed, PREVIEW_SLICES, recipe.prior)
     writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
     done = None
-    print(f"previewing new checkpoints of {directory} (Ctrl+C to stop)", flush=True)
+    print(f"previewing new checkpoints of {watched} (Ctrl+C to stop)", flush=True)
     try:
         while True:
-            path = latest_checkpoint(directory)
+            path = (latest_checkpoint(watched) if args.checkpoint in ("latest", "best")
+                    else args.checkpoint)
             if path and path != done:
-                write_preview(writer, directory, recipe, path, latents)
+                write_preview(writer, directory, recipe, path, latents, args.raw_generator)
                 done = path
-                if args.once:
+                if args.once or args.checkpoint not in ("latest", "best"):
                     return 0
             time.sleep(PREVIEW_POLL_SECS)
     except KeyboardInterrupt:
@@ -184,7 +198,7 @@ def evaluate_checkpoint(args, recipe):
     <stage folder>/evaluation/<step>/, the table on stdout."""
     import evaluate
 
-    generator, config, step, directory, path = latest_generator(args, recipe)
+    generator, config, step, directory, path = chosen_generator(args, recipe)
     rate, num_blocks = config["sampling_rate"], config["num_blocks"]
     args.sampling_rate = rate  # the checkpoint's
     audio = load(args, args.data_dir)
@@ -195,11 +209,11 @@ def evaluate_checkpoint(args, recipe):
     print(summary(audio))
     starts, window = evaluate.full_window_starts(audio, num_blocks)
     rng = np.random.default_rng(args.seed)
-    count = args.num_eval_samples or evaluate.EVAL_SAMPLES
-    real = evaluate.sample_windows(audio, starts, window, count, rng)
+    count = args.num_eval_samples or evaluate.default_eval_count(window)
+    real, other = evaluate.sample_windows(audio, starts, window, count, rng, sets=2)
     training, total = evaluate.memorisation_windows(audio, window, rng)
     latents = longform.draw_latents(args.seed, count, recipe.prior)
-    generated = generate_windows(generator, latents, default_batch_size(num_blocks))
+    generated = longform.generate_windows(generator, latents, default_batch_size(num_blocks))
     if not np.isfinite(generated).all():
         raise UserError(f"the generator of {path} outputs NaN or infinite values: it diverged, "
                         f"evaluate or resume from an earlier checkpoint")
@@ -209,6 +223,9 @@ def evaluate_checkpoint(args, recipe):
           f"windows of {window} samples from {args.data_dir}; memorisation check over "
           f"{searched} whole windows; seed {args.seed}", flush=True)
     metrics = evaluate.compute_metrics(real, generated, rate, training, seed=args.seed)
+    references = evaluate.reference_metrics(real, other, rate, args.seed)
+    metrics.update({f"reference.{name}.{key}": ref[key] for name, ref in references.items()
+                    for key in REFERENCE_KEYS})
     out_dir = os.path.join(directory, "evaluation", f"{step:08d}")
     try:
         paths = evaluate.save_plots(real, generated, rate, out_dir)
@@ -216,6 +233,6 @@ def evaluate_checkpoint(args, recipe):
     except OSError as error:
         raise UserError(f"cannot write to {out_dir} ({error.strerror}): make the checkpoint "
                         f"folder writable") from None
-    print(evaluate.format_table(metrics))
+    print(evaluate.format_table(metrics, references))
     print("wrote " + ", ".join(paths))
     return 0

@@ -4,7 +4,7 @@ A GAN's window is fixed (16384 samples at stage 5, up to 65 s at stage 8); what 
 keep coherent does not grow past it. To hand a user a piece of any length, consecutive windows
 come from consecutive points of a smooth path through the latent space and neighbouring
 windows overlap, joined by a crossfade, so the music drifts instead of cutting (the report's
-"continuous generation" future work, §8.4). Pure NumPy: the generator is called elsewhere.
+"continuous generation" future work, §8.4). NumPy only: the generator is any callable.
 """
 
 import math
@@ -12,6 +12,13 @@ import math
 import numpy as np
 
 from rules import LATENT_DIM
+
+
+def generate_windows(generator, latents, batch_size):
+    """Generator output [N, window, channels] as NumPy, in batches (generator: any callable
+    from latents to a tensor, e.g. a Keras generator)."""
+    return np.concatenate([np.asarray(generator(latents[i:i + batch_size]))
+                           for i in range(0, len(latents), batch_size)])
 
 
 def windows_needed(num_samples, window, overlap):

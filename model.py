@@ -45,27 +45,36 @@ def phase_shuffle(x, rad, seed=None):
     return tf.slice(padded, tf.stack([0, rad - shift, 0]), [-1, length, -1])
 
 
-def named(network, name, layer, input_shape):
-    """Set layer as a named attribute (checkpointed under that name) and build it now, so that
-    parameters exist before the first call (optimisers are built on them, §7.6)."""
-    setattr(network, name, layer)
-    layer.build(input_shape)
-    return layer
+class Network(keras.Model):
+    """A network whose layers are named attributes, as model_progressive's."""
+
+    layer_names = ()
+
+    def named(self, name, layer, input_shape):
+        """Set layer as a named attribute (checkpointed under that name) and build it now, so
+        that parameters exist before the first call (optimisers are built on them, §7.6)."""
+        setattr(self, name, layer)
+        layer.build(input_shape)
+        self.layer_names += (name,)
+        return layer
+
+    def named_layers(self):
+        return {name: getattr(self, name) for name in self.layer_names}
 
 
-class Generator(keras.Model):
+class Generator(Network):
     """z [batch, 100] -> dense 16x1024, ReLU -> five Conv1DTranspose (kernel 25, stride 4),
     ReLU between, tanh last -> [batch, 16384, C] in float32 (§7.4)."""
 
     def __init__(self, channels=1, dtype="float32", **kwargs):
         super().__init__(name="generator", dtype=dtype, **kwargs)
-        named(self, "z_project", keras.layers.Dense(BASE_LENGTH * G_FEATURE_MAPS[0], dtype=dtype,
-                                                    name="z_project"), (None, LATENT_DIM))
+        self.named("z_project", keras.layers.Dense(BASE_LENGTH * G_FEATURE_MAPS[0], dtype=dtype,
+                                                   name="z_project"), (None, LATENT_DIM))
         length, outputs = BASE_LENGTH, G_FEATURE_MAPS[1:] + (channels,)
         for i, (n_in, n_out) in enumerate(zip(G_FEATURE_MAPS, outputs)):
-            named(self, f"upconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"upconv_{i}",
-                                            transpose=True, matmul=runs_as_matmul(i + 1)),
-                  (None, length, n_in))
+            self.named(f"upconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"upconv_{i}",
+                                           transpose=True, matmul=runs_as_matmul(i + 1)),
+                       (None, length, n_in))
             length *= STRIDE
         self.built = True
 
@@ -78,7 +87,7 @@ class Generator(keras.Model):
         return tf.cast(x, tf.float32)  # summaries and WAV writing want float32
 
 
-class Discriminator(keras.Model):
+class Discriminator(Network):
     """x [batch, 16384, C] -> five Conv1D (kernel 25, stride 4), each LReLU(0.2) and, but the
     last, phase shuffle -> flatten 16x1024 -> dense -> 1 (§7.4, WaveGAN §3.3)."""
 
@@ -94,13 +103,13 @@ class Discriminator(keras.Model):
         self.phase_shuffle_seed = keras.random.SeedGenerator(seed, name="phase_shuffle_seed")
         length, inputs = WINDOW, (channels,) + D_FEATURE_MAPS[:-1]
         for i, (n_in, n_out) in enumerate(zip(inputs, D_FEATURE_MAPS)):
-            named(self, f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"downconv_{i}",
-                                              matmul=runs_as_matmul(len(D_FEATURE_MAPS) - i)),
-                  (None, length, n_in))
+            self.named(f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"downconv_{i}",
+                                             matmul=runs_as_matmul(len(D_FEATURE_MAPS) - i)),
+                       (None, length, n_in))
             length //= STRIDE
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
-        named(self, "prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),
-              (None, BASE_LENGTH * D_FEATURE_MAPS[-1]))
+        self.named("prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),
+                   (None, BASE_LENGTH * D_FEATURE_MAPS[-1]))
         self.built = True
 
     def random_state(self):

@@ -6,16 +6,16 @@ checkpoint), the same for the three trainers and bench/train_step.py (report §7
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rules import LATENT_DIM
+from rules import AVERAGE, LATENT_DIM
 
 
 def wgan_gp_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
-                      xla=False):
+                      xla=False, moving_average=None):
     """The training iteration of a Recipe by default: WGAN-GP's, of G and D."""
     from wgan_gp import WGANGP
     return WGANGP(networks["generator"], networks["discriminator"],
                   optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
-                  step, rng, sample_latent, loss_scale, strategy, xla)
+                  step, rng, sample_latent, loss_scale, strategy, xla, moving_average)
 
 
 @dataclass
@@ -28,9 +28,9 @@ class Recipe:
     growing: bool = True             # progressive restore chain, or one fixed stage
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
-    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale, strategy, xla)
-    # -> a callable that trains one iteration on an iterator of batches and returns its
-    # losses (see wgan_gp.WGANGP)
+    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale, strategy, xla,
+    # moving_average) -> a callable that trains one iteration on an iterator of batches and
+    # returns its losses (see wgan_gp.WGANGP)
     make_iteration: Callable = wgan_gp_iteration
 
 
@@ -45,11 +45,24 @@ class Training:
     checkpoint: object
     # Checkpoint entries that checkpoints of earlier versions lack: {name: variable}
     optional: dict
+    average: object = None  # moving_average.MovingAverage, or None with --ema_decay 0
 
     @property
     def parts(self):
         """Checkpoint entries that every checkpoint of this project has."""
         return {"step": self.step, "rng": self.rng, **self.networks, **self.optimizers}
+
+    @property
+    def sound_generator(self):
+        """The generator whose sound a user hears: the moving average, if there is one."""
+        return self.average.average if self.average else self.networks["generator"]
+
+    def start_afresh(self, name):
+        """An optional entry a checkpoint lacks starts afresh; what that means, to say so."""
+        if self.average is not None and name == AVERAGE:
+            self.average.copy()
+            return "the moving average starts from the weights"
+        return "it starts afresh"
 
 
 def draw_latent(rng, batch, prior):
@@ -59,13 +72,16 @@ def draw_latent(rng, batch, prior):
     return rng.uniform(shape, -1.0, 1.0) if prior == "uniform" else rng.normal(shape)
 
 
-def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False):
+def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
+                   ema_decay=0.0):
     """Networks (frozen as config says), one optimiser per network built on its trainable
-    variables, step counter, random stream and training iteration. Initial weights come from
-    seed."""
+    variables, step counter, random stream, the generator's moving average (unless ema_decay
+    is 0) and training iteration. Initial weights come from seed; the average starts as the
+    generator (stages.start_stage carries it from a checkpoint)."""
     import keras
     import tensorflow as tf
 
+    from moving_average import MovingAverage
     from wgan_gp import make_optimizer
 
     strategy = strategy or tf.distribute.get_strategy()
@@ -81,12 +97,20 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
         for name, network in networks.items():
             optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
             optimizers[name + "_optimizer"].build(network.trainable_variables)
+        average = None
+        if ema_decay:
+            average = MovingAverage(networks["generator"], recipe.build_networks(
+                config, "float32", generator_only=True)["generator"], ema_decay)
+            average.copy()
     step = tf.Variable(0, dtype=tf.int64, name="step")
     rng = tf.random.Generator.from_seed(seed)
     iteration = recipe.make_iteration(networks, optimizers, step, rng,
                                       lambda batch: draw_latent(rng, batch, recipe.prior),
-                                      loss_scale, strategy=strategy, xla=xla)
+                                      loss_scale, strategy=strategy, xla=xla,
+                                      moving_average=average)
     optional = {name: state for network in networks.values()
                 for name, state in getattr(network, "random_state", dict)().items()}
+    if average is not None:
+        optional[AVERAGE] = average.average
     checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers, **optional)
-    return Training(networks, optimizers, step, rng, iteration, checkpoint, optional)
+    return Training(networks, optimizers, step, rng, iteration, checkpoint, optional, average)

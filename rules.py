@@ -22,6 +22,8 @@ STRIDE = 4
 BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense layers and block 1
 FEATURES = BASE_LENGTH * BASE_FEATURE_MAPS  # the critic's flattened features (table 7.2)
 MAX_AUGMENTATION_LEVEL = 9
+AVERAGE = "generator_ema"    # the moving-average generator's name in checkpoints
+EMA_DECAY = 0.999            # its decay by default
 
 # Report, appendix B.2: default batch size of each stage.
 DEFAULT_BATCH_SIZE = {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}
@@ -51,6 +53,9 @@ def feature_maps(block, smoothing=True):
     exponent = math.ceil((block - 4) / 2)
     next_power = 64 // 2 ** (exponent - 1)
     return int(0.75 * next_power) if block % 2 else int(0.5 * next_power)
+
+
+BEST_FOLDER = "best"  # <stage folder>/best/: the checkpoint with the best evaluation so far
 
 
 def stage_dir(root, num_blocks, frozen=False):

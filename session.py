@@ -5,6 +5,7 @@ A trainer describes only what differs in a recipe.Recipe and hands its parsed fl
 TensorFlow is imported only once the flags are checked, so that a bad flag is one line.
 """
 
+import argparse
 import random
 import sys
 
@@ -13,9 +14,16 @@ from distribute import DISTRIBUTIONS, check_cluster
 from evaluate import EVAL_SAMPLES
 from internals import custom_gradients_released, import_tensorflow
 from jobs import evaluate_checkpoint, generate, interpolate, preview
-from rules import MAX_AUGMENTATION_LEVEL
+from rules import EMA_DECAY, MAX_AUGMENTATION_LEVEL
 from training import train
-from utils import UserError, float_above, int_in_range, positive_float
+from utils import (
+    UserError,
+    float_above,
+    fraction_below_one,
+    int_in_range,
+    non_negative_float,
+    positive_float,
+)
 
 
 def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's default"):
@@ -44,6 +52,7 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                         default=0, help="also train on windows offset by k*window/10, k=1..L; "
                                         "for small datasets")
     add_data_flags(parser)
+    add_watch_flags(parser)
     parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=None,
                         help="seed for initial weights, data order, latents and generation "
                              "(default: random, printed)")
@@ -59,6 +68,41 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
     add_job_flags(parser)
 
 
+def add_watch_flags(parser):
+    """The flags of training that watches itself: the moving average, the quality curve and
+    the collapse watchdog (README "Is my training going well?")."""
+    parser.add_argument("--ema_decay", type=fraction_below_one, default=EMA_DECAY,
+                        help="decay of the moving-average generator that preview, generation "
+                             "and evaluation use; 0 turns it off")
+    parser.add_argument("--eval_every_secs", type=non_negative_float, default=600.0,
+                        help="seconds between evaluations of the moving-average generator "
+                             "against real windows (TensorBoard Eval/*); they keep the best "
+                             "checkpoint in <stage folder>/best/; 0 turns them off")
+    parser.add_argument("--on_collapse", choices=("rollback", "stop", "warn"),
+                        default="rollback", help="what a collapse does: roll back to best/ "
+                        "with a new data order and latents, stop with exit code 3, or only "
+                        "say so")
+    parser.add_argument("--collapse_rms_ratio", type=non_negative_float, default=0.05,
+                        help="collapsed when the generated RMS is below this share of the "
+                             "real RMS (silence)")
+    parser.add_argument("--collapse_full_scale", type=non_negative_float, default=0.5,
+                        help="collapsed when more than this share of generated samples is at "
+                             "full scale")
+    parser.add_argument("--collapse_frechet_factor", type=float_above(1.0), default=3.0,
+                        help="collapsed when the Frechet mel distance is over this many times "
+                             "the best")
+    parser.add_argument("--collapse_patience", type=int_in_range(1, 1000), default=3,
+                        help="observations in a row (evaluations, or summaries for silence and "
+                             "full scale) before a collapse is declared")
+    parser.add_argument("--rollback_lr_factor", type=positive_float, default=1.0,
+                        help="learning rates are multiplied by this at each rollback")
+    parser.add_argument("--max_rollbacks", type=int_in_range(0, 1000), default=3,
+                        help="after this many rollbacks a collapse stops training (exit 3)")
+    # Test-only: zero the generator's output layer at this step, once, to induce a collapse.
+    parser.add_argument("--induce_collapse_at_step", type=int_in_range(1, sys.maxsize),
+                        default=None, help=argparse.SUPPRESS)
+
+
 def add_job_flags(parser):
     """The flags of the jobs that use a checkpoint instead of training."""
     parser.add_argument("--preview", action="store_true",
@@ -70,6 +114,11 @@ def add_job_flags(parser):
     parser.add_argument("--generate", type=int_in_range(1, 1_000_000), default=None, metavar="N",
                         help="instead of training, write N generated WAV files from the latest "
                              "checkpoint")
+    parser.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
+                        help="with a job: the stage's latest checkpoint, its best (kept by the "
+                             "evaluations during training) or a checkpoint path")
+    parser.add_argument("--raw_generator", action="store_true",
+                        help="with a job: the trained weights instead of the moving average")
     parser.add_argument("--output_dir", default="generated_samples",
                         help="where --generate and --interpolate write their files")
     parser.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
@@ -95,8 +144,10 @@ def add_evaluate_flags(parser):
                              "checkpoint with windows of --data_dir (evaluate.py's metrics); "
                              "writes <checkpoint folder>/evaluation/<step>/")
     parser.add_argument("--num_eval_samples", type=int_in_range(1, 1 << 20), default=None,
-                        metavar="M", help=f"with --evaluate: generated and real windows "
-                                          f"compared (default: {EVAL_SAMPLES})")
+                        metavar="M", help=f"generated and real windows compared by "
+                                          f"--evaluate and by the evaluations during "
+                                          f"training (default: {EVAL_SAMPLES}, fewer at "
+                                          f"stages 6-8)")
 
 
 def check_flags(args):
@@ -112,8 +163,12 @@ def check_flags(args):
                                   ("--evaluate", args.evaluate)) if on]
     if len(jobs) > 1:
         raise UserError(f"{' and '.join(jobs)} are separate jobs: use one of them")
-    if args.num_eval_samples is not None and not args.evaluate:
-        raise UserError("--num_eval_samples goes with --evaluate: add --evaluate")
+    job = args.preview or args.generate or args.interpolate or args.evaluate
+    if args.num_eval_samples is not None and job and not args.evaluate:
+        raise UserError("--num_eval_samples goes with training or --evaluate")
+    if not job and (args.checkpoint != "latest" or args.raw_generator):
+        raise UserError("--checkpoint and --raw_generator go with --preview, --generate, "
+                        "--interpolate or --evaluate")
     if args.duration is not None and not args.generate:
         raise UserError("--duration goes with --generate: add --generate N")
     if args.steps is not None and not args.interpolate:

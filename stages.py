@@ -12,7 +12,7 @@ import os
 
 import tensorflow as tf
 
-from rules import stage_dir
+from rules import AVERAGE, stage_dir
 from utils import UserError, atomic_write
 
 CONFIG_FILE = "config.json"
@@ -84,19 +84,24 @@ def restore_layers(path, layers_by_network):
     restore(tf.train.Checkpoint(**tree), path, partial=True)
 
 
+def saved_entries(path):
+    """{top-level checkpoint entry: how many values it holds} of a checkpoint."""
+    counts = {}
+    for key, _ in tf.train.list_variables(path):
+        name = key.split("/")[0]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def resume(run, path):
-    """Restore everything of a run (session.Training) from path; returns notes on what a
-    checkpoint of an earlier version lacked: an optional entry (run.optional) keeps its
-    fresh value, and optimiser state saved for another set of trainable layers (frozen
+    """Restore everything of a run (recipe.Training) from path; returns notes on what a
+    checkpoint of an earlier version lacked: an optional entry (run.optional) starts afresh
+    (run.start_afresh), and optimiser state saved for another set of trainable layers (frozen
     stages before the dense layers trained in them) is left fresh."""
-    keys = [key for key, _ in tf.train.list_variables(path)]
-
-    def saved(name):
-        return sum(key.startswith(name + "/") for key in keys)
-
+    saved = saved_entries(path)
     parts, notes = run.parts, []
     stale = [name for name, optimizer in run.optimizers.items()
-             if saved(name) != len(optimizer.variables)]
+             if saved.get(name, 0) != len(optimizer.variables)]
     if stale:
         for name in stale:
             del parts[name]
@@ -104,17 +109,28 @@ def resume(run, path):
                      f"(a frozen stage of an earlier version, which froze the dense layers "
                      f"too): weights, step and random stream resumed, "
                      f"{', '.join(stale)} start afresh")
-    missing = [name for name in run.optional if not saved(name)]
-    notes += [f"{path} has no {name} state (an earlier version): it starts afresh"
-              for name in missing]
-    present = {name: value for name, value in run.optional.items() if name not in missing}
-    restore(tf.train.Checkpoint(**parts, **present), path, partial=bool(stale or missing))
+    present = {name: value for name, value in run.optional.items() if name in saved}
+    restore(tf.train.Checkpoint(**parts, **present), path, partial=True)
+    notes += [f"{path} has no {name} (an earlier version, or trained without it): "
+              f"{run.start_afresh(name)}" for name in run.optional if name not in present]
     return notes
 
 
+def carry_average(run, source, layers):
+    """The moving average's layers (names) from source: its average where it has one, else
+    its generator's weights."""
+    if run.average is None:
+        return
+    key = AVERAGE if AVERAGE in saved_entries(source) else "generator"
+    named = run.average.average.named_layers()
+    restore_layers(source, {key: {name: named[name] for name in layers}})
+
+
 def start_stage(run, root, num_blocks, frozen, config, growing=True):
-    """Walk the restore chain for stage num_blocks with the networks, optimisers, step and
-    random streams of run (session.Training); returns (stage folder, what was done)."""
+    """Walk the restore chain for stage num_blocks with the networks, optimisers, step, random
+    streams and moving average of run (recipe.Training); returns (stage folder, what was
+    done). A grown stage's carried-over layers take the moving average of the stage below;
+    its new layers, and a frozen stage's frozen blocks, start with the average = weights."""
     networks = run.networks
     directory = stage_dir(root, num_blocks, frozen) if growing else root
     own = latest_checkpoint(directory)
@@ -129,6 +145,7 @@ def start_stage(run, root, num_blocks, frozen, config, growing=True):
         if source:
             check_config(frozen_dir, config)
             restore_layers(source, {name: net.named_layers() for name, net in networks.items()})
+            carry_average(run, source, networks["generator"].named_layers())
             return directory, (f"all weights from the frozen stage {source}; fresh optimisers, "
                                f"step 0")
         previous_dir = stage_dir(root, num_blocks - 1)
@@ -137,6 +154,21 @@ def start_stage(run, root, num_blocks, frozen, config, growing=True):
             check_config(previous_dir, config)
             restore_layers(source, {name: net.carried_over_layers()
                                     for name, net in networks.items()})
+            start_average(run, source, frozen)
             return directory, (f"blocks 1..{num_blocks - 1} grown from stage {num_blocks - 1} "
                                f"({source}); block {num_blocks} and the 1x1 layers start fresh")
+    if run.average is not None:
+        run.average.copy()
     return directory, f"fresh start in {directory}: no checkpoint to resume or grow from"
+
+
+def start_average(run, source, frozen):
+    """The moving average of a stage grown from source."""
+    if run.average is None:
+        return
+    generator = run.networks["generator"]
+    carried = generator.carried_over_layers()
+    carry_average(run, source, carried)
+    run.average.copy([name for name in generator.named_layers() if name not in carried])
+    if frozen:
+        run.average.copy(list(generator.early_blocks()))

@@ -35,12 +35,13 @@ def make_config(args, channels):
 
 
 def make_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
-                   xla=False):
+                   xla=False, moving_average=None):
     """The VAE-GAN iteration; sample_latent goes unused, the generator's z comes from E."""
     from wgan_gp import VAEGAN
     return VAEGAN(networks["encoder"], optimizers["encoder_optimizer"], networks["generator"],
                   networks["discriminator"], optimizers["generator_optimizer"],
-                  optimizers["discriminator_optimizer"], step, rng, loss_scale, strategy, xla)
+                  optimizers["discriminator_optimizer"], step, rng, loss_scale, strategy, xla,
+                  moving_average)
 
 
 RECIPE = Recipe(model="vaegan", build_networks=build_networks, config=make_config,

@@ -1,9 +1,10 @@
-"""Training a stage: the loop, with its signals, console progress, TensorBoard summaries and
-checkpoints (report §7.6, appendix B).
+"""Training a stage: the loop, with its signals, console progress, TensorBoard summaries,
+checkpoints (report §7.6, appendix B) and the watch over it (watch.py).
 
 set_up builds everything a stage's training needs and walks the restore chain; loop trains
-until --max_steps or a signal, checkpointing every --save_every_secs and writing summaries
-every --summary_every_secs. Under --distribution multi_worker only the chief writes
+until --max_steps or a signal, checkpointing every --save_every_secs, writing summaries
+every --summary_every_secs and evaluating every --eval_every_secs, with the watchdog ready
+to roll back to the best checkpoint. Under --distribution multi_worker only the chief writes
 checkpoints, summaries and progress; every worker restores the same checkpoint (a folder all
 of them see).
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import longform
 from dataloader import load, make_dataset, summary
 from distribute import distribute, make_strategy
 from internals import error_reason, remove_partial_checkpoint, write_audio_summary
@@ -27,6 +29,7 @@ from utils import UserError
 
 KEEP_CHECKPOINTS = 3  # the original kept five; a stage-1 checkpoint is 335 MB
 SUMMARY_CLIPS = 3
+ROLLBACK_SEED_STRIDE = 7919  # a rollback's seed: --seed + this x the rollback's number
 
 
 class StopSignal:
@@ -165,16 +168,27 @@ class Stage:
     audio: object
     config: dict
     strategy: object
+    batch_size: int
+    policy: str
     directory: str
-    manager: object        # tf.train.CheckpointManager
-    checkpoint_size: int
-    writer: object         # TensorBoard writer (the chief's), or None
-    summary_latents: object
-    iterator: object
+    manager: object = None   # tf.train.CheckpointManager
+    checkpoint_size: int = 0
+    writer: object = None    # TensorBoard writer (the chief's), or None
+    summary_latents: object = None
+    iterator: object = None
+    curve: object = None     # watch.QualityCurve, on the chief with --eval_every_secs
+    best: object = None      # watch.Best
+    watchdog: object = None  # watch.Watchdog
+    rollbacks: int = 0
+    induced: bool = False    # --induce_collapse_at_step has acted
 
     @property
     def chief(self):
         return self.strategy.extended.should_checkpoint
+
+    @property
+    def step(self):
+        return int(self.run.step)
 
     def say(self, *args, **kwargs):
         if self.chief:
@@ -182,16 +196,26 @@ class Stage:
 
     def save(self):
         if self.chief:
-            path = save_checkpoint(self.manager, int(self.run.step), self.checkpoint_size)
+            path = save_checkpoint(self.manager, self.step, self.checkpoint_size)
             self.say(f"saved checkpoint {path}")
-        return int(self.run.step)
+        return self.step
+
+    def feed(self, seed):
+        """Batches in the order of seed, split across the replicas."""
+        dataset = make_dataset(self.audio, self.config["num_blocks"], self.batch_size,
+                               self.args.augmentation_level, seed)
+        self.iterator = distribute(dataset, self.strategy)
+
+    def scalar(self, tag, value):
+        import tensorflow as tf
+        with self.writer.as_default(step=self.step):
+            tf.summary.scalar(tag, value)
+        self.writer.flush()
 
 
 def build(args, recipe):
-    """Data, strategy, run and restore chain of a stage; returns (Stage fields, batch size,
-    dtype policy) or None when --max_steps is already reached."""
-    import tensorflow as tf
-
+    """Data, strategy, run and restore chain of a stage: its Stage, or None when --max_steps
+    is already reached."""
     from stages import start_stage, write_config
     from wgan_gp import precision
 
@@ -204,100 +228,240 @@ def build(args, recipe):
         raise UserError(f"--batch_size {batch_size} does not divide among the {replicas} "
                         f"replicas of --distribution {args.distribution}: use a multiple of "
                         f"{replicas}")
-    chief = strategy.extended.should_checkpoint
-    if chief:
-        print(summary(audio), flush=True)
-    dataset = make_dataset(audio, config["num_blocks"], batch_size, args.augmentation_level,
-                           args.seed)
     policy, loss_scale = precision(args.use_mixed_precision_training)
-    if args.use_mixed_precision_training and policy == "float32" and chief:
-        print("mixed precision: no GPU and no bfloat16 support in this CPU, training in float32")
-    run = build_training(recipe, config, policy, loss_scale, args.seed, strategy, args.xla)
-    directory, how = start_stage(run, recipe.checkpoint_root(args), config["num_blocks"],
-                                 config.get("frozen", False), config, recipe.growing)
-    if chief:
-        print(how, flush=True)
-        write_config(directory, config)
-    if args.max_steps is not None and int(run.step) >= args.max_steps:
-        if chief:
-            print(f"step {int(run.step)} already reaches --max_steps {args.max_steps}: "
-                  f"nothing to do")
+    stage = Stage(args, recipe, None, audio, config, strategy, batch_size, policy, "")
+    stage.say(summary(audio))
+    stage.feed(args.seed)  # a stage with too little audio is refused here
+    if args.use_mixed_precision_training and policy == "float32":
+        stage.say("mixed precision: no GPU and no bfloat16 support in this CPU, training in "
+                  "float32")
+    stage.run = build_training(recipe, config, policy, loss_scale, args.seed, strategy,
+                               args.xla, args.ema_decay)
+    stage.directory, how = start_stage(stage.run, recipe.checkpoint_root(args),
+                                       config["num_blocks"], config.get("frozen", False),
+                                       config, recipe.growing)
+    stage.say(how)
+    if stage.chief:
+        write_config(stage.directory, config)
+    if args.max_steps is not None and stage.step >= args.max_steps:
+        stage.say(f"step {stage.step} already reaches --max_steps {args.max_steps}: nothing "
+                  f"to do")
         return None
-    manager = tf.train.CheckpointManager(run.checkpoint, directory,
-                                         max_to_keep=KEEP_CHECKPOINTS)
-    writer = tf.summary.create_file_writer(directory) if chief else None
-    return (Stage(args, recipe, run, audio, config, strategy, directory, manager,
-                  checkpoint_bytes(run), writer, summary_latents(args, recipe, batch_size),
-                  distribute(dataset, strategy)), batch_size, policy)
-
-
-def summary_latents(args, recipe, batch_size):
-    """Fixed latents for the generator_output summary: the same sounds over time, drawn apart
-    from the training random stream, so that it does not depend on when summaries happen."""
-    import longform
-    return longform.draw_latents(args.seed + 1, batch_size, recipe.prior)
+    return stage
 
 
 def set_up(args, recipe):
-    """The Stage of args, its start reported; None when there is nothing to do."""
-    built = build(args, recipe)
-    if built is None:
+    """The Stage of args, ready to train, its start reported; None when there is nothing to
+    do."""
+    import tensorflow as tf
+
+    stage = build(args, recipe)
+    if stage is None:
         return None
-    stage, batch_size, policy = built
+    stage.manager = tf.train.CheckpointManager(stage.run.checkpoint, stage.directory,
+                                               max_to_keep=KEEP_CHECKPOINTS)
+    stage.checkpoint_size = checkpoint_bytes(stage.run)
     free = shutil.disk_usage(stage.directory).free if stage.chief else stage.checkpoint_size
     if free < stage.checkpoint_size:
         stage.say(f"warning: {free / 1e6:.0f} MB free in {stage.directory} but a checkpoint "
                   f"takes {stage.checkpoint_size / 1e6:.0f} MB: free space, or the first save "
                   f"will stop training")
+    if stage.chief:
+        stage.writer = tf.summary.create_file_writer(stage.directory)
+        # Fixed latents for the generator_output summary: the same sounds over time.
+        stage.summary_latents = longform.draw_latents(args.seed + 1, stage.batch_size,
+                                                      recipe.prior)
+        watch_over(stage)
     config, replicas = stage.config, stage.strategy.num_replicas_in_sync
     what = (f"stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
             if recipe.growing else recipe.model)
     where = (f", {replicas} replicas of {args.distribution}" if args.distribution != "none"
              else "") + (", XLA" if args.xla else "")
     stage.say(f"training {what}: windows of {window_length(config['num_blocks'])} samples, "
-              f"batch {batch_size}, {stage.audio.seconds:.1f} s of audio, {policy}{where}; "
-              f"TensorBoard: tensorboard --logdir {stage.directory}")
+              f"batch {stage.batch_size}, {stage.audio.seconds:.1f} s of audio, "
+              f"{stage.policy}{where}; TensorBoard: tensorboard --logdir {stage.directory}")
     return stage
 
 
+def watch_over(stage):
+    """The chief's quality curve, best checkpoint and watchdog (--eval_every_secs 0: only
+    the watchdog over the summaries)."""
+    import evaluate
+    import watch
+
+    args = stage.args
+    stage.watchdog = watch.Watchdog(args.collapse_rms_ratio, args.collapse_full_scale,
+                                    args.collapse_frechet_factor, args.collapse_patience)
+    if not args.eval_every_secs:
+        return
+    window = window_length(stage.config["num_blocks"])
+    count = args.num_eval_samples or evaluate.default_eval_count(window)
+    stage.curve = watch.QualityCurve(stage.audio, stage.config["num_blocks"], count,
+                                     args.seed, stage.recipe.prior)
+    stage.best = watch.Best(stage.run.checkpoint, stage.directory)
+    refs = stage.curve.references
+    best = (f"; the best so far: {stage.best.distance:.4g} at step {stage.best.record['step']}"
+            if stage.best.record else "")
+    stage.say(f"evaluations every {args.eval_every_secs:g} s on {len(stage.curve.real)} "
+              f"windows: Frechet mel distance of real music "
+              f"{refs['real']['frechet_mel_distance']:.4g}, of noise at its loudness "
+              f"{refs['noise']['frechet_mel_distance']:.4g}{best}")
+
+
 def write_all_summaries(stage, out):
+    """The summaries, the generator's output from the moving average; returns the real batch
+    and the raw generator's summary batch for the watchdog."""
     import tensorflow as tf
 
-    step, rate = int(stage.run.step), stage.audio.sampling_rate
-    fake = stage.run.networks["generator"](stage.summary_latents)
-    write_summaries(tf, stage.writer, step, out, fake, rate)
-    write_image_summaries(tf, stage.writer, step, out["real"], fake, rate)
+    rate, latents = stage.audio.sampling_rate, stage.summary_latents
+    fake = stage.run.sound_generator(latents)
+    write_summaries(tf, stage.writer, stage.step, out, fake, rate)
+    write_image_summaries(tf, stage.writer, stage.step, out["real"], fake, rate)
+    raw = fake if stage.run.average is None else stage.run.networks["generator"](latents)
+    return tf.cast(out["real"], tf.float32).numpy(), np.asarray(raw)
+
+
+def check_summary(stage, real, raw):
+    """The watchdog's look at the raw generator's summary batch: silence or full scale."""
+    import evaluate
+
+    rms = [float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) for x in (real, raw)]
+    symptom = stage.watchdog.symptom(*rms, evaluate.full_scale_fraction(raw))
+    return stage.watchdog.observe("summary", symptom)
+
+
+def evaluate_now(stage):
+    """One point of the quality curve: TensorBoard, the console, best/; returns the collapse
+    it completes, or None."""
+    import tensorflow as tf
+
+    import evaluate
+    from watch import TAGS
+
+    metrics, generated = stage.curve.measure(stage.run.sound_generator)
+    with stage.writer.as_default(step=stage.step):
+        for key, tag in TAGS.items():
+            if metrics[key] is not None:
+                tf.summary.scalar(tag, metrics[key])
+        done = evaluate.progress(metrics["frechet_mel_distance"], stage.curve.references)
+        if done is not None:
+            tf.summary.scalar("Eval/progress_from_noise", done)
+        png = evaluate.render_plots(stage.curve.real, generated, stage.audio.sampling_rate,
+                                    names=["spectrograms.png"])["spectrograms.png"]
+        tf.summary.image("Eval/spectrograms", tf.io.decode_png(png, channels=3)[None])
+    stage.writer.flush()
+    real_rms, rms = metrics["loudness.real_rms"], metrics["loudness.generated_rms"]
+    symptom = stage.watchdog.symptom(real_rms, rms, metrics["full_scale_fraction"],
+                                     metrics["frechet_mel_distance"], stage.best.distance)
+    kept = symptom is None and stage.best.offer(
+        stage.step, metrics,
+        lambda manager, step: save_checkpoint(manager, step, stage.checkpoint_size))
+    stage.say(stage.curve.line(stage.step, metrics) + ("; kept as the best" if kept else ""))
+    return stage.watchdog.observe("evaluation", symptom)
+
+
+def induce_collapse(stage):
+    """Test-only (--induce_collapse_at_step): zero the generator's output layer, once."""
+    if stage.args.induce_collapse_at_step == stage.step and not stage.induced:
+        stage.induced = True
+        output = list(stage.run.networks["generator"].named_layers().values())[-1]
+        for weight in output.weights:
+            weight.assign(np.zeros(weight.shape, np.float32))
+
+
+def on_collapse(stage, symptom):
+    """--on_collapse: roll back to best/, stop (exit code 3) or warn; returns an exit code
+    to stop with, or None to go on."""
+    args = stage.args
+    stage.say(f"collapse at step {stage.step}: {symptom}")
+    stage.scalar("Watchdog/collapse", 1.0)
+    if args.on_collapse == "warn" or args.distribution == "multi_worker":
+        stage.say("training goes on (--on_collapse warn; under multi_worker the chief alone "
+                  "watches and only warns)")
+        return None
+    best = stage.best.path if stage.best else None
+    if args.on_collapse == "rollback" and best and stage.rollbacks < args.max_rollbacks:
+        roll_back(stage, best)
+        return None
+    why = ("--on_collapse stop" if args.on_collapse == "stop" else
+           "no best checkpoint to roll back to" if not best else
+           f"{stage.rollbacks} rollbacks already (--max_rollbacks {args.max_rollbacks})")
+    stage.save()
+    print(f"error: training collapsed at step {stage.step} ({symptom}) and stopped: {why}; the "
+          f"best checkpoint is {best}", file=sys.stderr, flush=True)
+    return 3
+
+
+def roll_back(stage, best):
+    """Restore best/, re-draw data order and latents from a new seed, scale the learning
+    rates."""
+    import tensorflow as tf
+
+    from stages import resume
+
+    args = stage.args
+    notes = resume(stage.run, best)
+    stage.rollbacks += 1
+    seed = args.seed + ROLLBACK_SEED_STRIDE * stage.rollbacks
+    stage.run.rng.reset_from_seed(seed)
+    stage.feed(seed)
+    for optimizer in stage.run.optimizers.values():
+        optimizer.learning_rate.assign(optimizer.learning_rate * args.rollback_lr_factor)
+    # A new manager reads the folder's checkpoint list again: the steps after best's repeat.
+    stage.manager = tf.train.CheckpointManager(stage.run.checkpoint, stage.directory,
+                                               max_to_keep=KEEP_CHECKPOINTS)
+    rate = float(stage.run.optimizers["generator_optimizer"].learning_rate)
+    stage.say(f"rolled back to {best} (step {stage.step}), new seed {seed} for data order "
+              f"and latents, learning rate {rate:.3g} (rollback {stage.rollbacks} of "
+              f"{args.max_rollbacks})" + "".join(f"; {note}" for note in notes))
+    stage.scalar("Watchdog/rollback", float(stage.rollbacks))
+
+
+def watch_step(stage, out, summaries, evaluations):
+    """The chief's periodic work after an iteration: summaries, evaluations and the
+    watchdog; returns an exit code to stop with, or None."""
+    induce_collapse(stage)
+    if not stage.chief:
+        return None
+    symptom = None
+    if summaries.due():
+        symptom = check_summary(stage, *write_all_summaries(stage, out))
+    if stage.curve is not None and evaluations.due() and symptom is None:
+        symptom = evaluate_now(stage)
+    return on_collapse(stage, symptom) if symptom else None
 
 
 def loop(stage):
     """Train until --max_steps or a signal, saving on the way; returns the exit code."""
-    args, step = stage.args, stage.run.step
-    progress = Progress(int(step), args.log_every_secs)
+    args = stage.args
+    progress = Progress(stage.step, args.log_every_secs)
     summaries, saves = Every(args.summary_every_secs), Every(args.save_every_secs, now=False)
-    saved_step = int(step)
+    evaluations = Every(args.eval_every_secs)
+    saved_step = stage.step
     with StopSignal() as stop:
-        while not stop.requested and (args.max_steps is None or int(step) < args.max_steps):
+        while not stop.requested and (args.max_steps is None or stage.step < args.max_steps):
             out = stage.run.iteration(stage.iterator)
             if not bool(out["finite"]):  # all-reduced: every worker stops here
-                print(f"error: non-finite loss or gradient at step {int(step)} (D_loss "
+                print(f"error: non-finite loss or gradient at step {stage.step} (D_loss "
                       f"{float(out['d_loss'])}, G_loss {float(out['g_loss'])}): stopped "
                       f"without saving; the last good checkpoint is "
                       f"{stage.manager.latest_checkpoint}", file=sys.stderr, flush=True)
                 return 1
             if stage.chief:
-                progress.update(int(step), out)
-                if summaries.due():
-                    write_all_summaries(stage, out)
+                progress.update(stage.step, out)
+            code = watch_step(stage, out, summaries, evaluations)
+            if code is not None:
+                return code
             if saves.due():
                 saved_step = stage.save()
-        if int(step) != saved_step or stage.manager.latest_checkpoint is None:
+        if stage.step != saved_step or stage.manager.latest_checkpoint is None:
             stage.save()
     if args.distribution == "multi_worker":
         resolver = stage.strategy.cluster_resolver
-        print(f"{resolver.task_type} {resolver.task_id}: stopped at step {int(step)}, weights "
+        print(f"{resolver.task_type} {resolver.task_id}: stopped at step {stage.step}, weights "
               f"{weights_fingerprint(stage.run.networks)}", flush=True)
     else:
-        print(f"stopped at step {int(step)}", flush=True)
+        print(f"stopped at step {stage.step}", flush=True)
     return 0
 
 

@@ -109,6 +109,15 @@ def float_above(low, inclusive=False):
 
 
 positive_float = float_above(0.0)
+non_negative_float = float_above(0.0, inclusive=True)
+
+
+def fraction_below_one(text):
+    """argparse type: a number in [0, 1)."""
+    value = non_negative_float(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be below 1")
+    return value
 
 
 def run_cli(main, argv=None):

@@ -85,7 +85,8 @@ def gradient_penalty(discriminator, real, fake, alpha, loss_scale=None):
 class WGANGP:
     """One training iteration: N_CRITIC discriminator updates, then one generator update.
 
-    sample_latent(batch) draws the generator's input; `step` counts generator updates.
+    sample_latent(batch) draws the generator's input; `step` counts generator updates;
+    moving_average (moving_average.MovingAverage) is updated after each of them.
     strategy: a tf.distribute strategy whose scope built the networks and optimisers (None:
     one device); the iterator then gives global batches, split across replicas
     (distribute.distribute). xla: compile each replica's forward pass, gradient penalty and
@@ -95,8 +96,9 @@ class WGANGP:
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, step, rng,
-                 sample_latent, loss_scale=None, strategy=None, xla=False):
+                 sample_latent, loss_scale=None, strategy=None, xla=False, moving_average=None):
         self.generator, self.discriminator = generator, discriminator
+        self.moving_average = moving_average  # updated after each generator update
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.step, self.rng, self.sample_latent = step, rng, sample_latent
         self.loss_scale = loss_scale
@@ -225,6 +227,8 @@ class WGANGP:
         real = self.generator_batch(iterator, real)
         g_out = self.replicated(self.g_update, real, self.noise(batch))
         self.step.assign_add(1)
+        if self.moving_average is not None:
+            self.moving_average.update(self.step)
         return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],
                 "real": self.strategy.experimental_local_results(real)[0], "scalars": scalars}
 
@@ -262,11 +266,11 @@ class VAEGAN(WGANGP):
     """
 
     def __init__(self, encoder, e_optimizer, generator, discriminator, g_optimizer, d_optimizer,
-                 step, rng, loss_scale=None, strategy=None, xla=False):
+                 step, rng, loss_scale=None, strategy=None, xla=False, moving_average=None):
         self.encoder, self.e_optimizer = encoder, e_optimizer
         super().__init__(generator, discriminator, g_optimizer, d_optimizer, step, rng,
                          sample_latent=None, loss_scale=loss_scale, strategy=strategy,
-                         xla=xla)  # latents come from E
+                         xla=xla, moving_average=moving_average)  # latents come from E
         self.e_gradients = self.compile(self._e_gradients)
 
     def noise(self, batch):

@@ -1,7 +1,7 @@
 """Benchmark generation: seconds to generate N windows at each stage, and the real-time factor.
 
 Builds the progressive generator of each stage (freshly initialised: the computation is the
-same as a trained one's) and times jobs.generate_windows, the code --generate runs, after
+same as a trained one's) and times longform.generate_windows, the code --generate runs, after
 one warm-up call. Also times a long piece the way --generate N --duration S makes it
 (longform.py: latent walk, batched windows, crossfades).
 
@@ -39,7 +39,7 @@ def build_generator(num_blocks, variant=STANDARD):
 def time_windows(num_blocks, count, variant=STANDARD):
     """Seconds to generate `count` windows of the stage, batched as --generate does."""
     import longform
-    from jobs import generate_windows
+    from longform import generate_windows
 
     generator = build_generator(num_blocks, variant)
     batch = rules.default_batch_size(num_blocks)
@@ -57,7 +57,7 @@ def time_windows(num_blocks, count, variant=STANDARD):
 def time_long_piece(num_blocks, minutes, variant=STANDARD):
     """Seconds to make one piece of `minutes` the way --generate --duration does."""
     import longform
-    from jobs import generate_windows
+    from longform import generate_windows
 
     generator = build_generator(num_blocks, variant)
     window, batch = rules.window_length(num_blocks), rules.default_batch_size(num_blocks)

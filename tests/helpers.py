@@ -11,8 +11,27 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "data", "demo")
-# A tiny run on the demo data: batch 2, a fixed seed, a console line every step.
-TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001"]
+# A tiny run on the demo data: batch 2, a fixed seed, a console line every step, no
+# evaluations (the tests of the quality curve ask for them).
+TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001",
+        "--eval_every_secs", "0"]
+
+
+def ema_and_raw(path, config, build_networks=None):
+    """(moving-average generator, raw generator) of a checkpoint, each {layer/i: array}."""
+    import tensorflow as tf
+
+    if build_networks is None:
+        from train_progressive import build_networks
+    nets = {name: build_networks(config, "float32", generator_only=True)["generator"]
+            for name in ("generator_ema", "generator")}
+    tf.train.Checkpoint(**nets).restore(path).expect_partial().assert_existing_objects_matched()
+    return weights(nets["generator_ema"]), weights(nets["generator"])
+
+
+def warm_decay(step, decay=0.999):
+    """The moving average's decay at a step, written out: min(decay, (1 + t) / (10 + t))."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 def run(main, *argv, tiny=True):
@@ -21,9 +40,10 @@ def run(main, *argv, tiny=True):
     from utils import run_cli
 
     out, err = io.StringIO(), io.StringIO()
+    flags = TINY if tiny else ["--eval_every_secs", "0"]  # a test asks for evaluations
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = run_cli(main, (TINY if tiny else []) + [str(a) for a in argv])
+            code = run_cli(main, flags + [str(a) for a in argv])
         except SystemExit as exit_:
             code = exit_.code
     return code, out.getvalue(), err.getvalue()
@@ -114,7 +134,12 @@ def check_report(folder, count, window):
     with open(os.path.join(folder, "metrics.json")) as f:
         metrics = json.load(f)
     windows = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 64, 1))
-    assert set(metrics) == set(evaluate.compute_metrics(windows, windows, 16000))
+    references = {f"reference.{name}.{key}" for name in ("real", "noise")
+                  for key in ("frechet_mel_distance", "loudness.rms_ratio", "ndb.ndb_over_k",
+                              "ndb.js_divergence")}
+    assert set(metrics) == set(evaluate.compute_metrics(windows, windows, 16000)) | references
+    assert metrics["reference.real.frechet_mel_distance"] < \
+        metrics["reference.noise.frechet_mel_distance"]
     assert (metrics["num_generated"], metrics["num_real"], metrics["window_samples"],
             metrics["channels"], metrics["sampling_rate"]) == (count, count, window, 1, 16000)
     for name in PICTURES:

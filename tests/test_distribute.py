@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import DEMO, ROOT, TINY, networks_of, weights
+from helpers import DEMO, ROOT, TINY, ema_and_raw, networks_of, weights
 from helpers import run as run_main
 
 import recipe
@@ -77,7 +77,7 @@ def on_two_devices(*processes):
 def two_devices(module_tmp):
     root = module_tmp / "two_devices"
     common = ["--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "8", "--seed", "5",
-              "--max_steps", "2", "--log_every_secs", "1e-9"]
+              "--max_steps", "2", "--log_every_secs", "1e-9", "--eval_every_secs", "0"]
     return root, on_two_devices(
         [["train_progressive", common + ["--checkpoint_dir", str(root / "none")]],
          ["train_progressive", common + ["--distribution", "mirrored",
@@ -85,7 +85,8 @@ def two_devices(module_tmp):
         [["train_progressive_vaegan", common + ["--distribution", "mirrored", "--max_steps",
                                                 "1", "--checkpoint_dir", str(root / "vaegan")]]],
         [["train", ["--data_dir", DEMO, "--batch_size", "2", "--seed", "5", "--max_steps", "1",
-                    "--distribution", "mirrored", "--checkpoint_dir", str(root / "wavegan")]]])
+                    "--eval_every_secs", "0", "--distribution", "mirrored",
+                    "--checkpoint_dir", str(root / "wavegan")]]])
 
 
 def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
@@ -101,6 +102,11 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
     # nearly zero, the round-off of another summation order (4 + 4 rows, not 8) can flip its
     # sign and move that weight by up to about 2 x learning_rate per update. So nearly every
     # element must agree closely, and every one within what such flips can add up to.
+    averages = [ema_and_raw(stages.latest_checkpoint(stages.stage_dir(str(root / folder), 1)),
+                            config)[0] for folder in ("none", "mirrored")]
+    for key in averages[0]:  # the moving average, updated on the mirrored weights
+        assert np.isclose(averages[1][key], averages[0][key], rtol=1e-4, atol=1e-6).mean() \
+            > 0.999, key
     learning_rate = 1e-4  # wgan_gp.make_optimizer
     for name, updates in (("generator", 2), ("discriminator", 10)):
         one, two = weights(nets[0][name]), weights(nets[1][name])
@@ -154,7 +160,7 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
         command = [sys.executable, os.path.join(ROOT, "train_progressive.py"),
                    "--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "4", "--seed", "3",
                    "--max_steps", "2", "--distribution", "multi_worker",
-                   "--checkpoint_dir", str(tmp_path / f"worker{index}")]
+                   "--eval_every_secs", "0", "--checkpoint_dir", str(tmp_path / f"worker{index}")]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=ROOT))
     outputs = [worker.communicate(timeout=600) for worker in workers]

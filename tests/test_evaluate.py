@@ -336,7 +336,7 @@ def test_cli_json_has_every_key_and_is_seeded(folders, capsys, tmp_path):
 def test_cli_uses_all_windows_when_there_are_fewer(folders, capsys):
     code, out, err = run_main([*folders, "--json"], capsys)  # 256 asked, 70 there
     assert code == 0 and json.loads(out)["num_real"] == 70
-    assert "has 70 windows of 16384 samples, fewer than --num_eval_samples 256" in err
+    assert "has 70 windows of 16384 samples, fewer than 256 to compare" in err
 
 
 def test_cli_runs_as_a_script_without_tensorflow(folders):

@@ -25,19 +25,25 @@ from helpers import (
     ROOT,
     TINY,
     check_report,
+    ema_and_raw,
     networks_of,
     read,
     saved_step,
     tensorboard_scalars,
     tensorboard_tags,
+    warm_decay,
     weights,
 )
 from helpers import run as run_main
 
 import evaluate
+import jobs
+import longform
+import recipe
 import stages
 import train_progressive
 import wgan_gp
+from utils import to_int16
 
 run = functools.partial(run_main, train_progressive.main)
 
@@ -49,7 +55,7 @@ def chain(module_tmp):
     logs["fresh"] = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root)
     logs["resume"] = run("--num_blocks", "1", "--max_steps", "3", "--checkpoint_dir", root)
     logs["grow"] = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "2",
-                       "--checkpoint_dir", root)
+                       "--save_every_secs", "1e-9", "--checkpoint_dir", root)
     logs["frozen_resume"] = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "3",
                                 "--checkpoint_dir", root)
     logs["from_frozen"] = run("--num_blocks", "2", "--max_steps", "1", "--checkpoint_dir", root)
@@ -69,6 +75,69 @@ def test_restore_chain_takes_each_path(chain):
     assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 2, True))) == 3
     # weights from the frozen stage come with a fresh step: one step trained, step 1
     assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 2))) == 1
+
+
+# --------------------------------------------------------------------------- moving average
+
+def assert_average(average, previous, raw, step, layers=None):
+    """average = b previous + (1 - b) raw, b the decay at step, for every (named) weight."""
+    b = warm_decay(step)
+    for key in (layers or average):
+        np.testing.assert_allclose(average[key], b * previous[key] + (1 - b) * raw[key],
+                                   rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_moving_average_survives_resume_growing_and_freezing(chain):
+    root, _ = chain
+    s1, fz, st = (stages.stage_dir(root, 1), stages.stage_dir(root, 2, True),
+                  stages.stage_dir(root, 2))
+    config1, config2 = stages.read_config(s1), stages.read_config(fz)
+    ema = {}
+    for name, path, config in (("s1_2", os.path.join(s1, "ckpt-2"), config1),
+                               ("s1_3", os.path.join(s1, "ckpt-3"), config1),
+                               ("fz_1", os.path.join(fz, "ckpt-1"), config2),
+                               ("fz_2", os.path.join(fz, "ckpt-2"), config2),
+                               ("fz_3", os.path.join(fz, "ckpt-3"), config2),
+                               ("st_1", os.path.join(st, "ckpt-1"), config2)):
+        ema[name] = ema_and_raw(path, config)
+    # resumed: step 3 averages step 2's average with step 3's weights
+    assert_average(ema["s1_3"][0], ema["s1_2"][0], ema["s1_3"][1], 3)
+    # grown into the frozen stage: the frozen block's average is its weights, stage 1's;
+    # the carried dense layer continues stage 1's average; new layers start from their
+    # initial weights (the run's seed, 0)
+    early = [k for k in ema["fz_1"][0] if k.startswith("progressive_block_1/")]
+    for key in early:
+        np.testing.assert_array_equal(ema["fz_3"][0][key], ema["s1_3"][1][key])
+        np.testing.assert_array_equal(ema["fz_3"][1][key], ema["s1_3"][1][key])
+    initial = weights(recipe.build_training(train_progressive.RECIPE, config2, "float32",
+                                            None, seed=0).networks["generator"])
+    start = {key: ema["s1_3"][0][key] if key.startswith("projection/") else initial[key]
+             for key in ema["fz_1"][0] if key not in early}
+    assert_average(ema["fz_1"][0], start, ema["fz_1"][1], 1, list(start))
+    assert_average(ema["fz_3"][0], ema["fz_2"][0], ema["fz_3"][1], 3)  # frozen, resumed
+    # the stable stage takes the frozen stage's average, then its first step
+    assert_average(ema["st_1"][0], ema["fz_3"][0], ema["st_1"][1], 1)
+
+
+def test_jobs_use_the_moving_average_unless_raw_generator(chain, tmp_path):
+    root, _ = chain
+    directory = stages.stage_dir(root, 1)
+    average, raw = ema_and_raw(stages.latest_checkpoint(directory), stages.read_config(directory))
+    assert any(not np.array_equal(average[k], raw[k]) for k in average)
+    for flags, expected in (((), "generator_ema"), (("--raw_generator",), "generator")):
+        out_dir = tmp_path / expected
+        code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--generate", "3",
+                           "--seed", "5", "--output_dir", str(out_dir), *flags)
+        assert code == 0, err
+        generator, *_ = jobs.load_generator(directory, train_progressive.RECIPE,
+                                            stages.latest_checkpoint(directory),
+                                            raw=expected == "generator")
+        windows = to_int16(generator(longform.draw_latents(5, 3, "uniform")).numpy())
+        for name, window in zip(sorted(os.listdir(out_dir)), windows):
+            audio = sf.read(str(out_dir / name), dtype="int16", always_2d=True)[0]
+            assert np.abs(audio.astype(int) - window).max() <= 1, (flags, name)
+    assert jobs.load_generator(directory, train_progressive.RECIPE,
+                               stages.latest_checkpoint(directory))[3] == "generator_ema"
 
 
 def test_resume_restores_step_and_optimiser_state(chain):
@@ -137,6 +206,8 @@ def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
     assert code == 0, out + err
     assert "resumed at step 4" in out and "optimiser state" in out
     assert "generator_optimizer, discriminator_optimizer start afresh" in out
+    assert "has no generator_ema (an earlier version, or trained without it): the moving " \
+           "average starts from the weights" in out
 
 
 def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
@@ -377,6 +448,7 @@ def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
     reader = tf.train.load_checkpoint(stages.latest_checkpoint(stages.stage_dir(str(tmp_path), 1)))
     dtypes = reader.get_variable_to_dtype_map()
     assert {dtypes[k] for k in dtypes if "kernel" in k} == {tf.float32}
+    assert any(k.startswith("generator_ema/") and "kernel" in k for k in dtypes)  # its average
 
 
 @pytest.mark.slow

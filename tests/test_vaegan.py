@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from helpers import ROOT, networks_of, saved_step, tensorboard_tags, weights
+from helpers import ROOT, ema_and_raw, networks_of, saved_step, tensorboard_tags, weights
 from helpers import run as run_main
 
 import jobs
@@ -341,6 +341,9 @@ def test_checkpoint_holds_the_encoder_and_its_optimiser(chain):
                    stages.latest_checkpoint(folder(root, 1)))  # every object found
     assert {name: int(opt.iterations.numpy()) for name, opt in optimizers.items()} == \
         {"generator_optimizer": 2, "discriminator_optimizer": 10, "encoder_optimizer": 2}
+    average, raw = ema_and_raw(stages.latest_checkpoint(folder(root, 1)), config,
+                               tv.build_networks)  # and the generator's moving average
+    assert any(not np.array_equal(average[k], raw[k]) for k in average)
 
 
 def test_the_last_three_checkpoints_are_kept(chain):

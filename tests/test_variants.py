@@ -388,6 +388,7 @@ def test_variant_has_its_own_stage_folders(chain, root):
     for directory in (stages.stage_dir(variant_root, 1), stages.stage_dir(variant_root, 2, True)):
         assert stages.latest_checkpoint(directory)
         assert stages.read_config(directory)["model_variant"] == variant
+        assert "generator_ema" in stages.saved_entries(stages.latest_checkpoint(directory))
     assert not os.path.exists(stages.stage_dir(root, 1))  # the standard model's folder
 
 

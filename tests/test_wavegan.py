@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from helpers import DEMO, check_report, saved_step
+from helpers import DEMO, check_report, ema_and_raw, saved_step
 from helpers import run as run_main
 
 import model
@@ -200,6 +200,9 @@ def test_training_resumes_at_the_saved_step(trained):
     assert "fresh start" in fresh and "stopped at step 2" in fresh
     assert "resumed at step 2" in resumed
     assert saved_step(stages.latest_checkpoint(root)) == 3
+    average, raw = ema_and_raw(stages.latest_checkpoint(root), stages.read_config(root),
+                               train.build_networks)  # the moving average, resumed
+    assert any(not np.array_equal(average[k], raw[k]) for k in average)
     assert stages.read_config(root) == {"model": "wavegan", "num_blocks": 5, "frozen": False,
                                         "channels": 1, "sampling_rate": 16000,
                                         "phaseshuffle_rad": 2}
@@ -281,7 +284,12 @@ def test_preview_and_generate_take_channels_from_the_checkpoint(tmp_path):
     step = tf.Variable(7, dtype=tf.int64)
     tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator, step=step), str(root),
                                max_to_keep=1).save(checkpoint_number=7)
-    assert run("--checkpoint_dir", str(root), "--preview", "--once", "--seed", "1")[0] == 0
+    code, out, err = run("--checkpoint_dir", str(root), "--preview", "--once", "--seed", "1")
+    assert code == 0, err
+    assert "has no moving-average generator" not in out  # preview says nothing of it
+    code, out, err = run("--checkpoint_dir", str(root), "--generate", "1", "--seed", "1",
+                         "--output_dir", str(tmp_path / "note"))
+    assert code == 0 and "has no moving-average generator" in out  # a checkpoint without it
     assert sf.info(str(root / "preview" / "00000007.wav")).channels == 2
     out = tmp_path / "out"
     assert run("--checkpoint_dir", str(root), "--generate", "1", "--seed", "1",

@@ -1,0 +1,183 @@
+"""Training that watches itself: the moving-average generator, the quality curve, the best
+checkpoint and the collapse watchdog (moving_average.py, watch.py, training.py)."""
+
+import functools
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import DEMO, run, tensorboard_scalars, warm_decay, weights
+
+import dataloader
+import evaluate
+import recipe
+import stages
+import train_progressive
+import watch
+
+CONFIG = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
+          "use_sample_norm": False, "model_variant": "standard"}
+train = functools.partial(run, train_progressive.main)
+
+
+# --------------------------------------------------------------------------- moving average
+
+@pytest.mark.slow
+def test_moving_average_is_the_formula_of_the_recorded_weights():
+    """After K generator updates: avg_k = b_k avg_(k-1) + (1 - b_k) w_k, avg_0 = w_0."""
+    run_ = recipe.build_training(train_progressive.RECIPE, CONFIG, "float32", None, seed=3,
+                                 ema_decay=0.9)
+    generator, average = run_.networks["generator"], run_.average.average
+    expected = weights(generator)
+    assert all(np.array_equal(expected[k], v) for k, v in weights(average).items())
+    batches = tf.data.Dataset.from_tensors(tf.random.uniform([2, 64, 1], -0.5, 0.5,
+                                                             seed=1)).repeat()
+    iterator = iter(batches)
+    for k in range(1, 4):
+        run_.iteration(iterator)
+        b = warm_decay(k, decay=0.9)
+        expected = {key: b * expected[key] + (1 - b) * w
+                    for key, w in weights(generator).items()}
+        for key, value in weights(average).items():
+            np.testing.assert_allclose(value, expected[key], rtol=1e-5, atol=1e-7,
+                                       err_msg=f"{key} after {k} updates")
+    assert warm_decay(10_000) == 0.999
+
+
+def test_no_moving_average_with_decay_zero():
+    run_ = recipe.build_training(train_progressive.RECIPE, CONFIG, "float32", None, seed=0,
+                                 ema_decay=0.0)
+    assert run_.average is None and run_.sound_generator is run_.networks["generator"]
+    assert "generator_ema" not in run_.optional
+
+
+# --------------------------------------------------------------------------- references
+
+@pytest.fixture(scope="module")
+def demo():
+    return dataloader.load_audio(DEMO, 16000, log=lambda line: None)
+
+
+def test_references_put_real_music_below_noise(demo):
+    starts, window = evaluate.full_window_starts(demo, 3)
+    real, other = evaluate.sample_windows(demo, starts, window, 64,
+                                          np.random.default_rng(0), sets=2)
+    assert not set(map(bytes, real)) & set(map(bytes, other))  # disjoint windows
+    refs = evaluate.reference_metrics(real, other, 16000)
+    floor, ceiling = (refs[name]["frechet_mel_distance"] for name in ("real", "noise"))
+    assert 0 <= floor < ceiling / 10
+    assert refs["noise"]["loudness.rms_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert evaluate.progress(floor, refs) == pytest.approx(1.0)
+    assert evaluate.progress(ceiling, refs) == pytest.approx(0.0)
+    assert evaluate.progress((floor + ceiling) / 2, refs) == pytest.approx(0.5)
+    table = evaluate.format_table(evaluate.compute_metrics(real, other, 16000), refs)
+    assert "real vs real" in table and "% of the way from noise" in table
+
+
+# --------------------------------------------------------------------------- watchdog
+
+def test_watchdog_needs_patience_and_names_the_symptom():
+    dog = watch.Watchdog(rms_ratio=0.05, full_scale=0.5, frechet_factor=3.0, patience=2)
+    assert dog.symptom(0.1, 0.08, 0.0, 10.0, 5.0) is None
+    silent = dog.symptom(0.1, 0.004, 0.0)
+    assert "fell silent" in silent and "0.004" in silent
+    assert "full scale" in dog.symptom(0.1, 0.9, 0.8)
+    assert "over 3 times the best" in dog.symptom(0.1, 0.1, 0.0, 16.0, 5.0)
+    assert dog.observe("evaluation", silent) is None
+    assert dog.observe("evaluation", None) is None  # a healthy one in between: count again
+    assert dog.observe("evaluation", silent) is None
+    assert dog.observe("evaluation", silent) == silent
+    assert dog.observe("summary", silent) is None  # the counts start again after a collapse
+
+
+def test_best_keeps_the_lowest_distance(tmp_path):
+    variable = tf.Variable(1.0)
+    best = watch.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
+    saved = []
+
+    def save(manager, step):
+        saved.append(step)
+        return manager.save(checkpoint_number=step)
+    for step, distance in ((1, 50.0), (2, 40.0), (3, 45.0), (4, None), (5, 39.0)):
+        variable.assign(float(step))
+        best.offer(step, {"frechet_mel_distance": distance, "loudness.rms_ratio": 1.0}, save)
+    assert saved == [1, 2, 5] and best.distance == 39.0  # each a new lowest
+    assert watch.read_best(str(tmp_path))["step"] == 5
+    assert sorted(os.listdir(tmp_path / "best")) == \
+        ["best.json", "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+
+
+# --------------------------------------------------------------------------- in training
+
+WATCHED = ["--num_blocks", "1", "--eval_every_secs", "1e-9", "--summary_every_secs", "1e-9",
+           "--num_eval_samples", "8", "--collapse_patience", "1",
+           "--induce_collapse_at_step", "3"]
+
+
+def evaluations(out):
+    """(step, Frechet distance) of every evaluation line."""
+    return [(int(step), float(distance)) for step, distance in re.findall(
+        r"evaluation at step (\d+): Frechet mel distance ([-+.\deE]+)", out)]
+
+
+@pytest.fixture(scope="module")
+def rolled_back(module_tmp):
+    root = str(module_tmp / "rollback")
+    code, out, err = train(*WATCHED, "--max_steps", "5", "--save_every_secs", "1e-9",
+                           "--checkpoint_dir", root)
+    assert code == 0, out + err
+    return root, out
+
+
+@pytest.mark.slow
+def test_a_collapse_rolls_back_to_best_and_training_goes_on(rolled_back):
+    root, out = rolled_back
+    collapse = re.search(r"collapse at step 3: generated RMS 0 is below 0.05 of the real", out)
+    assert collapse, out
+    rolled = re.search(r"rolled back to (\S+) \(step (\d+)\), new seed (\d+)", out)
+    before = evaluations(out[:collapse.start()])  # the best of them is where it went back
+    step, _ = min(before, key=lambda pair: pair[1])
+    assert rolled and int(rolled.group(2)) == step < 3
+    assert rolled.group(1).endswith(os.path.join("best", f"ckpt-{step}"))
+    assert int(rolled.group(3)) == 0 + 7919  # --seed 0, first rollback
+    assert out.rstrip().endswith("stopped at step 5")
+    scalars = tensorboard_scalars(stages.stage_dir(root, 1))
+    assert [value for _, value in scalars["Watchdog/rollback"]] == [1.0]
+    assert {"Eval/frechet_mel_distance", "Eval/rms_ratio", "Eval/ndb_over_k",
+            "Eval/memorisation_fraction"} <= set(scalars)
+
+
+@pytest.mark.slow
+def test_best_holds_the_lowest_distance_and_survives_rotation(rolled_back):
+    root, out = rolled_back
+    directory = stages.stage_dir(root, 1)
+    healthy = evaluations(out)  # the collapsed step was not evaluated: its summary stopped it
+    step, distance = min(healthy, key=lambda pair: pair[1])
+    best = watch.read_best(directory)
+    assert (best["step"], best["frechet_mel_distance"]) == (step, pytest.approx(distance,
+                                                                                rel=1e-3))
+    path = stages.latest_checkpoint(os.path.join(directory, "best"))
+    assert path.endswith(f"ckpt-{step}")
+    assert sorted(n for n in os.listdir(directory) if n.endswith(".index")) == \
+        ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]  # the rotation of the last three
+    config = stages.read_config(directory)
+    nets = train_progressive.build_networks(config, "float32")
+    stages.restore(tf.train.Checkpoint(**nets), path, partial=True)  # whole
+
+
+@pytest.mark.slow
+def test_stop_on_collapse_exits_3_and_keeps_best(module_tmp):
+    root = str(module_tmp / "stop")
+    code, out, err = train(*WATCHED, "--max_steps", "5", "--on_collapse", "stop",
+                           "--checkpoint_dir", root)
+    assert code == 3, out + err
+    assert err.startswith("error: training collapsed at step 3") and err.count("\n") == 1
+    best = watch.read_best(stages.stage_dir(root, 1))
+    assert f"the best checkpoint is {stages.stage_dir(root, 1)}" in err
+    assert os.path.exists(os.path.join(stages.stage_dir(root, 1), "best",
+                                       best["checkpoint"] + ".index"))
+    with open(os.path.join(stages.stage_dir(root, 1), "best", "best.json")) as f:
+        assert json.load(f)["step"] < 3

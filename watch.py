@@ -1,0 +1,140 @@
+"""Training that watches itself: the quality curve, the best checkpoint and the collapse
+watchdog.
+
+Every --eval_every_secs the chief generates windows with the moving-average generator and
+compares them with a fixed, seeded sample of real windows drawn at start-up (evaluate.py's
+metrics), each reading put against two references computed once: other real windows (the
+floor) and white noise at the real loudness (the ceiling). The checkpoint with the lowest
+Frechet mel distance so far is kept in <stage folder>/best/, apart from the rotation of the
+last three. The watchdog declares a collapse when, for --collapse_patience observations in a
+row, the generated audio is nearly silent or stuck at full scale (seen in the evaluations and
+in the raw generator's summary batches) or its Frechet distance is far above the best.
+"""
+
+import json
+import os
+
+import numpy as np
+
+import evaluate
+import longform
+from rules import BEST_FOLDER, default_batch_size, window_length
+from utils import atomic_write
+
+BEST_FILE = "best.json"
+TAGS = {"frechet_mel_distance": "Eval/frechet_mel_distance", "loudness.rms_ratio":
+        "Eval/rms_ratio", "ndb.ndb_over_k": "Eval/ndb_over_k",
+        "memorisation.fraction_below": "Eval/memorisation_fraction"}
+
+
+class QualityCurve:
+    """Evaluations during training against real windows drawn once, at start-up."""
+
+    def __init__(self, audio, num_blocks, count, seed, prior):
+        window = window_length(num_blocks)
+        starts, _ = evaluate.full_window_starts(audio, num_blocks)
+        rng = np.random.default_rng(seed)
+        self.real, other = evaluate.sample_windows(audio, starts, window, count, rng, sets=2)
+        self.training, _ = evaluate.memorisation_windows(audio, window, rng)
+        self.latents = longform.draw_latents(seed + 2, len(self.real), prior)
+        self.rate, self.seed = audio.sampling_rate, seed
+        self.batch = default_batch_size(num_blocks)
+        self.references = evaluate.reference_metrics(self.real, other, self.rate, seed)
+
+    def measure(self, generator):
+        """(metrics of generator's windows, the windows)."""
+        generated = longform.generate_windows(generator, self.latents, self.batch)
+        if not np.isfinite(generated).all():
+            generated = np.nan_to_num(generated, nan=0.0, posinf=1.0, neginf=-1.0)
+        metrics = evaluate.compute_metrics(self.real, generated, self.rate, self.training,
+                                           seed=self.seed)
+        metrics["full_scale_fraction"] = evaluate.full_scale_fraction(generated)
+        return metrics, generated
+
+    def line(self, step, metrics):
+        """The console line of an evaluation."""
+        distance = metrics["frechet_mel_distance"]
+        done = evaluate.progress(distance, self.references)
+        way = f", {100 * done:.0f} % of the way from noise" if done is not None else ""
+        refs = self.references
+        return (f"evaluation at step {step}: Frechet mel distance {distance:.4g} (real music "
+                f"{refs['real']['frechet_mel_distance']:.4g}, noise "
+                f"{refs['noise']['frechet_mel_distance']:.4g}{way}), RMS ratio "
+                f"{metrics['loudness.rms_ratio']:.3g}, NDB/K {metrics['ndb.ndb_over_k']:.3g}, "
+                f"copies {metrics['memorisation.fraction_below']:.3g}")
+
+
+class Best:
+    """The best checkpoint so far, in <stage folder>/best/, with best.json beside it."""
+
+    def __init__(self, checkpoint, directory):
+        import tensorflow as tf
+
+        self.directory = os.path.join(directory, BEST_FOLDER)
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=1)
+        self.record = read_best(directory)
+
+    @property
+    def distance(self):
+        return self.record["frechet_mel_distance"] if self.record else None
+
+    @property
+    def path(self):
+        return self.manager.latest_checkpoint
+
+    def offer(self, step, metrics, save):
+        """Keep this step's checkpoint if it has the lowest distance so far; True if kept."""
+        distance = metrics["frechet_mel_distance"]
+        if distance is None or (self.distance is not None and distance >= self.distance):
+            return False
+        save(self.manager, step)
+        self.record = {"step": step, "frechet_mel_distance": distance,
+                       "rms_ratio": metrics["loudness.rms_ratio"],
+                       "checkpoint": os.path.basename(self.manager.latest_checkpoint)}
+        text = json.dumps(self.record, indent=2, sort_keys=True)
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                f.write(text)
+        atomic_write(os.path.join(self.directory, BEST_FILE), write)
+        return True
+
+
+def read_best(directory):
+    """best.json of a stage folder, or None."""
+    try:
+        with open(os.path.join(directory, BEST_FOLDER, BEST_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Watchdog:
+    """Counts observations in a row that look collapsed; says why once there are enough."""
+
+    def __init__(self, rms_ratio, full_scale, frechet_factor, patience):
+        self.rms_ratio, self.full_scale = rms_ratio, full_scale
+        self.frechet_factor, self.patience = frechet_factor, patience
+        self.strikes = {"evaluation": 0, "summary": 0}
+
+    def symptom(self, real_rms, generated_rms, full_scale, distance=None, best=None):
+        """What looks collapsed in one observation, or None."""
+        if real_rms > 0 and generated_rms < self.rms_ratio * real_rms:
+            return (f"generated RMS {generated_rms:.3g} is below {self.rms_ratio:g} of the real "
+                    f"{real_rms:.3g}: the generator fell silent")
+        if full_scale > self.full_scale:
+            return (f"{100 * full_scale:.0f} % of the generated samples are at full scale: the "
+                    f"generator is stuck there")
+        if distance is not None and best is not None and distance > self.frechet_factor * best:
+            return (f"Frechet mel distance {distance:.4g} is over {self.frechet_factor:g} times "
+                    f"the best, {best:.4g}")
+        return None
+
+    def observe(self, kind, symptom):
+        """One observation of kind "evaluation" or "summary": the collapse it completes, or
+        None."""
+        self.strikes[kind] = self.strikes[kind] + 1 if symptom else 0
+        if symptom and self.strikes[kind] >= self.patience:
+            self.strikes = dict.fromkeys(self.strikes, 0)
+            return symptom
+        return None
