@@ -31,25 +31,35 @@ def parser_actions(parser):
     return list(parser._actions)
 
 
-def import_tensorflow():
-    """Import TensorFlow and find its devices with their C++ start-up lines (oneDNN and absl
-    notices; "failed call to cuInit" from the GPU build on a machine without a GPU) hidden, so
-    that the tools' own lines and one-line errors stay readable. TensorFlow's C++ logging
-    writes to file descriptor 2 directly, so the descriptor itself is pointed at /dev/null for
-    the while. TF_CPP_MIN_LOG_LEVEL=0 or 1 shows them, for diagnosing a GPU set-up."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
-        import tensorflow as tf
-        return tf
+@contextlib.contextmanager
+def native_stderr_hidden():
+    """Hide what native libraries (TensorFlow's and LiteRT's C++ logging) write to file
+    descriptor 2 meanwhile: they bypass sys.stderr, so the descriptor itself is pointed at
+    /dev/null for the while. TF_CPP_MIN_LOG_LEVEL=0 or 1 shows them, for diagnosing a set-up."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
+        yield
+        return
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow as tf
-        tf.config.list_physical_devices("GPU")  # the GPU build logs its probe here
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def import_tensorflow():
+    """Import TensorFlow and find its devices with their C++ start-up lines (oneDNN and absl
+    notices; "failed call to cuInit" from the GPU build on a machine without a GPU) hidden, so
+    that the tools' own lines and one-line errors stay readable."""
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+        return tf
+    with native_stderr_hidden():
+        import tensorflow as tf
+        tf.config.list_physical_devices("GPU")  # the GPU build logs its probe here
     return tf
 
 
@@ -99,6 +109,16 @@ def remove_partial_checkpoint(directory, number):
     for name in os.listdir(directory):
         if name.startswith(f"ckpt-{number}_temp"):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def freeze_variables(concrete_function):
+    """The concrete function with its variables made constants, for the LiteRT converter
+    (tensorflow.python.framework.convert_to_constants, not part of TensorFlow's API): the
+    converter's own paths leave Keras 3's variables out of the model, which then outputs NaN."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+    return convert_variables_to_constants_v2(concrete_function)
 
 
 def write_audio_summary(name, clips, sampling_rate, step):

@@ -87,40 +87,20 @@ def file_stem(directory, step):
     return f"{os.path.basename(os.path.normpath(directory))}_step{step:08d}"
 
 
-def crossfade_samples(args, window, sampling_rate):
-    """--crossfade in samples (longform.default_crossfade without it)."""
-    if args.crossfade is None:
-        return longform.default_crossfade(window, sampling_rate)
-    overlap = round(args.crossfade * sampling_rate)
-    if overlap >= window:
-        raise UserError(f"--crossfade {args.crossfade:g} s is not shorter than a window "
-                        f"({window / sampling_rate:.3f} s): use a shorter crossfade")
-    return overlap
-
-
 def generate(args, recipe):
     """--generate N: N WAV files from the latest checkpoint, of one window each or, with
     --duration, of windows along a latent walk joined by crossfades (longform.py)."""
     generator, config, step, directory, path = chosen_generator(args, recipe)
     name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
-    batch = default_batch_size(config["num_blocks"])
-    if args.duration is None:  # file 0 of seed A is --interpolate's A
-        latents = longform.draw_latents(args.seed, args.generate, recipe.prior)
-        pieces = longform.generate_windows(generator, latents, batch)
-    else:
-        rng = np.random.default_rng(args.seed)
-        samples, overlap = round(args.duration * rate), crossfade_samples(args, window, rate)
-        count = longform.windows_needed(samples, window, overlap)
-        pieces = []
-        for _ in range(args.generate):
-            latents = longform.latent_walk(rng, count, recipe.prior, args.anchor_every)
-            windows = longform.generate_windows(generator, latents, batch)
-            pieces.append(longform.join_windows(windows, overlap, samples))
-    length = "" if args.duration is None else f"_{args.duration:g}s"
+    samples = None if args.duration is None else round(args.duration * rate)
+    pieces = longform.pieces(generator, args.generate, args.seed, recipe.prior, window,
+                             default_batch_size(config["num_blocks"]), samples,
+                             longform.crossfade_samples(args.crossfade, window, rate),
+                             args.anchor_every)
     for i, audio in enumerate(pieces):
-        write_wav(os.path.join(args.output_dir, f"{name}_seed{args.seed}{length}_{i:04d}.wav"),
-                  audio, rate)
+        write_wav(os.path.join(args.output_dir,
+                               longform.file_name(name, args.seed, i, args.duration)), audio, rate)
     print(f"wrote {len(pieces)} files of {len(pieces[0])} samples ({len(pieces[0]) / rate:.2f} s)"
           f" x {pieces[0].shape[1]} channels to {args.output_dir} (from {path}, seed "
           f"{args.seed})")
@@ -137,7 +117,8 @@ def interpolate(args, recipe):
     latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, args.steps or 8), recipe.prior)
     windows = longform.generate_windows(generator, latents.astype(np.float32),
                                default_batch_size(config["num_blocks"]))
-    audio = longform.join_windows(windows, crossfade_samples(args, window, rate))
+    overlap = longform.crossfade_samples(args.crossfade, window, rate)
+    audio = longform.join_windows(windows, overlap)
     out = write_wav(os.path.join(args.output_dir, f"{name}_interpolate_{args.interpolate[0]}"
                                                   f"_to_{args.interpolate[1]}.wav"), audio, rate)
     print(f"wrote {out}: {len(windows)} windows, {len(audio) / rate:.2f} s (from {path})")

@@ -7,11 +7,20 @@ windows overlap, joined by a crossfade, so the music drifts instead of cutting (
 "continuous generation" future work, §8.4). NumPy only: the generator is any callable.
 """
 
+import itertools
 import math
 
 import numpy as np
 
 from rules import LATENT_DIM
+from utils import UserError
+
+
+def file_name(stem, seed, index, duration=None):
+    """How --generate (and play.py) names file `index` of a seed: <stem>_seed<S>[_<D>s]_<i>.wav,
+    stem the stage folder and step (stage_00005_step00001234)."""
+    length = "" if duration is None else f"_{duration:g}s"
+    return f"{stem}_seed{seed}{length}_{index:04d}.wav"
 
 
 def generate_windows(generator, latents, batch_size):
@@ -49,25 +58,39 @@ def correlation(a, b):
     return float((a * b).sum()) / denominator if denominator > 0 else 0.0
 
 
+class Joiner:
+    """Windows joined with crossfades of `overlap` samples as they come, for a stream that
+    never ends (a live player): push(window) returns the samples that are final, all but the
+    overlap that the next window fades into; end() returns that last overlap."""
+
+    def __init__(self, overlap):
+        self.overlap, self.tail = overlap, None
+
+    def push(self, window):
+        window = np.asarray(window, dtype=np.float32)
+        if not 0 <= self.overlap < len(window):
+            raise ValueError(f"overlap {self.overlap} must be in [0, {len(window)})")
+        if self.tail is not None and self.overlap:
+            head = window[:self.overlap]
+            fade_out, fade_in = crossfade_gains(self.overlap, correlation(self.tail, head))
+            window = np.concatenate([self.tail * fade_out[:, None] + head * fade_in[:, None],
+                                     window[self.overlap:]])
+        cut = len(window) - self.overlap
+        self.tail = window[cut:]
+        return window[:cut]
+
+    def end(self):
+        tail, self.tail = self.tail, None
+        return tail if tail is not None else np.zeros((0, 1), np.float32)
+
+
 def join_windows(windows, overlap, num_samples=None):
     """Join windows [n, window, channels] with crossfades of `overlap` samples.
 
     The result has n * window - (n - 1) * overlap samples, cut to num_samples if given.
     """
-    windows = np.asarray(windows, dtype=np.float32)
-    count, window, _ = windows.shape
-    if not 0 <= overlap < window:
-        raise ValueError(f"overlap {overlap} must be in [0, {window})")
-    hop = window - overlap
-    out = np.zeros((count * window - (count - 1) * overlap, windows.shape[2]), np.float32)
-    out[:window] = windows[0]
-    for i in range(1, count):
-        start = i * hop
-        if overlap:
-            tail, head = out[start:start + overlap], windows[i][:overlap]
-            fade_out, fade_in = crossfade_gains(overlap, correlation(tail, head))
-            out[start:start + overlap] = tail * fade_out[:, None] + head * fade_in[:, None]
-        out[start + overlap:start + window] = windows[i][overlap:]
+    joiner = Joiner(overlap)
+    out = np.concatenate([joiner.push(window) for window in windows] + [joiner.end()])
     return out[:num_samples] if num_samples is not None else out
 
 
@@ -104,12 +127,41 @@ def default_crossfade(window, sampling_rate):
     return min(window // 4, sampling_rate)
 
 
+def crossfade_samples(seconds, window, sampling_rate):
+    """--crossfade in samples (the default without it); a one-line error if it is not
+    shorter than a window."""
+    if seconds is None:
+        return default_crossfade(window, sampling_rate)
+    overlap = round(seconds * sampling_rate)
+    if overlap >= window:
+        raise UserError(f"--crossfade {seconds:g} s is not shorter than a window "
+                        f"({window / sampling_rate:.3f} s): use a shorter crossfade")
+    return overlap
+
+
+def pieces(generator, count, seed, prior, window, batch, samples=None, overlap=0,
+           anchor_every=4):
+    """The audio --generate makes from a seed: `count` windows of its latents (samples None)
+    or `count` pieces of `samples` samples, each along its own stretch of one latent walk,
+    windows joined by crossfades of `overlap` samples. A list of [samples, channels]."""
+    if samples is None:  # file 0 of seed A is --interpolate's A
+        return list(generate_windows(generator, draw_latents(seed, count, prior), batch))
+    rng, needed = np.random.default_rng(seed), windows_needed(samples, window, overlap)
+    return [join_windows(generate_windows(generator, latent_walk(rng, needed, prior,
+                                                                 anchor_every), batch),
+                         overlap, samples) for _ in range(count)]
+
+
+def walk(rng, prior, anchor_every=4):
+    """Latents along a smooth path through random anchors, one anchor every `anchor_every`
+    windows, without end: window i sits i / anchor_every of the way along the anchors."""
+    start, end = draw_prior(rng, 2, prior)
+    while True:
+        for t in range(anchor_every):
+            yield interpolate(start, end, [t / anchor_every], prior)[0].astype(np.float32)
+        start, end = end, draw_prior(rng, 1, prior)[0]
+
+
 def latent_walk(rng, num_windows, prior, anchor_every=4):
-    """One latent per window along a smooth path through random anchors, one anchor every
-    `anchor_every` windows: window i sits i / anchor_every of the way along the anchors."""
-    anchors = draw_prior(rng, num_windows // anchor_every + 2, prior)
-    latents = []
-    for i in range(num_windows):
-        k, t = divmod(i, anchor_every)
-        latents.append(interpolate(anchors[k], anchors[k + 1], [t / anchor_every], prior)[0])
-    return np.stack(latents).astype(np.float32)
+    """The first num_windows latents of walk: [num_windows, LATENT_DIM] float32."""
+    return np.stack(list(itertools.islice(walk(rng, prior, anchor_every), num_windows)))

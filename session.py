@@ -83,8 +83,8 @@ def add_watch_flags(parser):
                         "with a new data order and latents, stop with exit code 3, or only "
                         "say so")
     parser.add_argument("--collapse_rms_ratio", type=non_negative_float, default=0.05,
-                        help="collapsed when the generated RMS is below this share of the "
-                             "real RMS (silence)")
+                        help="collapsed when the raw generator's RMS falls below this share "
+                             "of the real RMS after having been audible (silence)")
     parser.add_argument("--collapse_full_scale", type=non_negative_float, default=0.5,
                         help="collapsed when more than this share of generated samples is at "
                              "full scale")
@@ -114,6 +114,10 @@ def add_job_flags(parser):
     parser.add_argument("--generate", type=int_in_range(1, 1_000_000), default=None, metavar="N",
                         help="instead of training, write N generated WAV files from the latest "
                              "checkpoint")
+    parser.add_argument("--export", metavar="DIR", default=None,
+                        help="instead of training, write the generator as a SavedModel and "
+                             "LiteRT models with model.json to DIR, for play.py or any LiteRT "
+                             "runtime")
     parser.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
                         help="with a job: the stage's latest checkpoint, its best (kept by the "
                              "evaluations during training) or a checkpoint path")
@@ -160,15 +164,16 @@ def check_flags(args):
         raise UserError("--once goes with --preview: add --preview, or drop --once")
     jobs = [flag for flag, on in (("--preview", args.preview), ("--generate", args.generate),
                                   ("--interpolate", args.interpolate),
-                                  ("--evaluate", args.evaluate)) if on]
+                                  ("--evaluate", args.evaluate), ("--export", args.export))
+            if on]
     if len(jobs) > 1:
         raise UserError(f"{' and '.join(jobs)} are separate jobs: use one of them")
-    job = args.preview or args.generate or args.interpolate or args.evaluate
+    job = jobs != []
     if args.num_eval_samples is not None and job and not args.evaluate:
         raise UserError("--num_eval_samples goes with training or --evaluate")
     if not job and (args.checkpoint != "latest" or args.raw_generator):
         raise UserError("--checkpoint and --raw_generator go with --preview, --generate, "
-                        "--interpolate or --evaluate")
+                        "--interpolate, --evaluate or --export")
     if args.duration is not None and not args.generate:
         raise UserError("--duration goes with --generate: add --generate N")
     if args.steps is not None and not args.interpolate:
@@ -191,6 +196,9 @@ def run(args, recipe):
         return interpolate(args, recipe)
     if args.evaluate:
         return evaluate_checkpoint(args, recipe)
+    if args.export:
+        from export import export_checkpoint
+        return export_checkpoint(args, recipe)
     if args.preview:
         return preview(args, recipe)
     with custom_gradients_released():

@@ -350,8 +350,8 @@ def evaluate_now(stage):
                                     names=["spectrograms.png"])["spectrograms.png"]
         tf.summary.image("Eval/spectrograms", tf.io.decode_png(png, channels=3)[None])
     stage.writer.flush()
-    real_rms, rms = metrics["loudness.real_rms"], metrics["loudness.generated_rms"]
-    symptom = stage.watchdog.symptom(real_rms, rms, metrics["full_scale_fraction"],
+    symptom = stage.watchdog.symptom(metrics["loudness.real_rms"], None,  # the summaries'
+                                     metrics["full_scale_fraction"],
                                      metrics["frechet_mel_distance"], stage.best.distance)
     kept = symptom is None and stage.best.offer(
         stage.step, metrics,
@@ -380,11 +380,14 @@ def on_collapse(stage, symptom):
                   "watches and only warns)")
         return None
     best = stage.best.path if stage.best else None
-    if args.on_collapse == "rollback" and best and stage.rollbacks < args.max_rollbacks:
+    if args.on_collapse == "rollback" and not best:
+        stage.say("no best checkpoint to roll back to yet (it is kept by evaluations): "
+                  "training goes on")
+        return None
+    if args.on_collapse == "rollback" and stage.rollbacks < args.max_rollbacks:
         roll_back(stage, best)
         return None
     why = ("--on_collapse stop" if args.on_collapse == "stop" else
-           "no best checkpoint to roll back to" if not best else
            f"{stage.rollbacks} rollbacks already (--max_rollbacks {args.max_rollbacks})")
     stage.save()
     print(f"error: training collapsed at step {stage.step} ({symptom}) and stopped: {why}; the "

@@ -28,10 +28,11 @@ def to_int16(audio):
 
 
 def make_readable(path):
-    """mkstemp creates files only the owner can read; give them the usual umask mode."""
+    """mkstemp and mkdtemp make files and folders only the owner can read; give them the
+    usual umask mode."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
 def atomic_write(path, write, suffix=".tmp"):

@@ -7,8 +7,8 @@ metrics), each reading put against two references computed once: other real wind
 floor) and white noise at the real loudness (the ceiling). The checkpoint with the lowest
 Frechet mel distance so far is kept in <stage folder>/best/, apart from the rotation of the
 last three. The watchdog declares a collapse when, for --collapse_patience observations in a
-row, the generated audio is nearly silent or stuck at full scale (seen in the evaluations and
-in the raw generator's summary batches) or its Frechet distance is far above the best.
+row, the raw generator's summary batches fall silent after having been audible, or the
+generated audio is stuck at full scale, or the Frechet distance is far above the best.
 """
 
 import json
@@ -110,18 +110,27 @@ def read_best(directory):
 
 
 class Watchdog:
-    """Counts observations in a row that look collapsed; says why once there are enough."""
+    """Counts observations in a row that look collapsed; says why once there are enough.
+
+    Silence is judged on the raw generator (the summaries' batches: the moving average is
+    quieter early on, its weights averaging out), and only once the generator has been
+    audible (twice the threshold): a generator that starts quiet has not collapsed."""
 
     def __init__(self, rms_ratio, full_scale, frechet_factor, patience):
         self.rms_ratio, self.full_scale = rms_ratio, full_scale
         self.frechet_factor, self.patience = frechet_factor, patience
         self.strikes = {"evaluation": 0, "summary": 0}
+        self.audible = False
 
     def symptom(self, real_rms, generated_rms, full_scale, distance=None, best=None):
-        """What looks collapsed in one observation, or None."""
-        if real_rms > 0 and generated_rms < self.rms_ratio * real_rms:
-            return (f"generated RMS {generated_rms:.3g} is below {self.rms_ratio:g} of the real "
-                    f"{real_rms:.3g}: the generator fell silent")
+        """What looks collapsed in one observation, or None (generated_rms None: loudness
+        not judged)."""
+        if generated_rms is not None and real_rms > 0:
+            if generated_rms >= 2 * self.rms_ratio * real_rms:
+                self.audible = True
+            elif self.audible and generated_rms < self.rms_ratio * real_rms:
+                return (f"generated RMS {generated_rms:.3g} is below {self.rms_ratio:g} of the "
+                        f"real {real_rms:.3g}: the generator fell silent")
         if full_scale > self.full_scale:
             return (f"{100 * full_scale:.0f} % of the generated samples are at full scale: the "
                     f"generator is stuck there")

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dataloader
 import evaluate
 import internals
+import play
 import train
 import train_progressive
 import train_progressive_vaegan
@@ -30,6 +31,7 @@ def commands():
         ("python train.py", train.make_parser()),
         ("python dataloader.py FOLDER", dataloader.make_parser()),
         ("python evaluate.py REAL_DIR GENERATED_DIR", evaluate.make_parser()),
+        ("python play.py EXPORT", play.make_parser()),
     ]
 
 

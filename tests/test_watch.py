@@ -81,9 +81,11 @@ def test_references_put_real_music_below_noise(demo):
 
 def test_watchdog_needs_patience_and_names_the_symptom():
     dog = watch.Watchdog(rms_ratio=0.05, full_scale=0.5, frechet_factor=3.0, patience=2)
-    assert dog.symptom(0.1, 0.08, 0.0, 10.0, 5.0) is None
+    assert dog.symptom(0.1, 0.004, 0.0) is None  # quiet from the start: not a collapse
+    assert dog.symptom(0.1, 0.08, 0.0, 10.0, 5.0) is None  # audible (twice the threshold)
     silent = dog.symptom(0.1, 0.004, 0.0)
     assert "fell silent" in silent and "0.004" in silent
+    assert dog.symptom(0.1, None, 0.0) is None  # loudness not judged
     assert "full scale" in dog.symptom(0.1, 0.9, 0.8)
     assert "over 3 times the best" in dog.symptom(0.1, 0.1, 0.0, 16.0, 5.0)
     assert dog.observe("evaluation", silent) is None

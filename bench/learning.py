@@ -1,0 +1,183 @@
+"""Does training learn real music, and what does watching it cost?
+
+    python bench/learning.py learn FOLDER [--stage 3] [--steps 1000] [--batch_size 16]
+        Trains train_progressive.py (the trainer itself, in this process) on FOLDER for one
+        step, then on to --steps, with bfloat16 where the CPU has it, and prints evaluate.py's
+        metrics of the step-1 generator, the trained generator (raw weights) and its moving
+        average against the same seeded real windows, beside the references (other real
+        windows; white noise at the real loudness).
+        Target: the moving average's Frechet mel distance at most half the step-1
+        generator's, and its RMS within 20 % of the real RMS.
+
+    python bench/learning.py cost FOLDER [--stage 5]
+        Times one evaluation of the quality curve (watch.QualityCurve.measure: windows of the
+        moving-average generator, metrics, memorisation check) at the stage's default count,
+        and states its share of training time at the default interval (--eval_every_secs
+        600). Target: at most 5 %.
+
+FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
+folder, removed afterwards unless --keep DIR.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import rules
+from utils import ArgumentParser, UserError, int_in_range, run_cli
+
+SEED = 0
+ROWS = (("Frechet mel distance", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
+        ("NDB/K", "ndb.ndb_over_k"), ("JS divergence", "ndb.js_divergence"),
+        ("copies", "memorisation.fraction_below"))
+DEFAULT_INTERVAL = 600.0  # --eval_every_secs by default
+TARGET_SHARE = 0.05
+
+
+def train_to(folder, root, stage, steps, batch_size):
+    """train_progressive.py on folder until step `steps` (a resume when a checkpoint is
+    there); its console goes to stderr."""
+    import contextlib
+
+    import train_progressive
+
+    argv = ["--data_dir", folder, "--checkpoint_dir", root, "--num_blocks", str(stage),
+            "--batch_size", str(batch_size), "--max_steps", str(steps), "--seed", str(SEED),
+            "--use_mixed_precision_training", "--save_every_secs", "1e9",
+            "--log_every_secs", "60"]
+    with contextlib.redirect_stdout(sys.stderr):
+        if run_cli(train_progressive.main, argv) != 0:
+            raise UserError(f"training stopped before step {steps}")
+
+
+def scores(folder, root, stage, steps):
+    """Metrics of the step-1 generator and of step `steps`' raw weights and average."""
+    import evaluate
+    import jobs
+    import stages
+    import train_progressive
+    import watch
+    from dataloader import load_audio
+
+    directory = stages.stage_dir(root, stage)
+    audio = load_audio(folder, rules.SAMPLING_RATE, log=lambda line: None,
+                       cache_dir=os.path.join(root, "audio_cache"))
+    window = rules.window_length(stage)
+    curve = watch.QualityCurve(audio, stage, evaluate.default_eval_count(window), SEED,
+                               "uniform")
+    results = {"real vs real": curve.references["real"], "noise": curve.references["noise"]}
+    for name, step, raw in (("step 1", 1, True), (f"step {steps} raw", steps, True),
+                            (f"step {steps} average", steps, False)):
+        path = os.path.join(directory, f"ckpt-{step}")
+        generator, *_ = jobs.load_generator(directory, train_progressive.RECIPE, path, raw)
+        results[name], _ = curve.measure(generator)
+    return results, len(curve.real), audio
+
+
+def learn(args):
+    root = args.keep or tempfile.mkdtemp(prefix="bench_learning_")
+    try:
+        start = time.perf_counter()
+        train_to(args.folder, root, args.stage, 1, args.batch_size)
+        first = time.perf_counter()
+        train_to(args.folder, root, args.stage, args.steps, args.batch_size)
+        trained = time.perf_counter()
+        results, count, audio = scores(args.folder, root, args.stage, args.steps)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    step1, average = results["step 1"], results[f"step {args.steps} average"]
+    met = (average["frechet_mel_distance"] <= step1["frechet_mel_distance"] / 2
+           and abs(average["loudness.rms_ratio"] - 1) <= 0.2)
+    return {"folder": args.folder, "hours": audio.seconds / 3600, "channels": audio.channels,
+            "stage": args.stage, "steps": args.steps, "batch_size": args.batch_size,
+            "windows": count, "train_seconds": trained - start,
+            "seconds_per_step": (trained - first) / max(1, args.steps - 1),
+            "results": results, "met": met}
+
+
+def cost(args):
+    import evaluate
+    import train_progressive
+    import watch
+    from dataloader import load_audio
+
+    window = rules.window_length(args.stage)
+    audio = load_audio(args.folder, rules.SAMPLING_RATE, log=lambda line: None)
+    count = evaluate.default_eval_count(window)
+    start = time.perf_counter()
+    curve = watch.QualityCurve(audio, args.stage, count, SEED, "uniform")
+    set_up = time.perf_counter() - start
+    config = {"num_blocks": args.stage, "channels": audio.channels,
+              "feature_map_smoothing": True, "use_sample_norm": False}
+    generator = train_progressive.build_networks(config, "float32", True)["generator"]
+    seconds = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        curve.measure(generator)
+        seconds.append(time.perf_counter() - start)
+    each = statistics.median(seconds)
+    share = each / (DEFAULT_INTERVAL + each)
+    return {"folder": args.folder, "stage": args.stage, "windows": count,
+            "set_up_seconds": set_up, "evaluation_seconds": seconds,
+            "share_at_default_interval": share, "met": share <= TARGET_SHARE}
+
+
+def print_learn(report):
+    print(f"{report['folder']}: {report['hours']:.2f} h, {report['channels']} channels; stage "
+          f"{report['stage']}, batch {report['batch_size']}, {report['steps']} steps in "
+          f"{report['train_seconds'] / 60:.1f} min ({report['seconds_per_step']:.2f} s a step); "
+          f"{report['windows']} windows compared")
+    names = list(report["results"])
+    print(f"{'metric':<22}" + "".join(f"{name:>18}" for name in names))
+    for title, key in ROWS:
+        values = [report["results"][name].get(key) for name in names]
+        print(f"{title:<22}" + "".join(f"{'-' if v is None else f'{v:.4g}':>18}"
+                                       for v in values))
+    print(f"target: the average's Frechet distance at most half the step-1 generator's and its "
+          f"RMS ratio within 0.8-1.2: {'met' if report['met'] else 'MISSED'}")
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    modes = parser.add_subparsers(dest="mode", required=True)
+    learn_mode = modes.add_parser("learn", help="train and score step 1 against the end")
+    learn_mode.add_argument("folder", help="a folder of real music")
+    learn_mode.add_argument("--stage", type=int_in_range(1, 8), default=3)
+    learn_mode.add_argument("--steps", type=int_in_range(2, 10**7), default=1000)
+    learn_mode.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
+    learn_mode.add_argument("--keep", metavar="DIR", default=None,
+                            help="train in DIR and keep it (default: a temporary folder)")
+    cost_mode = modes.add_parser("cost", help="time one evaluation of the quality curve")
+    cost_mode.add_argument("folder", help="a folder of real music")
+    cost_mode.add_argument("--stage", type=int_in_range(1, 8), default=5)
+    cost_mode.add_argument("--repeat", type=int_in_range(1, 100), default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.folder):
+        raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
+    from internals import import_tensorflow
+    import_tensorflow()
+    report = learn(args) if args.mode == "learn" else cost(args)
+    if args.json:
+        print(json.dumps(report, default=float))
+    elif args.mode == "learn":
+        print_learn(report)
+    else:
+        print(f"stage {report['stage']}, {report['windows']} windows: an evaluation takes "
+              + ", ".join(f"{s:.2f}" for s in report["evaluation_seconds"])
+              + f" s (set-up once: {report['set_up_seconds']:.1f} s); at one every "
+              f"{DEFAULT_INTERVAL:g} s that is {100 * report['share_at_default_interval']:.2f} % "
+              f"of training time: {'met' if report['met'] else 'MISSED'} (target 5 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

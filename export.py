@@ -1,0 +1,137 @@
+"""--export DIR: a trained generator that plays anywhere, without this repository's training
+code or TensorFlow (play.py, LiteRT).
+
+DIR gets
+    saved_model/                a TensorFlow SavedModel: serving_default maps latents
+                                [batch, 100] float32 to audio [batch, window, channels]
+                                float32 in [-1, 1] (TensorFlow Serving, TF.js converters, ...)
+    generator.tflite            the same for LiteRT (TensorFlow Lite), float32 weights
+    generator.float16.tflite    half the size: float16 weights, its largest difference from
+                                the float32 model measured and written in model.json
+    model.json                  sampling rate, window, channels, latent size and prior, stage,
+                                step, variant, which weights (moving average or raw), and the
+                                name stem --generate gives its files
+from the chosen checkpoint (--checkpoint, the latest by default) and its moving average
+(--raw_generator: the trained weights). The folder is written aside and renamed into place.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+import longform
+from play import EXPORT_FILE, LiteGenerator
+from rules import AVERAGE, LATENT_DIM, STANDARD, window_length
+from utils import UserError, make_readable
+
+SAVED_MODEL = "saved_model"
+FLOAT32_MODEL, FLOAT16_MODEL = "generator.tflite", "generator.float16.tflite"
+CHECK_LATENTS = 8  # latents of seed 0 the exported models are compared on
+
+
+def serving_module(generator):
+    """A tf.Module whose serving_default maps latents to audio, with the generator's
+    variables."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.generator = generator
+    module.generate = tf.function(
+        lambda latents: {"audio": generator(latents)}, autograph=False,
+        input_signature=[tf.TensorSpec([None, LATENT_DIM], tf.float32, name="latents")])
+    return module
+
+
+def tflite_model(concrete_function, float16=False):
+    """The LiteRT flatbuffer of a concrete function, its variables made constants; float16:
+    weights stored in half precision."""
+    import tensorflow as tf
+
+    from internals import freeze_variables
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [freeze_variables(concrete_function)])
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def write_export(folder, generator, info):
+    """Every file of an export into folder; returns the measured float16 error."""
+    import tensorflow as tf
+
+    module = serving_module(generator)
+    tf.saved_model.save(module, os.path.join(folder, SAVED_MODEL),
+                        signatures={"serving_default": module.generate})
+    concrete = module.generate.get_concrete_function()
+    for name, float16 in ((FLOAT32_MODEL, False), (FLOAT16_MODEL, True)):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(tflite_model(concrete, float16))
+    latents = longform.draw_latents(0, CHECK_LATENTS, info["prior"])
+    reference = generator(latents).numpy()
+    errors = {name: float(np.abs(LiteGenerator(os.path.join(folder, name))(latents)
+                                 - reference).max())
+              for name in (FLOAT32_MODEL, FLOAT16_MODEL)}
+    info = dict(info, max_error=errors, check="the largest difference from the trained "
+                f"generator's output on the first {CHECK_LATENTS} latents of seed 0")
+    with open(os.path.join(folder, EXPORT_FILE), "w") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+    return errors
+
+
+def export_info(config, recipe, step, which, path, stem):
+    return {"sampling_rate": config["sampling_rate"], "channels": config["channels"],
+            "window": window_length(config["num_blocks"]), "latent_dim": LATENT_DIM,
+            "prior": recipe.prior, "model": recipe.model, "stage": config["num_blocks"],
+            "frozen": config.get("frozen", False),
+            "variant": config.get("model_variant", STANDARD), "step": step,
+            "weights": "moving average" if which == AVERAGE else "raw",
+            "checkpoint": os.path.abspath(path), "file_stem": stem,
+            "files": {"saved_model": SAVED_MODEL, "float32": FLOAT32_MODEL,
+                      "float16": FLOAT16_MODEL}}
+
+
+def replaceable(folder):
+    """An export folder may replace only an earlier export, or nothing."""
+    if os.path.exists(folder) and (not os.path.isdir(folder) or (
+            os.listdir(folder) and not os.path.exists(os.path.join(folder, EXPORT_FILE)))):
+        raise UserError(f"--export {folder} exists and is not an export folder: give a new "
+                        f"folder (nothing was written)")
+
+
+def export_checkpoint(args, recipe):
+    """--export DIR: the chosen checkpoint's generator as SavedModel and LiteRT models."""
+    from jobs import chosen_generator, file_stem
+    from stages import saved_entries
+
+    folder = os.path.abspath(args.export)
+    replaceable(folder)
+    generator, config, step, directory, path = chosen_generator(args, recipe)
+    which = "generator" if args.raw_generator or AVERAGE not in saved_entries(path) else AVERAGE
+    info = export_info(config, recipe, step, which, path, file_stem(directory, step))
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    make_readable(work)
+    try:
+        errors = write_export(work, generator, info)
+        if os.path.exists(folder):
+            shutil.rmtree(folder)
+        os.replace(work, folder)
+    except OSError as error:
+        raise UserError(f"cannot write the export to {folder} ({error.strerror or error}): "
+                        f"free space there or choose another --export folder") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sizes = {name: os.path.getsize(os.path.join(folder, name)) / 1e6
+             for name in (FLOAT32_MODEL, FLOAT16_MODEL)}
+    print(f"exported {path} ({info['weights']}, step {step}) to {folder}: {SAVED_MODEL}/, "
+          f"{FLOAT32_MODEL} ({sizes[FLOAT32_MODEL]:.1f} MB, largest difference "
+          f"{errors[FLOAT32_MODEL]:.2g}), {FLOAT16_MODEL} ({sizes[FLOAT16_MODEL]:.1f} MB, "
+          f"largest difference {errors[FLOAT16_MODEL]:.2g}), {EXPORT_FILE}; play it with: "
+          f"python play.py {folder} --generate 3")
+    return 0

@@ -1,0 +1,172 @@
+"""--export (export.py) and the player without TensorFlow (play.py)."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+from helpers import ROOT, assert_one_line_error, run
+
+import export
+import longform
+import play
+import stages
+import train_progressive
+import train_progressive_vaegan
+from utils import to_int16
+
+BASE = {"frozen": False, "feature_map_smoothing": True, "use_sample_norm": False,
+        "sampling_rate": 16000, "model_variant": "standard"}
+CASES = {  # (trainer, config, its folder under the checkpoint root)
+    "standard_mono": (train_progressive, dict(BASE, model="progressive", num_blocks=1,
+                                             channels=1), ""),
+    "standard_stereo": (train_progressive, dict(BASE, model="progressive", num_blocks=2,
+                                               channels=2), ""),
+    "pggan_stereo": (train_progressive, dict(BASE, model="progressive", num_blocks=1,
+                                            channels=2, model_variant="pggan",
+                                            use_sample_norm=True), "pggan"),
+    "vaegan_mono": (train_progressive_vaegan, dict(BASE, model="vaegan", num_blocks=1,
+                                                  channels=1), "vaegan"),
+}
+
+
+def make_checkpoint(root, trainer, config, subfolder):
+    """An untrained checkpoint of config at step 7 whose moving average differs from its
+    weights (two independent initialisations); returns its stage folder."""
+    directory = stages.stage_dir(os.path.join(root, subfolder), config["num_blocks"])
+    stages.write_config(directory, config)
+    build = functools.partial(trainer.build_networks, config, "float32", generator_only=True)
+    parts = {"generator": build()["generator"], "generator_ema": build()["generator"],
+             "step": tf.Variable(7, dtype=tf.int64)}
+    tf.train.CheckpointManager(tf.train.Checkpoint(**parts), directory,
+                               max_to_keep=1).save(checkpoint_number=7)
+    return directory
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def exported(request, tmp_path_factory):
+    trainer, config, subfolder = CASES[request.param]
+    root = tmp_path_factory.mktemp(request.param)
+    directory = make_checkpoint(str(root), trainer, config, subfolder)
+    flags = ["--checkpoint_dir", str(root), "--num_blocks", str(config["num_blocks"])]
+    if config["model_variant"] != "standard":
+        flags += ["--model_variant", config["model_variant"]]
+    code, out, err = run(trainer.main, *flags, "--export", str(root / "export"))
+    assert code == 0, out + err
+    return trainer, config, directory, str(root / "export"), out, flags
+
+
+@pytest.mark.slow
+def test_export_matches_the_moving_average_generator(exported):
+    trainer, config, directory, folder, out, _ = exported
+    import jobs
+    path = stages.latest_checkpoint(directory)
+    generator, *_, which = jobs.load_generator(directory, trainer.RECIPE, path)
+    assert which == "generator_ema"
+    with open(os.path.join(folder, "model.json")) as f:
+        info = json.load(f)
+    assert {k: info[k] for k in ("sampling_rate", "channels", "window", "latent_dim", "prior",
+                                 "stage", "step", "variant", "weights", "file_stem")} == {
+        "sampling_rate": 16000, "channels": config["channels"],
+        "window": 16 * 4 ** config["num_blocks"], "latent_dim": 100,
+        "prior": trainer.RECIPE.prior, "stage": config["num_blocks"], "step": 7,
+        "variant": config["model_variant"], "weights": "moving average",
+        "file_stem": f"stage_{config['num_blocks']:05d}_step00000007"}
+    latents = longform.draw_latents(11, 5, info["prior"])
+    keras = generator(latents).numpy()
+    serving = tf.saved_model.load(os.path.join(folder, "saved_model"))
+    saved = serving.signatures["serving_default"](latents=tf.constant(latents))["audio"]
+    np.testing.assert_allclose(saved.numpy(), keras, rtol=0, atol=1e-4)
+    lite = play.LiteGenerator(os.path.join(folder, "generator.tflite"))(latents)
+    assert lite.shape == keras.shape == (5, info["window"], config["channels"])
+    np.testing.assert_allclose(lite, keras, rtol=0, atol=1e-4)
+    # the smaller model: within the error model.json states, measured on seed 0's latents
+    stated = info["max_error"]["generator.float16.tflite"]
+    assert 0 < stated < 1e-2
+    check = longform.draw_latents(0, export.CHECK_LATENTS, info["prior"])
+    half = play.LiteGenerator(os.path.join(folder, "generator.float16.tflite"))(check)
+    assert np.abs(half - generator(check).numpy()).max() <= stated * (1 + 1e-6)
+    assert os.path.getsize(os.path.join(folder, "generator.float16.tflite")) < \
+        0.55 * os.path.getsize(os.path.join(folder, "generator.tflite"))
+    assert "largest difference" in out
+
+
+PLAY_WITHOUT_TENSORFLOW = """
+import runpy, sys
+sys.modules["tensorflow"] = None  # an import of TensorFlow fails
+sys.argv = ["play.py"] + sys.argv[1:]
+try:
+    runpy.run_path("play.py", run_name="__main__")
+finally:
+    assert "tensorflow" not in [m.split(".")[0] for m in sys.modules if sys.modules[m]]
+"""
+
+
+def play_command(*argv):
+    return subprocess.run([sys.executable, "-c", PLAY_WITHOUT_TENSORFLOW, *argv], cwd=ROOT,
+                          capture_output=True, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_player_writes_the_files_of_generate_without_tensorflow(exported, tmp_path):
+    trainer, _, _, folder, _, flags = exported
+    result = play_command(folder, "--generate", "3", "--seed", "5", "--output_dir",
+                          str(tmp_path / "play"))
+    assert result.returncode == 0, result.stderr.decode()
+    code, _, err = run(trainer.main, *flags, "--generate", "3", "--seed", "5",
+                       "--output_dir", str(tmp_path / "trainer"))
+    assert code == 0, err
+    names = sorted(os.listdir(tmp_path / "trainer"))
+    assert sorted(os.listdir(tmp_path / "play")) == names and len(names) == 3
+    for name in names:
+        ours = sf.read(str(tmp_path / "play" / name), dtype="int16", always_2d=True)[0]
+        theirs = sf.read(str(tmp_path / "trainer" / name), dtype="int16", always_2d=True)[0]
+        assert ours.shape == theirs.shape
+        assert np.abs(ours.astype(int) - theirs).max() <= 1, name
+
+
+@pytest.mark.slow
+def test_live_stdout_streams_exactly_the_chunks_asked_for_without_gaps(exported):
+    _, config, _, folder, _, _ = exported
+    chunks, per_chunk = 3, 2
+    result = play_command(folder, "--live", "--stdout", "--chunks", str(chunks),
+                          "--chunk_windows", str(per_chunk), "--seed", "4")
+    assert result.returncode == 0, result.stderr.decode()
+    channels, window = config["channels"], 16 * 4 ** config["num_blocks"]
+    overlap = longform.default_crossfade(window, 16000)
+    stream = np.frombuffer(result.stdout, "<i2").reshape(-1, channels)
+    assert len(stream) == chunks * per_chunk * (window - overlap)
+    # the same walk joined at once: the stream is its start, sample for sample
+    with open(os.path.join(folder, "model.json")) as f:
+        prior = json.load(f)["prior"]
+    latents = longform.latent_walk(np.random.default_rng(4), chunks * per_chunk, prior)
+    windows = longform.generate_windows(play.LiteGenerator(os.path.join(
+        folder, "generator.tflite")), latents, per_chunk)
+    whole = to_int16(longform.join_windows(windows, overlap))
+    np.testing.assert_array_equal(stream, whole[:len(stream)])
+
+
+def test_player_refuses_a_folder_that_is_no_export(tmp_path, capsys):
+    from utils import run_cli
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(play.main, [str(tmp_path), "--generate", "1"])
+    err = capsys.readouterr().err
+    assert_one_line_error(exit_.value.code, err, "is not an export folder", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(play.main, [str(tmp_path), "--stdout"])
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err, "--generate N")
+
+
+def test_export_refuses_a_folder_that_holds_something_else(tmp_path):
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine\n")
+    code, _, err = run(train_progressive.main, "--checkpoint_dir", str(tmp_path / "ck"),
+                       "--num_blocks", "1", "--export", str(other))
+    assert_one_line_error(code, err, "is not an export folder")
+    assert os.listdir(other) == ["keep.txt"]
