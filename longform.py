@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from rules import LATENT_DIM
-from utils import UserError
+from utils import UserError, float_above, int_in_range, positive_float
 
 
 def file_name(stem, seed, index, duration=None):
@@ -125,6 +125,23 @@ def draw_latents(seed, count, prior):
 def default_crossfade(window, sampling_rate):
     """Overlap of neighbouring windows by default: a quarter of the window, at most 1 s."""
     return min(window // 4, sampling_rate)
+
+
+def add_walk_flags(parser, also=""):
+    """The flags of generated files and latent walks, shared by the trainers and play.py
+    (`also`: another flag that crossfades, the trainers' --interpolate)."""
+    parser.add_argument("--output_dir", default="generated_samples",
+                        help="where generated files go")
+    parser.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
+                        help="with --generate: each file lasts exactly this long, made of "
+                             "windows along a smooth latent walk joined by crossfades "
+                             "(default: one window)")
+    parser.add_argument("--anchor_every", type=int_in_range(1, 1_000_000), default=4,
+                        help="windows between the walk's random anchor latents")
+    parser.add_argument("--crossfade", type=float_above(0.0, inclusive=True), default=None,
+                        metavar="SECONDS", help=f"with --duration{' or ' + also if also else ''}"
+                        f": overlap of neighbouring windows (default: a quarter of the window, "
+                        f"at most 1 s)")
 
 
 def crossfade_samples(seconds, window, sampling_rate):

@@ -10,7 +10,7 @@ Pure: layers and shapes, no file IO.
 import keras
 import tensorflow as tf
 
-from model_progressive import conv, lrelu, runs_as_matmul
+from model_progressive import conv, lrelu
 from rules import (
     BASE_LENGTH,
     KERNEL_SIZE,
@@ -73,8 +73,7 @@ class Generator(Network):
         length, outputs = BASE_LENGTH, G_FEATURE_MAPS[1:] + (channels,)
         for i, (n_in, n_out) in enumerate(zip(G_FEATURE_MAPS, outputs)):
             self.named(f"upconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"upconv_{i}",
-                                           transpose=True, matmul=runs_as_matmul(i + 1)),
-                       (None, length, n_in))
+                                           transpose=True), (None, length, n_in))
             length *= STRIDE
         self.built = True
 
@@ -103,9 +102,8 @@ class Discriminator(Network):
         self.phase_shuffle_seed = keras.random.SeedGenerator(seed, name="phase_shuffle_seed")
         length, inputs = WINDOW, (channels,) + D_FEATURE_MAPS[:-1]
         for i, (n_in, n_out) in enumerate(zip(inputs, D_FEATURE_MAPS)):
-            self.named(f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype, f"downconv_{i}",
-                                             matmul=runs_as_matmul(len(D_FEATURE_MAPS) - i)),
-                       (None, length, n_in))
+            self.named(f"downconv_{i}", conv(n_out, KERNEL_SIZE, STRIDE, dtype,
+                                             f"downconv_{i}"), (None, length, n_in))
             length //= STRIDE
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.named("prediction", keras.layers.Dense(1, dtype="float32", name="prediction"),

@@ -112,21 +112,33 @@ def conv1d_transpose_matmul(x, kernel, stride):
     return tf.transpose(y[left:left + length_out], [1, 0, 2])
 
 
-class MatmulConv1D(keras.layers.Conv1D):
-    """keras Conv1D (same weights, same checkpoint keys) computed by conv1d_matmul."""
+class Convolution:
+    """A keras convolution computed in one of two forms, chosen per layer before tracing:
+    "framework" (keras's own: oneDNN on a CPU, cuDNN on a GPU) or "matmul" (one matrix
+    product, conv1d_matmul / conv1d_transpose_matmul). The weights, their checkpoint keys and
+    what is computed (up to float rounding) are the same in both. built_shape remembers the
+    input shape the layer was built for (conv_forms.py times the layer at it)."""
+
+    form = "framework"
+    built_shape = None
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.built_shape = tuple(input_shape)
 
     def call(self, inputs):
-        y = conv1d_matmul(inputs, self.kernel, self.strides[0])
+        if self.form != "matmul":
+            return super().call(inputs)
+        y = self.as_matmul(inputs, self.kernel, self.strides[0])
         return y + self.bias if self.use_bias else y
 
 
-class MatmulConv1DTranspose(keras.layers.Conv1DTranspose):
-    """keras Conv1DTranspose (same weights, same checkpoint keys) computed by
-    conv1d_transpose_matmul."""
+class Conv1D(Convolution, keras.layers.Conv1D):
+    as_matmul = staticmethod(conv1d_matmul)
 
-    def call(self, inputs):
-        y = conv1d_transpose_matmul(inputs, self.kernel, self.strides[0])
-        return y + self.bias if self.use_bias else y
+
+class Conv1DTranspose(Convolution, keras.layers.Conv1DTranspose):
+    as_matmul = staticmethod(conv1d_transpose_matmul)
 
 
 class EqualisedLearningRate:
@@ -151,27 +163,13 @@ class EqualisedLearningRate:
 
 
 EQUALISED = {layer: type("Equalised" + layer.__name__, (EqualisedLearningRate, layer), {})
-             for layer in (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv1DTranspose,
-                           MatmulConv1D, MatmulConv1DTranspose)}
+             for layer in (keras.layers.Dense, Conv1D, Conv1DTranspose)}
 
 
-def runs_as_matmul(block):
-    """Whether the convolutions of a block run as one matrix product each: those of block 1,
-    beside the 16 x 1024 features (16 steps in or out at stride 4, 512 or 1024 channels).
-    oneDNN runs them, forward and backward, at 100-225 GFLOP/s on the benchmark CPU (float32),
-    a matrix product at 270-320 like the other blocks; from block 2 on, oneDNN is as fast or
-    faster (bench/convolutions.py, standard and extended variants; BENCHMARKS.md)."""
-    return block == 1
-
-
-def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False, matmul=False,
-         gain=HE_GAIN):
-    """A "same" Conv1D or Conv1DTranspose layer; computed as one matrix product with `matmul`,
-    with PGGAN's run-time weight scaling by gain / sqrt(fan_in) if `equalised`."""
-    if matmul:
-        layer = MatmulConv1DTranspose if transpose else MatmulConv1D
-    else:
-        layer = keras.layers.Conv1DTranspose if transpose else keras.layers.Conv1D
+def conv(filters, kernel, stride, dtype, name, transpose=False, equalised=False, gain=HE_GAIN):
+    """A "same" Conv1D or Conv1DTranspose layer (of either form), with PGGAN's run-time weight
+    scaling by gain / sqrt(fan_in) if `equalised`."""
+    layer = Conv1DTranspose if transpose else Conv1D
     extra = {"gain": gain} if equalised else {}
     layer = EQUALISED[layer] if equalised else layer
     return layer(filters, kernel, strides=stride, padding="same", dtype=dtype, name=name, **extra)
@@ -227,20 +225,17 @@ class StagedNetwork(keras.Model):
     def named_layers(self):
         return {name: getattr(self, name) for name in self.layer_names}
 
-    def make_conv(self, filters, kernel, stride, name, transpose=False, matmul=False,
-                  gain=HE_GAIN):
+    def make_conv(self, filters, kernel, stride, name, transpose=False, gain=HE_GAIN):
         return conv(filters, kernel, stride, self.layer_dtype, name, transpose,
-                    self.variant.equalised_lr, matmul, gain)
+                    self.variant.equalised_lr, gain)
 
     def make_block(self, b, filters, count, transpose=False):
         """Block b: one stride-4 convolution to `filters` channels, or (count 2) a stride-1
         convolution to `filters` channels and then the stride-4 one; run_block follows each
         with the network's activation."""
-        matmul = runs_as_matmul(b)
         if count == 1:
-            return self.make_conv(filters, KERNEL_SIZE, STRIDE, block_name(b), transpose,
-                                  matmul)
-        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose, matmul)
+            return self.make_conv(filters, KERNEL_SIZE, STRIDE, block_name(b), transpose)
+        convs = {name: self.make_conv(filters, KERNEL_SIZE, stride, name, transpose)
                  for name, stride in (("conv", 1), ("strided_conv", STRIDE))}
         return ConvBlock(convs, name=block_name(b), dtype=self.layer_dtype)
 

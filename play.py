@@ -27,9 +27,7 @@ from rules import DEFAULT_BATCH_SIZE, MAX_BLOCKS
 from utils import (
     ArgumentParser,
     UserError,
-    float_above,
     int_in_range,
-    positive_float,
     run_cli,
     to_int16,
     write_wav,
@@ -170,10 +168,9 @@ def make_parser():
                             "latent walk.")
     parser.add_argument("export", help="a folder written by a trainer's --export DIR")
     parser.add_argument("--generate", type=int_in_range(1, 1_000_000), default=None, metavar="N",
-                        help="write N files, as the trainer's --generate")
-    parser.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
-                        help="each file lasts this long, along a latent walk (without "
-                             "--generate: one file)")
+                        help="write N files, as the trainer's --generate (--duration alone: "
+                             "one file)")
+    longform.add_walk_flags(parser, "--live")
     parser.add_argument("--live", action="store_true",
                         help="play an endless latent walk until Ctrl+C")
     parser.add_argument("--stdout", action="store_true",
@@ -185,13 +182,6 @@ def make_parser():
                         help="with --live: windows rendered at a time")
     parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=None,
                         help="seed of the latents (default: random, printed)")
-    parser.add_argument("--output_dir", default="generated_samples",
-                        help="where --generate writes")
-    parser.add_argument("--anchor_every", type=int_in_range(1, 1_000_000), default=4,
-                        help="windows between the walk's random anchor latents")
-    parser.add_argument("--crossfade", type=float_above(0.0, inclusive=True), default=None,
-                        metavar="SECONDS", help="overlap of neighbouring windows (default: a "
-                        "quarter of the window, at most 1 s)")
     parser.add_argument("--float16", action="store_true",
                         help="the export's smaller model (float16 weights)")
     return parser

@@ -22,6 +22,7 @@ STRIDE = 4
 BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense layers and block 1
 FEATURES = BASE_LENGTH * BASE_FEATURE_MAPS  # the critic's flattened features (table 7.2)
 MAX_AUGMENTATION_LEVEL = 9
+CONV_FORMS = ("framework", "matmul")  # how a convolution runs (conv_forms.py chooses)
 AVERAGE = "generator_ema"    # the moving-average generator's name in checkpoints
 EMA_DECAY = 0.999            # its decay by default
 

@@ -9,11 +9,13 @@ import argparse
 import random
 import sys
 
+from conv_forms import CHOICES as CONV_FORMS
 from dataloader import add_data_flags
 from distribute import DISTRIBUTIONS, check_cluster
 from evaluate import EVAL_SAMPLES
 from internals import custom_gradients_released, import_tensorflow
 from jobs import evaluate_checkpoint, generate, interpolate, preview
+from longform import add_walk_flags
 from rules import EMA_DECAY, MAX_AUGMENTATION_LEVEL
 from training import train
 from utils import (
@@ -44,6 +46,14 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                              "the machines of the TF_CONFIG environment variable "
                              "(docs/scaling.md). "
                              "--batch_size is the global batch, split across replicas")
+    parser.add_argument("--conv_forms", choices=CONV_FORMS, default=CONV_FORMS[0],
+                        help="how the kernel-25 convolutions run: auto times the framework's "
+                             "convolution and a matrix product for each shape on this device "
+                             "at start-up (cached) and uses the faster; framework or matmul "
+                             "forces one")
+    parser.add_argument("--conv_forms_cache", metavar="FILE", default=None,
+                        help="where --conv_forms auto keeps its timings (default: "
+                             "<checkpoint_dir>/conv_forms.json)")
     parser.add_argument("--xla", action="store_true",
                         help="training only: compile each update's forward pass, gradient "
                              "penalty and gradients with XLA (for GPUs; slower on a CPU, see "
@@ -123,18 +133,7 @@ def add_job_flags(parser):
                              "evaluations during training) or a checkpoint path")
     parser.add_argument("--raw_generator", action="store_true",
                         help="with a job: the trained weights instead of the moving average")
-    parser.add_argument("--output_dir", default="generated_samples",
-                        help="where --generate and --interpolate write their files")
-    parser.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
-                        help="with --generate: each file lasts exactly this long, made of "
-                             "windows along a smooth latent walk joined by crossfades "
-                             "(default: one window)")
-    parser.add_argument("--anchor_every", type=int_in_range(1, 1_000_000), default=4,
-                        help="with --duration: a new random anchor latent every this many "
-                             "windows")
-    parser.add_argument("--crossfade", type=float_above(0.0, inclusive=True), default=None,
-                        metavar="SECONDS", help="with --duration or --interpolate: overlap of "
-                        "neighbouring windows (default: a quarter of the window, at most 1 s)")
+    add_walk_flags(parser, "--interpolate")
     parser.add_argument("--interpolate", type=int_in_range(0, 2**31 - 1), nargs=2, default=None,
                         metavar=("A", "B"), help="instead of training, write one file that "
                         "morphs from the latent of seed A to that of seed B")

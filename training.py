@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import conv_forms
 import longform
 from dataloader import load, make_dataset, summary
 from distribute import distribute, make_strategy
@@ -237,6 +238,9 @@ def build(args, recipe):
                   "float32")
     stage.run = build_training(recipe, config, policy, loss_scale, args.seed, strategy,
                                args.xla, args.ema_decay)
+    stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
+                                args.conv_forms, args.conv_forms_cache or
+                                conv_forms.default_cache(args.checkpoint_dir)))
     stage.directory, how = start_stage(stage.run, recipe.checkpoint_root(args),
                                        config["num_blocks"], config.get("frozen", False),
                                        config, recipe.growing)

@@ -1,8 +1,8 @@
-"""Benchmark the two ways a convolution of the progressive model can run: keras's Conv1D /
-Conv1DTranspose (oneDNN) and the same layer as one matrix product (model_progressive's
-MatmulConv1D / MatmulConv1DTranspose). The evidence for model_progressive.runs_as_matmul:
-every kernel-25 convolution of a stage, forward and backward (input and kernel gradients),
-alone, with the same weights in both forms.
+"""Benchmark the two forms a convolution of the progressive model can run in: the framework's
+Conv1D / Conv1DTranspose (oneDNN on a CPU) and one matrix product (model_progressive's
+Convolution, form "matmul"): every kernel-25 convolution of a stage, forward and backward
+(input and kernel gradients), alone, timed as conv_forms.py times it at start-up, and the
+form --conv_forms auto would choose.
 
     python bench/convolutions.py --stage 3 --batch_size 16
     python bench/convolutions.py --stage 3 --batch_size 16 --use_mixed_precision_training --json
@@ -16,25 +16,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # bench/ is not a package: train_step is found beside this script.
-from train_step import forward_backward_seconds, stage_convolutions, stage_parser
+from train_step import stage_convolutions, stage_parser
 
+from conv_forms import forward_backward_seconds
 from internals import import_tensorflow
-from rules import STANDARD, VARIANTS, default_batch_size
+from rules import CONV_FORMS, STANDARD, VARIANTS, default_batch_size
 from utils import int_in_range
 
 
-def forms(layer):
-    """{form: class} of a convolution: keras's and the matrix product."""
-    import keras
-
-    import model_progressive as mp
-    if isinstance(layer, keras.layers.Conv1DTranspose):
-        return {"keras": keras.layers.Conv1DTranspose, "matmul": mp.MatmulConv1DTranspose}
-    return {"keras": keras.layers.Conv1D, "matmul": mp.MatmulConv1D}
-
-
 def benchmark(stage, batch, mixed, repeats, variant=STANDARD):
-    tf = import_tensorflow()
+    import_tensorflow()
     from model_progressive import Discriminator, Generator
     from wgan_gp import precision
 
@@ -42,13 +33,14 @@ def benchmark(stage, batch, mixed, repeats, variant=STANDARD):
     networks = {"generator": Generator(stage, variant=variant),
                 "discriminator": Discriminator(stage, variant=variant)}
     rows = []
-    for macs, network, label, layer, shape in stage_convolutions(networks, batch):
-        row = {"network": network.name, "layer": label, "shape": shape,
+    for macs, network, label, layer in stage_convolutions(networks, batch):
+        row = {"network": network, "layer": label, "shape": [batch, *layer.built_shape[1:]],
                "filters": layer.filters, "stride": layer.strides[0],
-               "used": type(layer).__name__, "gflop": round(6 * macs / 1e9, 3)}
-        for form, cls in forms(layer).items():
-            seconds = forward_backward_seconds(tf, layer, shape, policy, repeats, cls)
+               "gflop": round(6 * macs / 1e9, 3)}
+        for form in CONV_FORMS:
+            seconds = forward_backward_seconds(layer, batch, policy, form, repeats)
             row[form + "_gflops_per_second"] = round(6 * macs / seconds / 1e9, 1)
+        row["faster"] = max(CONV_FORMS, key=lambda form: row[form + "_gflops_per_second"])
         rows.append(row)
     return {"stage": stage, "batch_size": batch, "policy": policy, "model_variant": variant,
             "convolutions": rows}
@@ -71,11 +63,12 @@ def main(argv=None):
     print(f"stage {result['stage']}, batch {result['batch_size']}, {result['policy']}, "
           f"{result['model_variant']} model: "
           f"GFLOP/s forward and backward")
-    print(f"  {'convolution':47} {'input':>16} {'filters':>7} {'keras':>8} {'matmul':>8}  used")
+    print(f"  {'convolution':47} {'input':>16} {'filters':>7} {'framework':>9} {'matmul':>8}"
+          f"  faster")
     for row in result["convolutions"]:
         print(f"  {row['network'] + '/' + row['layer']:47} {row['shape']!s:>16} "
-              f"{row['filters']:7d} {row['keras_gflops_per_second']:8.1f} "
-              f"{row['matmul_gflops_per_second']:8.1f}  {row['used']}")
+              f"{row['filters']:7d} {row['framework_gflops_per_second']:9.1f} "
+              f"{row['matmul_gflops_per_second']:8.1f}  {row['faster']}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Does training learn real music, and what does watching it cost?
 
-    python bench/learning.py learn FOLDER [--stage 3] [--steps 1000] [--batch_size 16]
+    python bench/learning.py FOLDER [--stage 3] [--steps 1000] [--batch_size 16]
         Trains train_progressive.py (the trainer itself, in this process) on FOLDER for one
         step, then on to --steps, with bfloat16 where the CPU has it, and prints evaluate.py's
         metrics of the step-1 generator, the trained generator (raw weights) and its moving
@@ -9,7 +9,7 @@
         Target: the moving average's Frechet mel distance at most half the step-1
         generator's, and its RMS within 20 % of the real RMS.
 
-    python bench/learning.py cost FOLDER [--stage 5]
+    python bench/learning.py FOLDER --cost [--stage 5]
         Times one evaluation of the quality curve (watch.QualityCurve.measure: windows of the
         moving-average generator, metrics, memorisation check) at the stage's default count,
         and states its share of training time at the default interval (--eval_every_secs
@@ -147,28 +147,29 @@ def print_learn(report):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    modes = parser.add_subparsers(dest="mode", required=True)
-    learn_mode = modes.add_parser("learn", help="train and score step 1 against the end")
-    learn_mode.add_argument("folder", help="a folder of real music")
-    learn_mode.add_argument("--stage", type=int_in_range(1, 8), default=3)
-    learn_mode.add_argument("--steps", type=int_in_range(2, 10**7), default=1000)
-    learn_mode.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
-    learn_mode.add_argument("--keep", metavar="DIR", default=None,
-                            help="train in DIR and keep it (default: a temporary folder)")
-    cost_mode = modes.add_parser("cost", help="time one evaluation of the quality curve")
-    cost_mode.add_argument("folder", help="a folder of real music")
-    cost_mode.add_argument("--stage", type=int_in_range(1, 8), default=5)
-    cost_mode.add_argument("--repeat", type=int_in_range(1, 100), default=3)
+    parser.add_argument("folder", help="a folder of real music")
+    parser.add_argument("--cost", action="store_true",
+                        help="instead of training, time one evaluation of the quality curve")
+    parser.add_argument("--stage", type=int_in_range(1, 8), default=None,
+                        help="stage (default: 3 to learn, 5 for --cost)")
+    parser.add_argument("--steps", type=int_in_range(2, 10**7), default=1000,
+                        help="training steps")
+    parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
+    parser.add_argument("--repeat", type=int_in_range(1, 100), default=3,
+                        help="with --cost: evaluations timed (the median is used)")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="train in DIR and keep it (default: a temporary folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    args.stage = args.stage or (5 if args.cost else 3)
     if not os.path.isdir(args.folder):
         raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
     from internals import import_tensorflow
     import_tensorflow()
-    report = learn(args) if args.mode == "learn" else cost(args)
+    report = cost(args) if args.cost else learn(args)
     if args.json:
         print(json.dumps(report, default=float))
-    elif args.mode == "learn":
+    elif not args.cost:
         print_learn(report)
     else:
         print(f"stage {report['stage']}, {report['windows']} windows: an evaluation takes "

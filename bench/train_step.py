@@ -19,6 +19,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,10 +27,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import conv_forms
 from distribute import DISTRIBUTIONS, distribute, make_strategy
 from internals import import_tensorflow
 from recipe import build_training
 from rules import (
+    EMA_DECAY,
     MAX_BLOCKS,
     MIN_BLOCKS,
     SAMPLING_RATE,
@@ -118,73 +121,44 @@ def time_calls(function, repeats):
     return statistics.median(seconds)
 
 
-def forward_backward_seconds(tf, layer, shape, policy, repeats, cls=None):
-    """Median seconds of the forward pass, input gradient and kernel gradient (3 x its
-    forward FLOPs) of a fresh copy of a convolution, of class `cls` (default: the layer's
-    own), the layer's configuration and dtype `policy`, on random input of `shape`."""
-    layer = (cls or type(layer)).from_config({**layer.get_config(), "dtype": policy})
-    layer.build(shape)
-    x = tf.random.uniform(shape, -1.0, 1.0)
-    dy = tf.cast(tf.random.uniform(layer.compute_output_shape(shape), -1, 1),
-                 layer.compute_dtype)
-
-    @tf.function
-    def forward_backward():
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-        grad_x, grad_kernel = tape.gradient(y, [x, layer.kernel], output_gradients=dy)
-        # y is returned too: otherwise the function prunes the forward pass, which
-        # output_gradients makes unnecessary for the gradients.
-        return (tf.reduce_sum(tf.cast(y, tf.float32)) + tf.reduce_sum(grad_kernel)
-                + tf.reduce_sum(tf.cast(grad_x, tf.float32)))
-
-    forward_backward()
-    return time_calls(forward_backward, repeats)
-
-
 def stage_convolutions(networks, batch):
-    """[(forward multiply-adds, network, label, layer, input shape)] of every strided or
-    stride-1 convolution (kernel 25) of the stage's networks, labelled as layer_macs does."""
-    from model_progressive import convolutions
+    """[(forward multiply-adds, network name, label, layer)] of every kernel-25 convolution
+    of the stage's networks, labelled as layer_macs does."""
+    from conv_forms import convolution_layers
 
-    found = []
-    for network in networks.values():
-        macs = dict(layer_macs(network, batch))
-        for name, block in network.named_layers().items():
-            for layer in convolutions(block):
-                if hasattr(layer, "strides") and layer.kernel.shape[0] > 1:
-                    label = convolution_label(name, block, layer)
-                    transpose = "Transpose" in type(layer).__name__
-                    length = macs[label] // (batch * math.prod(layer.kernel.shape))
-                    length = length if transpose else length * layer.strides[0]
-                    shape = [batch, length, layer.kernel.shape[2 if transpose else 1]]
-                    found.append((macs[label], network, label, layer, shape))
-    return found
+    macs = {f"{name}/{label}": m for name, network in networks.items()
+            for label, m in layer_macs(network, batch)}
+    return [(macs[label], label.split("/")[0], label.split("/", 1)[1], layer)
+            for label, layer in convolution_layers(networks.values()).items()]
 
 
-def convolution_peak(tf, networks, batch, policy, repeats):
+def convolution_peak(networks, batch, policy, repeats):
     """GFLOP/s of the stage's most expensive convolutions (every one within 1 % of the most
-    multiply-adds), each timed alone: forward, input gradient and kernel gradient (3 x its
-    forward FLOPs), as a fresh layer of the same class, configuration and dtype policy on
-    random input. The fastest is the peak."""
+    multiply-adds), each timed alone in both forms: forward, input gradient and kernel
+    gradient (3 x its forward FLOPs), as a fresh layer of the same configuration and dtype
+    policy on random input. The fastest of them all is the peak."""
+    from conv_forms import forward_backward_seconds
+    from rules import CONV_FORMS
+
     candidates = stage_convolutions(networks, batch)
     most = max(macs for macs, *_ in candidates)
     results = []
-    for macs, network, label, layer, shape in candidates:
+    for macs, network, label, layer in candidates:
         if macs < 0.99 * most:
             continue
-        seconds = forward_backward_seconds(tf, layer, shape, policy, repeats)
-        results.append({"network": network.name, "layer": label, "shape": shape,
-                        "filters": layer.filters, "stride": layer.strides[0],
-                        "class": type(layer).__name__,
-                        "gflop": round(6 * macs / 1e9, 3), "seconds": round(seconds, 4),
-                        "gflops_per_second": round(6 * macs / seconds / 1e9, 1)})
+        for form in CONV_FORMS:
+            seconds = forward_backward_seconds(layer, batch, policy, form, repeats)
+            results.append({"network": network, "layer": label, "form": form,
+                            "shape": [batch, *layer.built_shape[1:]],
+                            "filters": layer.filters, "stride": layer.strides[0],
+                            "gflop": round(6 * macs / 1e9, 3), "seconds": round(seconds, 4),
+                            "gflops_per_second": round(6 * macs / seconds / 1e9, 1)})
     return max(results, key=lambda r: r["gflops_per_second"]), results
 
 
-def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats):
-    tf = import_tensorflow()
+def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats,
+              forms_mode=conv_forms.AUTO, conv_forms_cache=None):
+    import_tensorflow()
     import train_progressive
     from dataloader import AudioData, make_dataset
     from wgan_gp import precision
@@ -199,7 +173,11 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
     audio = AudioData(noise, SAMPLING_RATE, "noise")
     iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
     run = build_training(train_progressive.RECIPE, config, policy, loss_scale, SEED, strategy,
-                         xla)
+                         xla, EMA_DECAY)
+    forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
+                              policy, forms_mode, conv_forms_cache)
+    chosen = {label: layer.form for label, layer in
+              conv_forms.convolution_layers(run.networks.values()).items()}
     for _ in range(warmup):
         np.asarray(run.iteration(iterator)["d_loss"])
     seconds = time_calls(lambda: run.iteration(iterator)["d_loss"], iterations)
@@ -207,7 +185,7 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
     g_macs = layer_macs(run.networks["generator"], batch)
     d_macs = layer_macs(run.networks["discriminator"], batch)
     flops = flops_per_iteration(g_macs, d_macs)
-    peak, convolutions = convolution_peak(tf, run.networks, batch, policy, repeats)
+    peak, convolutions = convolution_peak(run.networks, batch, policy, repeats)
     achieved = flops / seconds / 1e9
     return {"stage": stage, "batch_size": batch, "policy": policy, "xla": xla,
             "distribution": distribution, "replicas": strategy.num_replicas_in_sync,
@@ -216,7 +194,7 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
             "gflops_per_second": round(achieved, 1),
             "peak_convolution": peak, "convolutions_timed": convolutions,
             "fraction_of_peak": round(achieved / peak["gflops_per_second"], 3),
-            "traces": traces}
+            "traces": traces, "forms": chosen, "forms_line": forms}
 
 
 def stage_parser(description):
@@ -234,6 +212,10 @@ def stage_parser(description):
 def main(argv=None):
     parser = stage_parser("Time train_progressive.py's training step.")
     parser.add_argument("--xla", action="store_true", help="as the trainers' --xla")
+    parser.add_argument("--conv_forms", choices=conv_forms.CHOICES, default=conv_forms.AUTO,
+                        help="as the trainers' --conv_forms")
+    parser.add_argument("--conv_forms_cache", metavar="FILE", default=None,
+                        help="as the trainers' (default: a temporary file: every run measures)")
     parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         default="none", help="as the trainers' --distribution")
     parser.add_argument("--iterations", type=int_in_range(1, 100000), default=5,
@@ -245,8 +227,11 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     batch = args.batch_size or default_batch_size(args.stage)
-    result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
-                       args.distribution, args.iterations, args.warmup, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
+        result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
+                           args.distribution, args.iterations, args.warmup, args.repeats,
+                           args.conv_forms, args.conv_forms_cache or os.path.join(
+                               scratch, conv_forms.CACHE_FILE))
     tf = import_tensorflow()
     result["machine"] = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
     if args.json:
@@ -259,9 +244,11 @@ def main(argv=None):
     print(f"  {result['seconds_per_iteration']:.3f} s per iteration (median of "
           f"{result['iterations']}), {result['gflop_per_iteration']:.1f} GFLOP per iteration, "
           f"{result['gflops_per_second']:.1f} GFLOP/s")
-    print(f"  peak: {peak['network']}/{peak['layer']} alone, forward and backward: "
+    print(f"  peak: {peak['network']}/{peak['layer']} alone ({peak['form']}), forward and "
+          f"backward: "
           f"{peak['gflops_per_second']:.1f} GFLOP/s; the iteration reaches "
           f"{100 * result['fraction_of_peak']:.1f} % of it")
+    print(f"  {result['forms_line']}")
     print(f"  iteration traced {result['traces']} time(s)")
     return 0
 

@@ -27,6 +27,15 @@ def module_tmp(tmp_path_factory, request):
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def conv_forms_cache_removed():
+    """The suite's shared --conv_forms timings go when it ends."""
+    from helpers import CONV_FORMS_CACHE
+    yield
+    if os.path.exists(CONV_FORMS_CACHE):
+        os.remove(CONV_FORMS_CACHE)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def module_graphs_released():
     """Free, when a module is done, the graphs of the iterations its tests built directly

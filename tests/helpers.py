@@ -6,15 +6,18 @@ import contextlib
 import io
 import os
 import re
+import tempfile
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "data", "demo")
+# --conv_forms auto's timings, shared by the suite's runs: each shape is timed once.
+CONV_FORMS_CACHE = os.path.join(tempfile.gettempdir(), f"test_conv_forms_{os.getpid()}.json")
 # A tiny run on the demo data: batch 2, a fixed seed, a console line every step, no
 # evaluations (the tests of the quality curve ask for them).
 TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001",
-        "--eval_every_secs", "0"]
+        "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE]
 
 
 def ema_and_raw(path, config, build_networks=None):
@@ -40,7 +43,7 @@ def run(main, *argv, tiny=True):
     from utils import run_cli
 
     out, err = io.StringIO(), io.StringIO()
-    flags = TINY if tiny else ["--eval_every_secs", "0"]  # a test asks for evaluations
+    flags = TINY if tiny else ["--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = run_cli(main, flags + [str(a) for a in argv])

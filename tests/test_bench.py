@@ -63,6 +63,10 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     assert code == 0
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     assert result["traces"] == 1  # the step is not traced again after the first iteration
+    assert set(result["forms"]) == {"generator/progressive_block_1",
+                                    "discriminator/progressive_block_1"}
+    assert set(result["forms"].values()) <= {"framework", "matmul"}
+    assert result["forms_line"].startswith("convolutions: ")
     assert result["seconds_per_iteration"] > 0 and result["gflops_per_second"] > 0
     nets = train_progressive.build_networks({**CONFIG, "num_blocks": 1}, "float32")
     flops = train_step.flops_per_iteration(train_step.layer_macs(nets["generator"], 2),
@@ -87,12 +91,11 @@ def test_convolution_forms_benchmark_times_both_forms_of_every_convolution():
                                   "--json"])
     assert code == 0
     rows = json.loads(out.getvalue().strip().splitlines()[-1])["convolutions"]
-    # Two kernel-25 convolutions per network at stage 2; block 1 is the matrix product.
-    assert [(r["network"], r["layer"], r["used"]) for r in rows] == [
-        ("generator", "progressive_block_1", "MatmulConv1DTranspose"),
-        ("generator", "progressive_block_2", "Conv1DTranspose"),
-        ("discriminator", "progressive_block_2", "Conv1D"),
-        ("discriminator", "progressive_block_1", "MatmulConv1D")]
+    # Two kernel-25 convolutions per network at stage 2, each timed in both forms.
+    assert [(r["network"], r["layer"]) for r in rows] == [
+        ("generator", "progressive_block_1"), ("generator", "progressive_block_2"),
+        ("discriminator", "progressive_block_2"), ("discriminator", "progressive_block_1")]
     assert rows[0]["shape"] == [1, 16, 1024] and rows[3]["shape"] == [1, 64, 512]
-    assert all(r["keras_gflops_per_second"] > 0 and r["matmul_gflops_per_second"] > 0
-               for r in rows)
+    for row in rows:
+        rates = {form: row[form + "_gflops_per_second"] for form in ("framework", "matmul")}
+        assert min(rates.values()) > 0 and row["faster"] == max(rates, key=rates.get)

@@ -91,6 +91,16 @@ def test_low_floors_do_not_import_tensorflow_at_their_top():
         assert not top & {"tensorflow", "keras"}, name
 
 
+def test_parsing_the_flags_loads_no_tensorflow():
+    """A bad flag is one fast line: the trainers import TensorFlow only after the flags."""
+    script = (f"import sys; sys.path.insert(0, {ROOT!r}); import train_progressive, train, "
+              f"train_progressive_vaegan, dataloader, evaluate, play; "
+              f"print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_flag_tables_are_the_parsers():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "docs", "flags.py")],
                             capture_output=True, text=True, timeout=120, check=True)

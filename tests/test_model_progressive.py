@@ -154,13 +154,15 @@ def test_forward_shapes_and_dtypes(stage, channels, dtype):
 # --------------------------------------------------------------------------- matrix-product convolutions
 
 def keras_and_matmul(transpose, filters, stride, input_shape):
-    """A keras convolution and its matrix-product twin holding the same random weights."""
+    """A keras convolution and the project's in its matrix-product form, holding the same
+    random weights."""
     layers = []
-    for cls in ((keras.layers.Conv1DTranspose, mp.MatmulConv1DTranspose) if transpose
-                else (keras.layers.Conv1D, mp.MatmulConv1D)):
+    for cls in ((keras.layers.Conv1DTranspose, mp.Conv1DTranspose) if transpose
+                else (keras.layers.Conv1D, mp.Conv1D)):
         layer = cls(filters, KERNEL, strides=stride, padding="same")
         layer.build(input_shape)
         layers.append(layer)
+    layers[1].form = "matmul"
     rng = np.random.default_rng(1)
     for variables in zip(*(layer.weights for layer in layers)):
         value = rng.standard_normal(variables[0].shape).astype(np.float32) * np.float32(0.1)
@@ -200,8 +202,9 @@ def test_matmul_convolution_equals_keras(transpose, stride, length):
 def test_matmul_convolution_in_bfloat16_is_close_to_float32():
     _, matmul = keras_and_matmul(False, 8, 4, (2, 16, 8))
     x = tf.random.normal([2, 16, 8], seed=4)
-    low = mp.MatmulConv1D.from_config({**matmul.get_config(), "dtype": "mixed_bfloat16"})
+    low = mp.Conv1D.from_config({**matmul.get_config(), "dtype": "mixed_bfloat16"})
     low.build(x.shape)
+    low.form = "matmul"
     low.set_weights(matmul.get_weights())
     y = low(x)
     assert y.dtype == tf.bfloat16
@@ -209,19 +212,20 @@ def test_matmul_convolution_in_bfloat16_is_close_to_float32():
 
 
 @pytest.mark.parametrize("variant", ["standard", "asymmetric", "extended", "pggan"])
-def test_the_convolutions_of_block_1_and_no_others_are_matrix_products(variant):
-    """Block 1 of both networks (beside the 16 x 1024 features; both convolutions of a
-    two-convolution block) runs as matrix products; every other convolution, the 1x1 layers
-    too, stays keras's."""
-    for network, matmul_type in ((mp.Generator(3, variant=variant), mp.MatmulConv1DTranspose),
-                                 (mp.Discriminator(3, variant=variant), mp.MatmulConv1D)):
-        for name, layer in network.named_layers().items():
-            for convolution in mp.convolutions(layer):
-                if name == block(1):
-                    assert isinstance(convolution, matmul_type), (network.name, name)
-                else:
-                    assert not isinstance(convolution, (mp.MatmulConv1D,
-                                                        mp.MatmulConv1DTranspose)), name
+def test_every_kernel_25_convolution_can_run_in_either_form(variant):
+    """Every convolution of a block is the project's (both forms; the framework's by
+    default), the 1x1 layers too; the form changes the output only by float rounding."""
+    z = tf.random.uniform([2, 100], -1, 1, seed=5)
+    for network in (mp.Generator(2, variant=variant), mp.Discriminator(2, variant=variant)):
+        layers = [c for layer in network.named_layers().values() for c in mp.convolutions(layer)
+                  if hasattr(c, "kernel_size")]
+        assert layers and all(isinstance(c, mp.Convolution) and c.form == "framework"
+                              for c in layers)
+        x = z if network.name == "generator" else tf.random.uniform([2, 256, 1], seed=6)
+        framework = network(x).numpy()
+        for c in layers:
+            c.form = "matmul"
+        np.testing.assert_allclose(network(x).numpy(), framework, rtol=1e-4, atol=1e-5)
 
 
 def test_a_keras_convolution_checkpoint_restores_into_its_matmul_twin(tmp_path):
