@@ -149,9 +149,15 @@ class EqualisedLearningRate:
     activation follows and 1 for the output layers, as in the original and in PGGAN."""
 
     def __init__(self, *args, gain=HE_GAIN, **kwargs):
+        # from_config hands the initialisers back; they are always these.
+        kwargs.pop("kernel_initializer", None)
+        kwargs.pop("bias_initializer", None)
         super().__init__(*args, kernel_initializer=keras.initializers.RandomNormal(0.0, 1.0),
                          bias_initializer="zeros", **kwargs)
         self.gain = gain
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
 
     def build(self, input_shape):
         super().build(input_shape)

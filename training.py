@@ -125,11 +125,12 @@ def write_image_summaries(tf, writer, step, real, fake, sampling_rate):
 
 
 def checkpoint_bytes(run):
-    """Bytes one checkpoint takes: every network weight and optimiser variable (Adam's two
-    slots per trainable weight)."""
+    """Bytes one checkpoint takes: every network weight, the moving-average generator and
+    every optimiser variable (Adam's two slots per trainable weight)."""
     import tensorflow as tf
 
-    variables = [v for network in run.networks.values() for v in network.weights]
+    networks = list(run.networks.values()) + ([run.average.average] if run.average else [])
+    variables = [v for network in networks for v in network.weights]
     variables += [v for optimizer in run.optimizers.values() for v in optimizer.variables]
     return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
 

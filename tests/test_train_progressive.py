@@ -608,7 +608,11 @@ def test_progressive_evaluate_writes_metrics_pictures_and_the_table(chain):
     # the demo has 36000 whole windows of 64 samples: the memorisation check takes a subset
     assert metrics["num_training"] == evaluate.EVAL_TRAINING_WINDOWS
     assert f"a random {evaluate.EVAL_TRAINING_WINDOWS} of the 36000 whole windows" in out
-    assert evaluate.format_table(metrics) in out
+    table = evaluate.format_table(metrics).splitlines()
+    assert table[0] in out and "real vs real" in out  # the head, then the two references
+    fmd = next(line for line in out.splitlines() if line.startswith("Frechet log-mel distance "))
+    assert fmd.split()[4:6] == [evaluate._show(metrics["frechet_mel_distance"]),
+                                evaluate._show(metrics["reference.real.frechet_mel_distance"])]
     path = os.path.join(folder, "metrics.json")
     first = read(path)
     assert run("--num_blocks", "1", "--checkpoint_dir", progressive, "--evaluate",
@@ -656,4 +660,4 @@ def test_bad_combinations_are_one_line_and_exit_2(chain, stereo_dir, tmp_path, e
 def test_num_eval_samples_needs_evaluate(chain):
     code, _, err = run("--num_blocks", "1", "--checkpoint_dir", chain[0], "--generate", "1",
                        "--num_eval_samples", "4")
-    assert code == 2 and err.count("\n") == 1 and "--num_eval_samples goes with --evaluate" in err
+    assert code == 2 and err.count("\n") == 1 and "--num_eval_samples goes with training or --evaluate" in err
