@@ -6,16 +6,16 @@ checkpoint), the same for the three trainers and bench/train_step.py (report §7
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rules import AVERAGE, LATENT_DIM
+from rules import AVERAGE, GRAPHS, LATENT_DIM
 
 
 def wgan_gp_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
-                      xla=False, moving_average=None):
+                      xla=False, moving_average=None, graph=GRAPHS[0]):
     """The training iteration of a Recipe by default: WGAN-GP's, of G and D."""
     from wgan_gp import WGANGP
     return WGANGP(networks["generator"], networks["discriminator"],
                   optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
-                  step, rng, sample_latent, loss_scale, strategy, xla, moving_average)
+                  step, rng, sample_latent, loss_scale, strategy, xla, moving_average, graph)
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Recipe:
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
     # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale, strategy, xla,
-    # moving_average) -> a callable that trains one iteration on an iterator of batches and
+    # moving_average, graph) -> a callable that trains one iteration on an iterator of batches and
     # returns its losses (see wgan_gp.WGANGP)
     make_iteration: Callable = wgan_gp_iteration
 
@@ -73,7 +73,7 @@ def draw_latent(rng, batch, prior):
 
 
 def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
-                   ema_decay=0.0):
+                   ema_decay=0.0, graph=GRAPHS[0]):
     """Networks (frozen as config says), one optimiser per network built on its trainable
     variables, step counter, random stream, the generator's moving average (unless ema_decay
     is 0) and training iteration. Initial weights come from seed; the average starts as the
@@ -107,7 +107,7 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
     iteration = recipe.make_iteration(networks, optimizers, step, rng,
                                       lambda batch: draw_latent(rng, batch, recipe.prior),
                                       loss_scale, strategy=strategy, xla=xla,
-                                      moving_average=average)
+                                      moving_average=average, graph=graph)
     optional = {name: state for network in networks.values()
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:

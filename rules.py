@@ -23,6 +23,9 @@ BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense l
 FEATURES = BASE_LENGTH * BASE_FEATURE_MAPS  # the critic's flattened features (table 7.2)
 MAX_AUGMENTATION_LEVEL = 9
 CONV_FORMS = ("framework", "matmul")  # how a convolution runs (conv_forms.py chooses)
+# How much of the training iteration one traced graph holds (--graph): all of it, or one
+# update (one critic update traced once and called five times).
+GRAPHS = ("iteration", "update")
 AVERAGE = "generator_ema"    # the moving-average generator's name in checkpoints
 EMA_DECAY = 0.999            # its decay by default
 

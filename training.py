@@ -238,7 +238,7 @@ def build(args, recipe):
         stage.say("mixed precision: no GPU and no bfloat16 support in this CPU, training in "
                   "float32")
     stage.run = build_training(recipe, config, policy, loss_scale, args.seed, strategy,
-                               args.xla, args.ema_decay)
+                               args.xla, args.ema_decay, args.graph)
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 args.conv_forms, args.conv_forms_cache or
                                 conv_forms.default_cache(args.checkpoint_dir)))

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from model_vaegan import reparameterise
-from rules import LATENT_DIM
+from rules import GRAPHS, LATENT_DIM
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -90,13 +90,14 @@ class WGANGP:
     strategy: a tf.distribute strategy whose scope built the networks and optimisers (None:
     one device); the iterator then gives global batches, split across replicas
     (distribute.distribute). xla: compile each replica's forward pass, gradient penalty and
-    gradients (jit_compile); optimiser updates stay outside.
+    gradients (jit_compile); optimiser updates stay outside. graph: rules.GRAPHS, --graph.
     A variant (the VAE-GAN) overrides noise(), latent(), before_critic(), generator_loss()
     and generator_batch().
     """
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, step, rng,
-                 sample_latent, loss_scale=None, strategy=None, xla=False, moving_average=None):
+                 sample_latent, loss_scale=None, strategy=None, xla=False, moving_average=None,
+                 graph=GRAPHS[0]):
         self.generator, self.discriminator = generator, discriminator
         self.moving_average = moving_average  # updated after each generator update
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
@@ -110,15 +111,36 @@ class WGANGP:
         self.g_gradients = self.compile(self._g_gradients)
         # Traced at the first call, after freezing: tf.function reads trainable_variables
         # when it traces, and a layer frozen after tracing would keep training.
-        self._traced = tf.function(self._iteration, autograph=False)
+        # graph "iteration": the whole iteration, unrolled, is one function (the fastest
+        # step: updates overlap); "update": each update is one, traced once and called for
+        # each update (the first iteration traces and optimises a sixth as much).
+        updates = (self.before_critic, self.critic_update, self.generator_update)
+        if graph == GRAPHS[0]:
+            self._functions = [tf.function(lambda iterator: self.iteration(iterator, *updates),
+                                           autograph=False)]
+            self._call = self._functions[0]
+        else:
+            self._functions = [tf.function(update, autograph=False) for update in updates]
+            self._call = lambda iterator: self.iteration(iterator, *self._functions)
 
     def __call__(self, iterator):
         """One iteration on the batches of iterator; returns its losses and outputs."""
-        return self._traced(iterator)
+        return self._call(iterator)
 
     def traces(self):
-        """How many times the iteration was traced (once, unless its inputs changed)."""
-        return self._traced.experimental_get_tracing_count()
+        """How many times functions were traced: once each (1 or 3, with --graph update),
+        unless their inputs changed."""
+        return sum(f.experimental_get_tracing_count() for f in self._functions)
+
+    def iteration(self, iterator, before_critic, critic_update, generator_update):
+        """N_CRITIC critic updates, then the generator's, with these update functions."""
+        scalars, finite = before_critic(iterator)
+        for _ in range(N_CRITIC):
+            out, real, batch = critic_update(iterator)
+            finite = finite & out.pop("finite")
+        g_out, g_real = generator_update(iterator, batch)
+        return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],
+                "real": real if g_real is None else g_real, "scalars": scalars}
 
     # -- what a variant changes
 
@@ -139,10 +161,9 @@ class WGANGP:
         """G_loss from the critic's scores of the fakes made for real."""
         return -self.share_of_mean(d_fake)
 
-    def generator_batch(self, iterator, last_critic_batch):
+    def generator_batch(self, iterator):
         """The real batch of the generator's update. WGAN-GP's G_loss reads no real audio,
-        so none is drawn (nor did the original's generator update pull one)."""
-        return last_critic_batch
+        so none is drawn (nor did the original's generator update pull one): None."""
 
     # -- replicas
 
@@ -215,22 +236,24 @@ class WGANGP:
                             loss)
         return {"g_loss": loss, "finite": finite}
 
-    def _iteration(self, iterator):
-        scalars, finite = self.before_critic(iterator)
-        for _ in range(N_CRITIC):  # unrolled at trace time
-            real = next(iterator)
-            batch = self.batch_size(real)
-            noise = self.noise(batch)
-            alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
-            out = self.replicated(self.d_update, real, noise, alpha)
-            finite = finite & out.pop("finite")
-        real = self.generator_batch(iterator, real)
-        g_out = self.replicated(self.g_update, real, self.noise(batch))
+    def critic_update(self, iterator):
+        """One critic update on the next batch; returns its scalars, the batch (the first
+        replica's part) and the global batch size."""
+        real = next(iterator)
+        batch = self.batch_size(real)
+        alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
+        out = self.replicated(self.d_update, real, self.noise(batch), alpha)
+        return out, self.strategy.experimental_local_results(real)[0], batch
+
+    def generator_update(self, iterator, batch):
+        """The generator's update, then the step and the moving average; returns its scalars
+        and its real batch (None where it reads none)."""
+        real = self.generator_batch(iterator)
+        out = self.replicated(self.g_update, real, self.noise(batch))
         self.step.assign_add(1)
         if self.moving_average is not None:
             self.moving_average.update(self.step)
-        return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],
-                "real": self.strategy.experimental_local_results(real)[0], "scalars": scalars}
+        return out, None if real is None else self.strategy.experimental_local_results(real)[0]
 
     def batch_size(self, real):
         """The global batch of a (distributed) batch of real audio: replicas x its
@@ -266,11 +289,12 @@ class VAEGAN(WGANGP):
     """
 
     def __init__(self, encoder, e_optimizer, generator, discriminator, g_optimizer, d_optimizer,
-                 step, rng, loss_scale=None, strategy=None, xla=False, moving_average=None):
+                 step, rng, loss_scale=None, strategy=None, xla=False, moving_average=None,
+                 graph=GRAPHS[0]):
         self.encoder, self.e_optimizer = encoder, e_optimizer
         super().__init__(generator, discriminator, g_optimizer, d_optimizer, step, rng,
                          sample_latent=None, loss_scale=loss_scale, strategy=strategy,
-                         xla=xla, moving_average=moving_average)  # latents come from E
+                         xla=xla, moving_average=moving_average, graph=graph)  # z from E
         self.e_gradients = self.compile(self._e_gradients)
 
     def noise(self, batch):
@@ -303,7 +327,7 @@ class VAEGAN(WGANGP):
         finite = out.pop("finite")
         return out, finite
 
-    def generator_batch(self, iterator, last_critic_batch):
+    def generator_batch(self, iterator):
         """A fresh batch for the generator's update, as the original draws one: seven
         batches an iteration (encoder, 5 critic updates, generator)."""
         return next(iterator)

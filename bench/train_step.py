@@ -33,6 +33,7 @@ from internals import import_tensorflow
 from recipe import build_training
 from rules import (
     EMA_DECAY,
+    GRAPHS,
     MAX_BLOCKS,
     MIN_BLOCKS,
     SAMPLING_RATE,
@@ -156,8 +157,11 @@ def convolution_peak(networks, batch, policy, repeats):
     return max(results, key=lambda r: r["gflops_per_second"]), results
 
 
-def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats,
-              forms_mode=conv_forms.AUTO, conv_forms_cache=None):
+def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAPHS[0],
+                 forms_mode=conv_forms.AUTO, conv_forms_cache=None):
+    """train_progressive.py's training run of a stage with its default configuration (mono,
+    smoothing on, standard variant), fed prefetched batches of noise; returns (run, iterator,
+    dtype policy, strategy, the convolution forms' line)."""
     import_tensorflow()
     import train_progressive
     from dataloader import AudioData, make_dataset
@@ -165,7 +169,6 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
 
     strategy = make_strategy(distribution)
     policy, loss_scale = precision(mixed)
-    # The trainer's configuration with its defaults (mono, smoothing on, standard variant).
     config = train_progressive.make_config(
         train_progressive.parse_args(["--num_blocks", str(stage)], "", variants=True), 1)
     noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
@@ -173,9 +176,16 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
     audio = AudioData(noise, SAMPLING_RATE, "noise")
     iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
     run = build_training(train_progressive.RECIPE, config, policy, loss_scale, SEED, strategy,
-                         xla, EMA_DECAY)
+                         xla, EMA_DECAY, graph)
     forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
                               policy, forms_mode, conv_forms_cache)
+    return run, iterator, policy, strategy, forms
+
+
+def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats,
+              forms_mode=conv_forms.AUTO, conv_forms_cache=None):
+    run, iterator, policy, strategy, forms = training_run(
+        stage, batch, mixed, xla, distribution, GRAPHS[0], forms_mode, conv_forms_cache)
     chosen = {label: layer.form for label, layer in
               conv_forms.convolution_layers(run.networks.values()).items()}
     for _ in range(warmup):

@@ -14,10 +14,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "data", "demo")
 # --conv_forms auto's timings, shared by the suite's runs: each shape is timed once.
 CONV_FORMS_CACHE = os.path.join(tempfile.gettempdir(), f"test_conv_forms_{os.getpid()}.json")
-# A tiny run on the demo data: batch 2, a fixed seed, a console line every step, no
-# evaluations (the tests of the quality curve ask for them).
+# Runs of a few steps: a graph per update traces in a third of the time (the tests of
+# --graph iteration, the default, say so), no evaluations (the tests of the quality curve ask
+# for them), the suite's convolution timings.
+SHORT = ["--graph", "update", "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE]
+# A tiny run on the demo data: batch 2, a fixed seed, a console line every step.
 TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001",
-        "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE]
+        *SHORT]
 
 
 def ema_and_raw(path, config, build_networks=None):
@@ -43,7 +46,7 @@ def run(main, *argv, tiny=True):
     from utils import run_cli
 
     out, err = io.StringIO(), io.StringIO()
-    flags = TINY if tiny else ["--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE]
+    flags = TINY if tiny else SHORT
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = run_cli(main, flags + [str(a) for a in argv])

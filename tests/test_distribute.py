@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import CONV_FORMS_CACHE, DEMO, ROOT, TINY, ema_and_raw, networks_of, weights
+from helpers import CONV_FORMS_CACHE, DEMO, ROOT, SHORT, TINY, ema_and_raw, networks_of, weights
 from helpers import run as run_main
 
 import recipe
@@ -77,8 +77,7 @@ def on_two_devices(*processes):
 def two_devices(module_tmp):
     root = module_tmp / "two_devices"
     common = ["--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "8", "--seed", "5",
-              "--max_steps", "2", "--log_every_secs", "1e-9", "--eval_every_secs", "0",
-              "--conv_forms_cache", CONV_FORMS_CACHE]
+              "--max_steps", "2", "--log_every_secs", "1e-9", *SHORT]
     return root, on_two_devices(
         [["train_progressive", common + ["--checkpoint_dir", str(root / "none")]],
          ["train_progressive", common + ["--distribution", "mirrored",
@@ -86,8 +85,7 @@ def two_devices(module_tmp):
         [["train_progressive_vaegan", common + ["--distribution", "mirrored", "--max_steps",
                                                 "1", "--checkpoint_dir", str(root / "vaegan")]]],
         [["train", ["--data_dir", DEMO, "--batch_size", "2", "--seed", "5", "--max_steps", "1",
-                    "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE,
-                    "--distribution", "mirrored",
+                    *SHORT, "--distribution", "mirrored",
                     "--checkpoint_dir", str(root / "wavegan")]]])
 
 
@@ -161,7 +159,7 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
             "type": "worker", "index": index}})}
         command = [sys.executable, os.path.join(ROOT, "train_progressive.py"),
                    "--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "4", "--seed", "3",
-                   "--max_steps", "2", "--distribution", "multi_worker",
+                   "--max_steps", "2", "--distribution", "multi_worker",  # --graph iteration
                    "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE,
                    "--checkpoint_dir", str(tmp_path / f"worker{index}")]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,

@@ -43,6 +43,7 @@ import recipe
 import stages
 import train_progressive
 import wgan_gp
+from rules import GRAPHS
 from utils import to_int16
 
 run = functools.partial(run_main, train_progressive.main)
@@ -449,6 +450,28 @@ def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
     dtypes = reader.get_variable_to_dtype_map()
     assert {dtypes[k] for k in dtypes if "kernel" in k} == {tf.float32}
     assert any(k.startswith("generator_ema/") and "kernel" in k for k in dtypes)  # its average
+
+
+@pytest.mark.slow
+def test_one_graph_or_a_graph_per_update_train_alike(tmp_path):
+    """--graph iteration (the default) and update run the same updates in the same order:
+    the same losses and, but for float rounding, the same weights."""
+    logs, nets = {}, {}
+    for graph in GRAPHS:
+        folder = str(tmp_path / graph)
+        code, out, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", folder,
+                             "--graph", graph)
+        assert code == 0, err
+        logs[graph] = np.array(re.findall(r"D_loss ([-+.\w]+)\s+G_loss ([-+.\w]+)", out), float)
+        path = stages.latest_checkpoint(stages.stage_dir(folder, 1))
+        nets[graph] = {name: weights(net) for name, net in
+                       networks_of(path, stages.read_config(stages.stage_dir(folder, 1))).items()}
+    assert logs["iteration"].shape == (2, 2)
+    np.testing.assert_allclose(logs["update"], logs["iteration"], rtol=1e-3)
+    for name, values in nets["iteration"].items():
+        for key, value in values.items():
+            np.testing.assert_allclose(nets["update"][name][key], value, rtol=1e-4, atol=1e-6,
+                                       err_msg=f"{name} {key}")
 
 
 @pytest.mark.slow

@@ -1,0 +1,65 @@
+"""--graph iteration against --graph update, in one process: the first iteration (tracing and
+graph optimisation included) and later iterations, alternately timed.
+
+It builds train_progressive.py's run with --graph update (recipe.build_training, as
+bench/train_step.py) and, beside its three per-update functions, one function of the whole
+iteration made of the same updates (what --graph iteration traces), so both share the networks,
+optimisers and batches. The first call of each is timed once (the per-update one first), then
+--iterations calls of each, alternating which goes first.
+
+    python bench/graphs.py --stage 3 --batch_size 16
+    python bench/graphs.py --stage 3 --batch_size 16 --use_mixed_precision_training
+"""
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_step import stage_parser, training_run  # puts the project on the path
+
+from internals import import_tensorflow
+from rules import GRAPHS, default_batch_size
+from utils import int_in_range
+
+
+def seconds_of(function):
+    start = time.perf_counter()
+    float(function()["d_loss"])
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int_in_range(2, 1000), default=8,
+                        help="timed later iterations of each")
+    args = parser.parse_args(argv)
+    batch = args.batch_size or default_batch_size(args.stage)
+    tf = import_tensorflow()
+    with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
+        run, iterator, policy, _, forms = training_run(
+            args.stage, batch, args.use_mixed_precision_training, graph=GRAPHS[1],
+            conv_forms_cache=os.path.join(scratch, "conv_forms.json"))
+    gan = run.iteration
+    updates = (gan.before_critic, gan.critic_update, gan.generator_update)
+    whole = tf.function(lambda it: gan.iteration(it, *updates), autograph=False)
+    calls = {"update": lambda: gan(iterator), "iteration": lambda: whole(iterator)}
+    first = {name: round(seconds_of(calls[name]), 3) for name in ("update", "iteration")}
+    later = {name: [] for name in calls}
+    for i in range(args.iterations):
+        for name in (("update", "iteration") if i % 2 == 0 else ("iteration", "update")):
+            later[name].append(seconds_of(calls[name]))
+    median = {name: round(statistics.median(times), 3) for name, times in later.items()}
+    print(f"stage {args.stage}, batch {batch}, {policy}; {forms}")
+    print(json.dumps({"first_iteration_seconds": first, "later_iteration_seconds": median,
+                      "later_update_over_iteration": round(median["update"] /
+                                                           median["iteration"], 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    from utils import run_cli
+    sys.exit(run_cli(main))
