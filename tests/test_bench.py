@@ -1,4 +1,5 @@
-"""bench/train_step.py: the FLOP count of an iteration and a run of the benchmark itself."""
+"""bench/: the FLOP count of an iteration, a run of bench/train_step.py, and
+bench/pytorch_wavegan.py where PyTorch is missing."""
 
 import contextlib
 import io
@@ -99,3 +100,14 @@ def test_convolution_forms_benchmark_times_both_forms_of_every_convolution():
     for row in rows:
         rates = {form: row[form + "_gflops_per_second"] for form in ("framework", "matmul")}
         assert min(rates.values()) > 0 and row["faster"] == max(rates, key=rates.get)
+
+
+def test_pytorch_comparison_without_pytorch_says_so_and_exits_0(monkeypatch):
+    import pytorch_wavegan
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert pytorch_wavegan.main(["--batch_size", "2"]) == 0
+    assert out.getvalue() == ("PyTorch is not installed (pip install torch): nothing to "
+                              "compare with\n")
