@@ -58,11 +58,11 @@ def add_flags(parser, checkpoint_dir="checkpoints", batch_help="the stage's defa
                         help="training only: compile each update's forward pass, gradient "
                              "penalty and gradients with XLA (for GPUs; slower on a CPU, see "
                              "docs/scaling.md)")
-    parser.add_argument("--graph", choices=GRAPHS, default=GRAPHS[0],
-                        help="training only: what one traced graph holds. iteration: the "
-                             "whole iteration (5 critic updates and the generator's), the "
-                             "fastest step; update: one update, traced once and called for "
-                             "each, so the trainer starts sooner (for short runs and tests)")
+    graph_help = ("training only: what one traced graph holds. iteration: the whole iteration "
+                  "(5 critic updates and the generator's), the fastest step; update: one "
+                  "update, traced once and called for each, so the trainer starts sooner "
+                  "(for short runs and tests)")
+    parser.add_argument("--graph", choices=GRAPHS, default=GRAPHS[0], help=graph_help)
     parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
                         default=0, help="also train on windows offset by k*window/10, k=1..L; "
                                         "for small datasets")
