@@ -241,8 +241,9 @@ class WGANGP:
         replica's part) and the global batch size."""
         real = next(iterator)
         batch = self.batch_size(real)
+        noise = self.noise(batch)  # drawn before alpha: the run's random stream, as ever
         alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
-        out = self.replicated(self.d_update, real, self.noise(batch), alpha)
+        out = self.replicated(self.d_update, real, noise, alpha)
         return out, self.strategy.experimental_local_results(real)[0], batch
 
     def generator_update(self, iterator, batch):

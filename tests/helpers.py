@@ -12,11 +12,13 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "data", "demo")
-# --conv_forms auto's timings, shared by the suite's runs: each shape is timed once.
-CONV_FORMS_CACHE = os.path.join(tempfile.gettempdir(), f"test_conv_forms_{os.getpid()}.json")
-# Runs of a few steps: a graph per update traces in a third of the time (the tests of
-# --graph iteration, the default, say so), no evaluations (the tests of the quality curve ask
-# for them), the suite's convolution timings.
+# --conv_forms auto's timings, shared by the suite's runs (by both pytest-xdist workers of
+# one run): each shape is timed once.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))
+CONV_FORMS_CACHE = os.path.join(tempfile.gettempdir(), f"test_conv_forms_{RUN_ID}.json")
+# Runs of a few steps: a graph per update, which starts a run sooner (the tests of --graph
+# iteration, the default, say so); no evaluations (the tests of the quality curve ask for
+# them); the suite's convolution timings.
 SHORT = ["--graph", "update", "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE]
 # A tiny run on the demo data: batch 2, a fixed seed, a console line every step.
 TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001",
