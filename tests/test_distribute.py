@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import CONV_FORMS_CACHE, DEMO, ROOT, SHORT, TINY, ema_and_raw, networks_of, weights
+from helpers import DEMO, ROOT, SHORT, TINY, ema_and_raw, networks_of, weights
 from helpers import run as run_main
 
 import recipe
@@ -159,8 +159,7 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
             "type": "worker", "index": index}})}
         command = [sys.executable, os.path.join(ROOT, "train_progressive.py"),
                    "--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "4", "--seed", "3",
-                   "--max_steps", "2", "--distribution", "multi_worker",  # --graph iteration
-                   "--eval_every_secs", "0", "--conv_forms_cache", CONV_FORMS_CACHE,
+                   "--max_steps", "2", "--distribution", "multi_worker", *SHORT,
                    "--checkpoint_dir", str(tmp_path / f"worker{index}")]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=ROOT))

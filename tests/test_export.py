@@ -22,9 +22,9 @@ from utils import to_int16
 
 BASE = {"frozen": False, "feature_map_smoothing": True, "use_sample_norm": False,
         "sampling_rate": 16000, "model_variant": "standard"}
-CASES = {  # (trainer, config, its folder under the checkpoint root)
-    "standard_mono": (train_progressive, dict(BASE, model="progressive", num_blocks=1,
-                                             channels=1), ""),
+# (trainer, config, its folder under the checkpoint root): the standard model, a variant and
+# the VAE-GAN; mono and stereo.
+CASES = {
     "standard_stereo": (train_progressive, dict(BASE, model="progressive", num_blocks=2,
                                                channels=2), ""),
     "pggan_stereo": (train_progressive, dict(BASE, model="progressive", num_blocks=1,

@@ -487,7 +487,8 @@ def test_float16_step_with_fixed_loss_scale(tmp_path):
         opt.build(net.trainable_variables)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
     gan = wgan_gp.WGANGP(nets["generator"], nets["discriminator"], *opts, step, rng,
-                         lambda batch: rng.uniform([batch, 100], -1, 1), scale)
+                         lambda batch: rng.uniform([batch, 100], -1, 1), scale,
+                         graph=GRAPHS[1])
     before = weights(nets["generator"])
     real = tf.data.Dataset.from_tensors(tf.random.uniform([1, 64, 1], -0.5, 0.5)).repeat()
     out = gan(iter(real))

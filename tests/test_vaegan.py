@@ -28,6 +28,7 @@ import recipe
 import stages
 import train_progressive_vaegan as tv
 import wgan_gp
+from rules import GRAPHS
 from utils import to_int16
 
 run = functools.partial(run_main, tv.main)
@@ -162,7 +163,7 @@ def iteration():
     spy = SpyGenerator(nets["generator"], mu)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
     gan = tv.make_iteration({**nets, "generator": spy}, optimizers, step, rng, None,
-                       wgan_gp.LOSS_SCALE)
+                            wgan_gp.LOSS_SCALE, graph=GRAPHS[1])
     before = {name: weights(net) for name, net in nets.items()}
     silence = tf.data.Dataset.from_tensors(tf.zeros([2, 64, 1])).repeat()
     out = gan(iter(silence))
@@ -198,7 +199,7 @@ def test_one_iteration_consumes_seven_batches():
     draw a fresh batch of real audio."""
     nets = tv.build_networks(CONFIG, "float32")
     gan = tv.make_iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
-                       tf.random.Generator.from_seed(0), None, None)
+                            tf.random.Generator.from_seed(0), None, None, graph=GRAPHS[1])
     iterator = iter(numbered_batches())
     out = gan(iterator)
     assert float(out["real"][0, 0, 0]) == pytest.approx(0.006)  # G's batch: the seventh
@@ -213,7 +214,7 @@ def test_a_wgan_gp_iteration_consumes_five_batches():
     rng = tf.random.Generator.from_seed(0)
     gan = recipe.wgan_gp_iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
                                    rng, lambda batch: recipe.draw_latent(rng, batch, "uniform"),
-                                   None)
+                                   None, graph=GRAPHS[1])
     iterator = iter(numbered_batches())
     gan(iterator)
     assert float(next(iterator)[0, 0, 0]) == pytest.approx(0.005)
