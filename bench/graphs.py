@@ -16,20 +16,14 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_step import stage_parser, training_run  # puts the project on the path
+from train_step import stage_parser, time_calls, training_run  # puts the project on the path
 
+import conv_forms
 from internals import import_tensorflow
 from rules import GRAPHS, default_batch_size
 from utils import int_in_range
-
-
-def seconds_of(function):
-    start = time.perf_counter()
-    float(function()["d_loss"])
-    return time.perf_counter() - start
 
 
 def main(argv=None):
@@ -42,16 +36,17 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
         run, iterator, policy, _, forms = training_run(
             args.stage, batch, args.use_mixed_precision_training, graph=GRAPHS[1],
-            conv_forms_cache=os.path.join(scratch, "conv_forms.json"))
+            conv_forms_cache=os.path.join(scratch, conv_forms.CACHE_FILE))
     gan = run.iteration
     updates = (gan.before_critic, gan.critic_update, gan.generator_update)
     whole = tf.function(lambda it: gan.iteration(it, *updates), autograph=False)
-    calls = {"update": lambda: gan(iterator), "iteration": lambda: whole(iterator)}
-    first = {name: round(seconds_of(calls[name]), 3) for name in ("update", "iteration")}
+    calls = {"update": lambda: gan(iterator)["d_loss"],
+             "iteration": lambda: whole(iterator)["d_loss"]}
+    first = {name: round(time_calls(calls[name], 1), 3) for name in ("update", "iteration")}
     later = {name: [] for name in calls}
     for i in range(args.iterations):
         for name in (("update", "iteration") if i % 2 == 0 else ("iteration", "update")):
-            later[name].append(seconds_of(calls[name]))
+            later[name].append(time_calls(calls[name], 1))
     median = {name: round(statistics.median(times), 3) for name, times in later.items()}
     print(f"stage {args.stage}, batch {batch}, {policy}; {forms}")
     print(json.dumps({"first_iteration_seconds": first, "later_iteration_seconds": median,

@@ -17,31 +17,28 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import numpy as np
-from train_step import SEED  # puts the project on the path
+from train_step import SEED, time_calls, training_run  # puts the project on the path
 
 import conv_forms
 from internals import import_tensorflow
 from rules import (
     BASE_LENGTH,
-    EMA_DECAY,
     KERNEL_SIZE,
     LATENT_DIM,
-    SAMPLING_RATE,
     STRIDE,
     WAVEGAN_D_FEATURE_MAPS,
     WAVEGAN_G_FEATURE_MAPS,
 )
 from utils import ArgumentParser, int_in_range, run_cli
 
-N_CRITIC, GP_WEIGHT, RAD = 5, 10.0, 2
 
+def torch_wavegan(torch, batch, bfloat16, rad):
+    """A PyTorch WaveGAN iteration, phase shuffle of radius rad: a function that trains one
+    iteration on noise."""
+    from wgan_gp import GP_WEIGHT, N_CRITIC
 
-def torch_wavegan(torch, batch, bfloat16):
-    """A PyTorch WaveGAN iteration: a function that trains one iteration on noise."""
     nn = torch.nn
     pad = (KERNEL_SIZE - STRIDE + 1) // 2  # 11: "same" lengths, as TensorFlow's padding
 
@@ -73,9 +70,9 @@ def torch_wavegan(torch, batch, bfloat16):
             for i, conv in enumerate(self.convs):
                 x = nn.functional.leaky_relu(conv(x), 0.2)
                 if i < len(self.convs) - 1:
-                    shift = int(torch.randint(-RAD, RAD + 1, ()))
-                    x = nn.functional.pad(x, (RAD, RAD), mode="reflect")
-                    x = x[:, :, RAD - shift:RAD - shift + x.shape[2] - 2 * RAD]
+                    shift = int(torch.randint(-rad, rad + 1, ()))
+                    x = nn.functional.pad(x, (rad, rad), mode="reflect")
+                    x = x[:, :, rad - shift:rad - shift + x.shape[2] - 2 * rad]
             return self.prediction(x.flatten(1))
 
     torch.manual_seed(SEED)
@@ -115,23 +112,18 @@ def torch_wavegan(torch, batch, bfloat16):
 
 
 def our_wavegan(batch, mixed, cache):
-    """train.py's iteration on noise: a function that trains one iteration."""
+    """train.py's iteration on noise (its default configuration): a function that trains
+    one iteration, the dtype policy, the convolution forms' line and the phase-shuffle
+    radius."""
     import_tensorflow()
     import train
-    from dataloader import AudioData, make_dataset
-    from recipe import build_training
-    from wgan_gp import precision
 
-    policy, loss_scale = precision(mixed)
     config = train.make_config(train.make_parser().parse_args([]), 1)
-    window = BASE_LENGTH * STRIDE ** len(WAVEGAN_G_FEATURE_MAPS)
-    noise = np.random.default_rng(SEED).integers(-8000, 8000, (window * batch * 4, 1),
-                                                 dtype=np.int16)
-    iterator = iter(make_dataset(AudioData(noise, SAMPLING_RATE, "noise"), train.NUM_BLOCKS,
-                                 batch, seed=SEED))
-    run = build_training(train.RECIPE, config, policy, loss_scale, SEED, None, False, EMA_DECAY)
-    forms = conv_forms.choose(run.networks.values(), batch, policy, conv_forms.AUTO, cache)
-    return (lambda: float(run.iteration(iterator)["d_loss"])), policy, forms
+    run, iterator, policy, _, forms = training_run(train.NUM_BLOCKS, batch, mixed,
+                                                   conv_forms_cache=cache, recipe=train.RECIPE,
+                                                   config=config)
+    return ((lambda: float(run.iteration(iterator)["d_loss"])), policy, forms,
+            config["phaseshuffle_rad"])
 
 
 def main(argv=None):
@@ -149,18 +141,17 @@ def main(argv=None):
         return 0
     torch.set_num_threads(os.cpu_count())
     with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
-        ours, policy, forms = our_wavegan(args.batch_size, args.use_mixed_precision_training,
-                                          os.path.join(scratch, conv_forms.CACHE_FILE))
-    theirs = torch_wavegan(torch, args.batch_size, policy == "mixed_bfloat16")
+        ours, policy, forms, rad = our_wavegan(args.batch_size,
+                                               args.use_mixed_precision_training,
+                                               os.path.join(scratch, conv_forms.CACHE_FILE))
+    theirs = torch_wavegan(torch, args.batch_size, policy == "mixed_bfloat16", rad)
     calls = {"this project": ours, f"PyTorch {torch.__version__}": theirs}
     seconds = {name: [] for name in calls}
     for name, call in calls.items():  # warm-up: tracing, oneDNN's first calls
         call(), call()
     for i in range(args.iterations):
         for name in (list(calls) if i % 2 == 0 else list(calls)[::-1]):
-            start = time.perf_counter()
-            calls[name]()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(time_calls(calls[name], 1))
     median = {name: statistics.median(times) for name, times in seconds.items()}
     print(f"WaveGAN, batch {args.batch_size}, {policy}; {forms}")
     for name, value in median.items():

@@ -158,10 +158,10 @@ def convolution_peak(networks, batch, policy, repeats):
 
 
 def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAPHS[0],
-                 forms_mode=conv_forms.AUTO, conv_forms_cache=None):
-    """train_progressive.py's training run of a stage with its default configuration (mono,
-    smoothing on, standard variant), fed prefetched batches of noise; returns (run, iterator,
-    dtype policy, strategy, the convolution forms' line)."""
+                 forms_mode=conv_forms.AUTO, conv_forms_cache=None, recipe=None, config=None):
+    """A trainer's training run of a stage, fed prefetched batches of noise: recipe and config
+    (by default train_progressive.py's, with its default configuration: mono, smoothing on,
+    standard variant). Returns (run, iterator, dtype policy, strategy, the forms' line)."""
     import_tensorflow()
     import train_progressive
     from dataloader import AudioData, make_dataset
@@ -169,14 +169,16 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
 
     strategy = make_strategy(distribution)
     policy, loss_scale = precision(mixed)
-    config = train_progressive.make_config(
-        train_progressive.parse_args(["--num_blocks", str(stage)], "", variants=True), 1)
+    if recipe is None:
+        recipe = train_progressive.RECIPE
+        config = train_progressive.make_config(
+            train_progressive.parse_args(["--num_blocks", str(stage)], "", variants=True), 1)
     noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
                                                                1), dtype=np.int16)
     audio = AudioData(noise, SAMPLING_RATE, "noise")
     iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
-    run = build_training(train_progressive.RECIPE, config, policy, loss_scale, SEED, strategy,
-                         xla, EMA_DECAY, graph)
+    run = build_training(recipe, config, policy, loss_scale, SEED, strategy, xla, EMA_DECAY,
+                         graph)
     forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
                               policy, forms_mode, conv_forms_cache)
     return run, iterator, policy, strategy, forms
