@@ -13,12 +13,16 @@ optimisers and batches. The first call of each is timed once (the per-update one
 
 import json
 import os
-import statistics
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_step import stage_parser, time_calls, training_run  # puts the project on the path
+from train_step import (  # puts the project on the path
+    stage_parser,
+    time_alternately,
+    time_calls,
+    training_run,
+)
 
 import conv_forms
 from internals import import_tensorflow
@@ -43,11 +47,8 @@ def main(argv=None):
     calls = {"update": lambda: gan(iterator)["d_loss"],
              "iteration": lambda: whole(iterator)["d_loss"]}
     first = {name: round(time_calls(calls[name], 1), 3) for name in ("update", "iteration")}
-    later = {name: [] for name in calls}
-    for i in range(args.iterations):
-        for name in (("update", "iteration") if i % 2 == 0 else ("iteration", "update")):
-            later[name].append(time_calls(calls[name], 1))
-    median = {name: round(statistics.median(times), 3) for name, times in later.items()}
+    median = {name: round(seconds, 3)
+              for name, seconds in time_alternately(calls, args.iterations).items()}
     print(f"stage {args.stage}, batch {batch}, {policy}; {forms}")
     print(json.dumps({"first_iteration_seconds": first, "later_iteration_seconds": median,
                       "later_update_over_iteration": round(median["update"] /

@@ -14,12 +14,11 @@ side is written here, float32 or bfloat16 autocast. It installs nothing: without
 """
 
 import os
-import statistics
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_step import SEED, time_calls, training_run  # puts the project on the path
+from train_step import SEED, time_alternately, training_run  # puts the project on the path
 
 import conv_forms
 from internals import import_tensorflow
@@ -146,13 +145,9 @@ def main(argv=None):
                                                os.path.join(scratch, conv_forms.CACHE_FILE))
     theirs = torch_wavegan(torch, args.batch_size, policy == "mixed_bfloat16", rad)
     calls = {"this project": ours, f"PyTorch {torch.__version__}": theirs}
-    seconds = {name: [] for name in calls}
     for name, call in calls.items():  # warm-up: tracing, oneDNN's first calls
         call(), call()
-    for i in range(args.iterations):
-        for name in (list(calls) if i % 2 == 0 else list(calls)[::-1]):
-            seconds[name].append(time_calls(calls[name], 1))
-    median = {name: statistics.median(times) for name, times in seconds.items()}
+    median = time_alternately(calls, args.iterations)
     print(f"WaveGAN, batch {args.batch_size}, {policy}; {forms}")
     for name, value in median.items():
         print(f"  {name}: {value:.3f} s per iteration (median of {args.iterations})")

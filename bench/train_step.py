@@ -14,6 +14,7 @@ multiply-adds of every convolution, transposed convolution and dense layer, 2 FL
 biases, activations and the optimiser are not counted.
 """
 
+import functools
 import json
 import math
 import os
@@ -184,15 +185,44 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     return run, iterator, policy, strategy, forms
 
 
+def fixed_rule(networks):
+    """Set every convolution's form by the rule before forms were measured: block 1's the
+    matrix product, the others the framework's (model_progressive.runs_as_matmul returned
+    block == 1)."""
+    for label, layer in conv_forms.convolution_layers(networks).items():
+        block = label.split("/")[1]
+        layer.form = "matmul" if block == "progressive_block_1" else "framework"
+
+
+def time_alternately(functions, repeats):
+    """{name: median seconds} of repeats calls of each function (which returns something to
+    wait on), called in turn, the order reversed every round: a machine whose speed drifts
+    slows them alike."""
+    seconds = {name: [] for name in functions}
+    for round_ in range(repeats):
+        for name in (list(functions) if round_ % 2 == 0 else list(functions)[::-1]):
+            seconds[name].append(time_calls(functions[name], 1))
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
 def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats,
-              forms_mode=conv_forms.AUTO, conv_forms_cache=None):
+              forms_mode=conv_forms.AUTO, conv_forms_cache=None, against_fixed_rule=False):
     run, iterator, policy, strategy, forms = training_run(
         stage, batch, mixed, xla, distribution, GRAPHS[0], forms_mode, conv_forms_cache)
     chosen = {label: layer.form for label, layer in
               conv_forms.convolution_layers(run.networks.values()).items()}
-    for _ in range(warmup):
-        np.asarray(run.iteration(iterator)["d_loss"])
-    seconds = time_calls(lambda: run.iteration(iterator)["d_loss"], iterations)
+    runs = {"chosen": (run, iterator)}
+    if against_fixed_rule:
+        fixed, fixed_iterator, *_ = training_run(stage, batch, mixed, xla, distribution,
+                                                 GRAPHS[0], forms_mode, conv_forms_cache)
+        fixed_rule(fixed.networks.values())
+        runs["fixed_rule"] = (fixed, fixed_iterator)
+    for each, each_iterator in runs.values():
+        for _ in range(warmup):
+            np.asarray(each.iteration(each_iterator)["d_loss"])
+    timed = time_alternately({name: functools.partial(loss_of_iteration, *pair)
+                              for name, pair in runs.items()}, iterations)
+    seconds = timed["chosen"]
     traces = run.iteration.traces()
     g_macs = layer_macs(run.networks["generator"], batch)
     d_macs = layer_macs(run.networks["discriminator"], batch)
@@ -206,7 +236,14 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
             "gflops_per_second": round(achieved, 1),
             "peak_convolution": peak, "convolutions_timed": convolutions,
             "fraction_of_peak": round(achieved / peak["gflops_per_second"], 3),
-            "traces": traces, "forms": chosen, "forms_line": forms}
+            "traces": traces, "forms": chosen, "forms_line": forms,
+            **({"fixed_rule_seconds_per_iteration": round(timed["fixed_rule"], 4),
+                "fixed_rule_over_chosen": round(timed["fixed_rule"] / seconds, 3)}
+               if against_fixed_rule else {})}
+
+
+def loss_of_iteration(run, iterator):
+    return run.iteration(iterator)["d_loss"]
 
 
 def stage_parser(description):
@@ -236,6 +273,10 @@ def main(argv=None):
                         help="untimed iterations first (the first one traces the step)")
     parser.add_argument("--repeats", type=int_in_range(1, 100000), default=10,
                         help="timed calls of each single convolution (median)")
+    parser.add_argument("--against_fixed_rule", action="store_true",
+                        help="also time, alternately in the same run, the iteration with the "
+                             "forms of the rule before they were measured (block 1 the matrix "
+                             "product, the others the framework's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     batch = args.batch_size or default_batch_size(args.stage)
@@ -243,7 +284,7 @@ def main(argv=None):
         result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
                            args.distribution, args.iterations, args.warmup, args.repeats,
                            args.conv_forms, args.conv_forms_cache or os.path.join(
-                               scratch, conv_forms.CACHE_FILE))
+                               scratch, conv_forms.CACHE_FILE), args.against_fixed_rule)
     tf = import_tensorflow()
     result["machine"] = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
     if args.json:
@@ -261,6 +302,10 @@ def main(argv=None):
           f"{peak['gflops_per_second']:.1f} GFLOP/s; the iteration reaches "
           f"{100 * result['fraction_of_peak']:.1f} % of it")
     print(f"  {result['forms_line']}")
+    if args.against_fixed_rule:
+        print(f"  with the fixed rule (block 1 the matrix product): "
+              f"{result['fixed_rule_seconds_per_iteration']:.3f} s per iteration, "
+              f"{result['fixed_rule_over_chosen']:.3f}x the chosen forms' time")
     print(f"  iteration traced {result['traces']} time(s)")
     return 0
 

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import train_step  # bench/ is not a package: found through sys.path
 
+import conv_forms
 import train_progressive
 
 CONFIG = {"num_blocks": 2, "channels": 1, "feature_map_smoothing": True,
@@ -60,9 +61,13 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = train_step.main(["--stage", "1", "--batch_size", "2", "--iterations", "1",
-                                "--warmup", "1", "--repeats", "1", "--json"])
+                                "--warmup", "1", "--repeats", "1", "--against_fixed_rule",
+                                "--json"])
     assert code == 0
     result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert result["fixed_rule_seconds_per_iteration"] > 0
+    assert result["fixed_rule_over_chosen"] == pytest.approx(
+        result["fixed_rule_seconds_per_iteration"] / result["seconds_per_iteration"], rel=0.01)
     assert result["traces"] == 1  # the step is not traced again after the first iteration
     assert set(result["forms"]) == {"generator/progressive_block_1",
                                     "discriminator/progressive_block_1"}
@@ -81,6 +86,17 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     assert peak["gflop"] == round(6 * macs[peak["layer"]] / 1e9, 3)
     fraction = result["gflops_per_second"] / peak["gflops_per_second"]  # both rounded
     assert abs(result["fraction_of_peak"] - fraction) < 0.002 + 0.1 / peak["gflops_per_second"]
+
+
+def test_the_fixed_rule_runs_block_1_as_a_matrix_product_and_the_rest_in_the_framework():
+    nets = train_progressive.build_networks({**CONFIG, "num_blocks": 2}, "float32")
+    train_step.fixed_rule(nets.values())
+    forms = {label: layer.form for label, layer in
+             conv_forms.convolution_layers(nets.values()).items()}
+    assert forms == {"generator/progressive_block_1": "matmul",
+                     "generator/progressive_block_2": "framework",
+                     "discriminator/progressive_block_2": "framework",
+                     "discriminator/progressive_block_1": "matmul"}
 
 
 def test_convolution_forms_benchmark_times_both_forms_of_every_convolution():
