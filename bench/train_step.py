@@ -14,7 +14,6 @@ multiply-adds of every convolution, transposed convolution and dense layer, 2 FL
 biases, activations and the optimiser are not counted.
 """
 
-import functools
 import json
 import math
 import os
@@ -185,6 +184,20 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     return run, iterator, policy, strategy, forms
 
 
+def convolutions_rate(convolutions, forms):
+    """GFLOP/s of an iteration made only of the timed convolutions (convolution_peak's), each
+    in its form from `forms` at its speed alone, in the iteration's proportions: a generator
+    convolution runs 8 times its forward FLOPs per iteration, a critic's 52 times
+    (flops_per_iteration), so this is their speeds' harmonic mean weighted by 8 and 52. The
+    iteration's rate over this one is how much of its time the convolutions are not
+    (casts, the optimiser, activations, the data path, ...)."""
+    weight = {"generator": 8, "discriminator": 52}
+    timed = [c for c in convolutions if c["form"] == forms[f"{c['network']}/{c['layer']}"]]
+    work = sum(weight[c["network"]] * c["gflop"] for c in timed)
+    seconds = sum(weight[c["network"]] * c["seconds"] for c in timed)
+    return work / seconds
+
+
 def fixed_rule(networks):
     """Set every convolution's form by the rule before forms were measured: block 1's the
     matrix product, the others the framework's (model_progressive.runs_as_matmul returned
@@ -211,17 +224,24 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
         stage, batch, mixed, xla, distribution, GRAPHS[0], forms_mode, conv_forms_cache)
     chosen = {label: layer.form for label, layer in
               conv_forms.convolution_layers(run.networks.values()).items()}
-    runs = {"chosen": (run, iterator)}
+    calls = {"chosen": lambda: run.iteration(iterator)["d_loss"]}
+    for _ in range(warmup):
+        np.asarray(calls["chosen"]())  # traces with the chosen forms
     if against_fixed_rule:
-        fixed, fixed_iterator, *_ = training_run(stage, batch, mixed, xla, distribution,
-                                                 GRAPHS[0], forms_mode, conv_forms_cache)
-        fixed_rule(fixed.networks.values())
-        runs["fixed_rule"] = (fixed, fixed_iterator)
-    for each, each_iterator in runs.values():
+        tf = import_tensorflow()
+        # The same networks, optimisers and batches in a second graph of the iteration,
+        # traced with the rule's forms (a form is read when a graph is traced): a second
+        # training run built beside the first would differ in memory too.
+        gan = run.iteration
+        fixed = tf.function(lambda it: gan.iteration(it, gan.before_critic, gan.critic_update,
+                                                     gan.generator_update), autograph=False)
+        calls["fixed_rule"] = lambda: fixed(iterator)["d_loss"]
+        fixed_rule(run.networks.values())
         for _ in range(warmup):
-            np.asarray(each.iteration(each_iterator)["d_loss"])
-    timed = time_alternately({name: functools.partial(loss_of_iteration, *pair)
-                              for name, pair in runs.items()}, iterations)
+            np.asarray(calls["fixed_rule"]())
+        for label, layer in conv_forms.convolution_layers(run.networks.values()).items():
+            layer.form = chosen[label]
+    timed = time_alternately(calls, iterations)
     seconds = timed["chosen"]
     traces = run.iteration.traces()
     g_macs = layer_macs(run.networks["generator"], batch)
@@ -229,6 +249,7 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
     flops = flops_per_iteration(g_macs, d_macs)
     peak, convolutions = convolution_peak(run.networks, batch, policy, repeats)
     achieved = flops / seconds / 1e9
+    bound = convolutions_rate(convolutions, chosen)
     return {"stage": stage, "batch_size": batch, "policy": policy, "xla": xla,
             "distribution": distribution, "replicas": strategy.num_replicas_in_sync,
             "iterations": iterations, "seconds_per_iteration": round(seconds, 4),
@@ -236,14 +257,13 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
             "gflops_per_second": round(achieved, 1),
             "peak_convolution": peak, "convolutions_timed": convolutions,
             "fraction_of_peak": round(achieved / peak["gflops_per_second"], 3),
+            "convolutions_rate": round(bound, 1),
+            "fraction_of_convolutions_rate": round(achieved / bound, 3),
             "traces": traces, "forms": chosen, "forms_line": forms,
             **({"fixed_rule_seconds_per_iteration": round(timed["fixed_rule"], 4),
                 "fixed_rule_over_chosen": round(timed["fixed_rule"] / seconds, 3)}
                if against_fixed_rule else {})}
 
-
-def loss_of_iteration(run, iterator):
-    return run.iteration(iterator)["d_loss"]
 
 
 def stage_parser(description):
@@ -301,6 +321,9 @@ def main(argv=None):
           f"backward: "
           f"{peak['gflops_per_second']:.1f} GFLOP/s; the iteration reaches "
           f"{100 * result['fraction_of_peak']:.1f} % of it")
+    print(f"  its convolutions alone, in their forms and proportions: "
+          f"{result['convolutions_rate']:.1f} GFLOP/s; the iteration reaches "
+          f"{100 * result['fraction_of_convolutions_rate']:.1f} % of it")
     print(f"  {result['forms_line']}")
     if args.against_fixed_rule:
         print(f"  with the fixed rule (block 1 the matrix product): "

@@ -66,6 +66,8 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     assert code == 0
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     assert result["fixed_rule_seconds_per_iteration"] > 0
+    assert result["fraction_of_convolutions_rate"] == pytest.approx(
+        result["gflops_per_second"] / result["convolutions_rate"], rel=0.01)
     assert result["fixed_rule_over_chosen"] == pytest.approx(
         result["fixed_rule_seconds_per_iteration"] / result["seconds_per_iteration"], rel=0.01)
     assert result["traces"] == 1  # the step is not traced again after the first iteration
@@ -86,6 +88,19 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     assert peak["gflop"] == round(6 * macs[peak["layer"]] / 1e9, 3)
     fraction = result["gflops_per_second"] / peak["gflops_per_second"]  # both rounded
     assert abs(result["fraction_of_peak"] - fraction) < 0.002 + 0.1 / peak["gflops_per_second"]
+
+
+def test_convolutions_rate_weighs_critic_convolutions_by_52_and_generators_by_8():
+    timed = [{"network": "generator", "layer": "progressive_block_1", "form": "matmul",
+              "gflop": 3.0, "seconds": 1.0},
+             {"network": "generator", "layer": "progressive_block_1", "form": "framework",
+              "gflop": 3.0, "seconds": 9.0},  # not the chosen form: left out
+             {"network": "discriminator", "layer": "progressive_block_1", "form": "framework",
+              "gflop": 3.0, "seconds": 0.5}]
+    forms = {"generator/progressive_block_1": "matmul",
+             "discriminator/progressive_block_1": "framework"}
+    # (8 x 3 + 52 x 3) GFLOP in (8 x 1 + 52 x 0.5) s
+    assert train_step.convolutions_rate(timed, forms) == pytest.approx(180 / 34)
 
 
 def test_the_fixed_rule_runs_block_1_as_a_matrix_product_and_the_rest_in_the_framework():

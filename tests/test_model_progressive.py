@@ -239,6 +239,36 @@ def test_a_keras_convolution_checkpoint_restores_into_its_matmul_twin(tmp_path):
         np.testing.assert_array_equal(restored.numpy(), saved.numpy())
 
 
+# --------------------------------------------------------------------------- leaky ReLU
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_lrelu_and_both_orders_of_its_gradient_equal_tensorflows(dtype):
+    """The gradient penalty differentiates the critic twice: lrelu's value, its gradient and
+    the gradient of its gradient (with respect to the upstream gradient) are TensorFlow's
+    leaky ReLU's, and the second order reaches nothing through x, whose slope is constant."""
+    x = tf.cast(tf.constant([[-2.0, -0.5, 0.0, 0.25, 3.0]]), dtype)
+    dy = tf.cast(tf.constant([[1.5, -2.0, 4.0, 0.5, -1.0]]), dtype)
+
+    def orders(function):
+        with tf.GradientTape(persistent=True) as outer:
+            outer.watch([x, dy])
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = function(x)
+            grad = inner.gradient(y, x, output_gradients=dy)
+            score = tf.reduce_sum(tf.square(grad))
+        return y, grad, outer.gradient(score, dy), outer.gradient(score, x)
+
+    ours = orders(mp.lrelu)
+    theirs = orders(lambda v: tf.nn.leaky_relu(v, alpha=0.2))
+    for name, got, expected in zip(("value", "gradient", "second order"), ours, theirs):
+        assert got.dtype == dtype, name
+        np.testing.assert_array_equal(tf.cast(got, tf.float32).numpy(),
+                                      tf.cast(expected, tf.float32).numpy(), err_msg=name)
+    assert ours[3] is None  # TensorFlow's sends zeros back through x
+    np.testing.assert_array_equal(tf.cast(theirs[3], tf.float32).numpy(), 0.0)
+
+
 # --------------------------------------------------------------------------- sample norm
 
 def numpy_sample_norm(x):
