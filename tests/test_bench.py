@@ -12,7 +12,8 @@ from helpers import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-import train_step  # bench/ is not a package: found through sys.path
+import profile_step  # bench/ is not a package: found through sys.path
+import train_step
 
 import conv_forms
 import train_progressive
@@ -62,9 +63,11 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     with contextlib.redirect_stdout(out):
         code = train_step.main(["--stage", "1", "--batch_size", "2", "--iterations", "1",
                                 "--warmup", "1", "--repeats", "1", "--against_fixed_rule",
-                                "--json"])
+                                "--conv_forms", "framework", "--json"])
     assert code == 0
     result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert set(result["forms"].values()) == {"framework"}  # forced: not the rule's matmul
+    assert not result["fixed_rule_forms_chosen"]
     assert result["fixed_rule_seconds_per_iteration"] > 0
     assert result["fraction_of_convolutions_rate"] == pytest.approx(
         result["gflops_per_second"] / result["convolutions_rate"], rel=0.01)
@@ -73,7 +76,6 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     assert result["traces"] == 1  # the step is not traced again after the first iteration
     assert set(result["forms"]) == {"generator/progressive_block_1",
                                     "discriminator/progressive_block_1"}
-    assert set(result["forms"].values()) <= {"framework", "matmul"}
     assert result["forms_line"].startswith("convolutions: ")
     assert result["seconds_per_iteration"] > 0 and result["gflops_per_second"] > 0
     nets = train_progressive.build_networks({**CONFIG, "num_blocks": 1}, "float32")
@@ -88,6 +90,22 @@ def test_benchmark_runs_the_trainers_step_and_reports_json():
     assert peak["gflop"] == round(6 * macs[peak["layer"]] / 1e9, 3)
     fraction = result["gflops_per_second"] / peak["gflops_per_second"]  # both rounded
     assert abs(result["fraction_of_peak"] - fraction) < 0.002 + 0.1 / peak["gflops_per_second"]
+
+
+@pytest.mark.slow
+def test_profile_lists_where_the_iterations_time_goes():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = profile_step.main(["--stage", "1", "--batch_size", "2", "--iterations", "1",
+                                  "--top", "5"])
+    assert code == 0
+    lines = out.getvalue().strip().splitlines()
+    rows = [line.split() for line in lines[lines.index(next(
+        line for line in lines if "operation type" in line)) + 1:]]
+    assert len(rows) == 5
+    shares = [float(row[2].rstrip("%")) for row in rows]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.01
+    assert any("MatMul" in row[0] or "Conv" in row[0] for row in rows)  # the work itself
 
 
 def test_convolutions_rate_weighs_critic_convolutions_by_52_and_generators_by_8():
@@ -105,10 +123,8 @@ def test_convolutions_rate_weighs_critic_convolutions_by_52_and_generators_by_8(
 
 def test_the_fixed_rule_runs_block_1_as_a_matrix_product_and_the_rest_in_the_framework():
     nets = train_progressive.build_networks({**CONFIG, "num_blocks": 2}, "float32")
-    train_step.fixed_rule(nets.values())
-    forms = {label: layer.form for label, layer in
-             conv_forms.convolution_layers(nets.values()).items()}
-    assert forms == {"generator/progressive_block_1": "matmul",
+    labels = dict.fromkeys(conv_forms.convolution_layers(nets.values()), "framework")
+    assert train_step.fixed_rule_forms(labels) == {"generator/progressive_block_1": "matmul",
                      "generator/progressive_block_2": "framework",
                      "discriminator/progressive_block_2": "framework",
                      "discriminator/progressive_block_1": "matmul"}
