@@ -267,7 +267,6 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
             "fixed_rule_forms_chosen": fixed_forms == chosen}
 
 
-
 def stage_parser(description):
     """The flags every benchmark of a stage's networks takes: stage, batch, precision."""
     parser = ArgumentParser(description=description)
