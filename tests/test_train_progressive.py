@@ -297,6 +297,7 @@ def test_fused_adam_updates_as_keras_adam_with_the_same_slots(loss_scale):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-9)
     assert our_names == keras_names
 
+
 def test_rms_summaries_average_over_every_channel(tmp_path):
     """A choice (the original took channel 0 only): stereo loudness counts both channels."""
     import training
