@@ -144,8 +144,7 @@ def choose(networks, batch, policy, mode, cache_path, timer=forward_backward_sec
 
     layers = convolution_layers(networks)
     if mode != AUTO:
-        for layer in layers.values():
-            layer.form = mode
+        set_forms(networks, dict.fromkeys(layers, mode))
         return f"convolutions: all {len(layers)} in the {mode} form (--conv_forms {mode})"
     device, version = device_name(), tf.__version__
     dtype = keras.mixed_precision.Policy(policy).compute_dtype
@@ -161,13 +160,19 @@ def choose(networks, batch, policy, mode, cache_path, timer=forward_backward_sec
             measured.append(cached[key])
     if measured:
         write_cache(cache_path, measured)
-    for label, layer in layers.items():
-        layer.form = cached[keys[label]]["form"]
+    set_forms(networks, {label: cached[keys[label]]["form"] for label in layers})
     chosen = [label for label, layer in layers.items() if layer.form == "matmul"]
     how = (f"measured {len(measured)} shapes on {device}, cached in {cache_path}" if measured
            else f"from {cache_path}, for {device}")
     return (f"convolutions: the matrix product for {', '.join(chosen) or 'none'}, the "
             f"framework's for the other {len(layers) - len(chosen)} ({how})")
+
+
+def set_forms(networks, forms):
+    """Set each kernel-25 convolution's form from forms, {convolution_layers label: form}.
+    A form is read when a graph is traced: graphs traced before keep theirs."""
+    for label, layer in convolution_layers(networks).items():
+        layer.form = forms[label]
 
 
 def default_cache(checkpoint_dir):

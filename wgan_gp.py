@@ -146,13 +146,12 @@ class WGANGP:
         # graph "iteration": the whole iteration, unrolled, is one function (the fastest
         # step: updates overlap); "update": each update is one, traced once and called for
         # each update (the first iteration traces and optimises a sixth as much).
-        updates = (self.before_critic, self.critic_update, self.generator_update)
         if graph == GRAPHS[0]:
-            self._functions = [tf.function(lambda iterator: self.iteration(iterator, *updates),
-                                           autograph=False)]
+            self._functions = [self.iteration_graph()]
             self._call = self._functions[0]
         else:
-            self._functions = [tf.function(update, autograph=False) for update in updates]
+            self._functions = [tf.function(update, autograph=False) for update in
+                               (self.before_critic, self.critic_update, self.generator_update)]
             self._call = lambda iterator: self.iteration(iterator, *self._functions)
 
     def __call__(self, iterator):
@@ -163,6 +162,12 @@ class WGANGP:
         """How many times functions were traced: once each (1 or 3, with --graph update),
         unless their inputs changed."""
         return sum(f.experimental_get_tracing_count() for f in self._functions)
+
+    def iteration_graph(self):
+        """A new tf.function of the whole iteration (--graph iteration), traced at its first
+        call: with the networks' trainable variables and convolution forms of that moment."""
+        updates = (self.before_critic, self.critic_update, self.generator_update)
+        return tf.function(lambda iterator: self.iteration(iterator, *updates), autograph=False)
 
     def iteration(self, iterator, before_critic, critic_update, generator_update):
         """N_CRITIC critic updates, then the generator's, with these update functions."""

@@ -14,7 +14,6 @@ optimisers and batches. The first call of each is timed once (the per-update one
 import json
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import (  # puts the project on the path
@@ -24,8 +23,6 @@ from train_step import (  # puts the project on the path
     training_run,
 )
 
-import conv_forms
-from internals import import_tensorflow
 from rules import GRAPHS, default_batch_size
 from utils import int_in_range
 
@@ -36,14 +33,10 @@ def main(argv=None):
                         help="timed later iterations of each")
     args = parser.parse_args(argv)
     batch = args.batch_size or default_batch_size(args.stage)
-    tf = import_tensorflow()
-    with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
-        run, iterator, policy, _, forms = training_run(
-            args.stage, batch, args.use_mixed_precision_training, graph=GRAPHS[1],
-            conv_forms_cache=os.path.join(scratch, conv_forms.CACHE_FILE))
+    run, iterator, policy, _, forms = training_run(
+        args.stage, batch, args.use_mixed_precision_training, graph=GRAPHS[1])
     gan = run.iteration
-    updates = (gan.before_critic, gan.critic_update, gan.generator_update)
-    whole = tf.function(lambda it: gan.iteration(it, *updates), autograph=False)
+    whole = gan.iteration_graph()
     calls = {"update": lambda: gan(iterator)["d_loss"],
              "iteration": lambda: whole(iterator)["d_loss"]}
     first = {name: round(time_calls(calls[name], 1), 3) for name in ("update", "iteration")}

@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 from train_step import stage_parser, training_run  # puts the project on the path
 
-import conv_forms
 from rules import default_batch_size
 from utils import int_in_range
 
@@ -54,10 +53,9 @@ def main(argv=None):
                         help="operation types listed")
     args = parser.parse_args(argv)
     batch = args.batch_size or default_batch_size(args.stage)
+    run, iterator, policy, _, forms = training_run(args.stage, batch,
+                                                   args.use_mixed_precision_training)
     with tempfile.TemporaryDirectory(prefix="bench_profile_") as scratch:
-        run, iterator, policy, _, forms = training_run(
-            args.stage, batch, args.use_mixed_precision_training,
-            conv_forms_cache=os.path.join(scratch, conv_forms.CACHE_FILE))
         for _ in range(2):
             np.asarray(run.iteration(iterator)["d_loss"])
         import tensorflow as tf

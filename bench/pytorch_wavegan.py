@@ -15,12 +15,10 @@ side is written here, float32 or bfloat16 autocast. It installs nothing: without
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import SEED, time_alternately, training_run  # puts the project on the path
 
-import conv_forms
 from internals import import_tensorflow
 from rules import (
     BASE_LENGTH,
@@ -110,7 +108,7 @@ def torch_wavegan(torch, batch, bfloat16, rad):
     return iteration
 
 
-def our_wavegan(batch, mixed, cache):
+def our_wavegan(batch, mixed):
     """train.py's iteration on noise (its default configuration): a function that trains
     one iteration, the dtype policy, the convolution forms' line and the phase-shuffle
     radius."""
@@ -119,8 +117,7 @@ def our_wavegan(batch, mixed, cache):
 
     config = train.make_config(train.make_parser().parse_args([]), 1)
     run, iterator, policy, _, forms = training_run(train.NUM_BLOCKS, batch, mixed,
-                                                   conv_forms_cache=cache, recipe=train.RECIPE,
-                                                   config=config)
+                                                   recipe=train.RECIPE, config=config)
     return ((lambda: float(run.iteration(iterator)["d_loss"])), policy, forms,
             config["phaseshuffle_rad"])
 
@@ -139,10 +136,7 @@ def main(argv=None):
         print("PyTorch is not installed (pip install torch): nothing to compare with")
         return 0
     torch.set_num_threads(os.cpu_count())
-    with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
-        ours, policy, forms, rad = our_wavegan(args.batch_size,
-                                               args.use_mixed_precision_training,
-                                               os.path.join(scratch, conv_forms.CACHE_FILE))
+    ours, policy, forms, rad = our_wavegan(args.batch_size, args.use_mixed_precision_training)
     theirs = torch_wavegan(torch, args.batch_size, policy == "mixed_bfloat16", rad)
     calls = {"this project": ours, f"PyTorch {torch.__version__}": theirs}
     for name, call in calls.items():  # warm-up: tracing, oneDNN's first calls

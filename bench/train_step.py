@@ -161,7 +161,8 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
                  forms_mode=conv_forms.AUTO, conv_forms_cache=None, recipe=None, config=None):
     """A trainer's training run of a stage, fed prefetched batches of noise: recipe and config
     (by default train_progressive.py's, with its default configuration: mono, smoothing on,
-    standard variant). Returns (run, iterator, dtype policy, strategy, the forms' line)."""
+    standard variant). conv_forms_cache None: a temporary file, so that every run measures
+    the forms. Returns (run, iterator, dtype policy, strategy, the forms' line)."""
     import_tensorflow()
     import train_progressive
     from dataloader import AudioData, make_dataset
@@ -179,8 +180,10 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
     run = build_training(recipe, config, policy, loss_scale, SEED, strategy, xla, EMA_DECAY,
                          graph)
-    forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
-                              policy, forms_mode, conv_forms_cache)
+    with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
+        forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
+                                  policy, forms_mode, conv_forms_cache or
+                                  os.path.join(scratch, conv_forms.CACHE_FILE))
     return run, iterator, policy, strategy, forms
 
 
@@ -228,20 +231,15 @@ def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeat
         np.asarray(calls["chosen"]())  # traces with the chosen forms
     fixed_forms = fixed_rule_forms(chosen)
     if against_fixed_rule and fixed_forms != chosen:
-        tf = import_tensorflow()
         # The same networks, optimisers and batches in a second graph of the iteration,
-        # traced with the rule's forms (a form is read when a graph is traced): a second
-        # training run built beside the first would differ in memory too.
-        gan = run.iteration
-        fixed = tf.function(lambda it: gan.iteration(it, gan.before_critic, gan.critic_update,
-                                                     gan.generator_update), autograph=False)
+        # traced with the rule's forms: a second training run built beside the first would
+        # differ in memory too.
+        fixed = run.iteration.iteration_graph()
         calls["fixed_rule"] = lambda: fixed(iterator)["d_loss"]
-        for label, layer in conv_forms.convolution_layers(run.networks.values()).items():
-            layer.form = fixed_forms[label]
+        conv_forms.set_forms(run.networks.values(), fixed_forms)
         for _ in range(warmup):
             np.asarray(calls["fixed_rule"]())
-        for label, layer in conv_forms.convolution_layers(run.networks.values()).items():
-            layer.form = chosen[label]
+        conv_forms.set_forms(run.networks.values(), chosen)
     timed = time_alternately(calls, iterations)
     seconds = timed["chosen"]
     traces = run.iteration.traces()
@@ -301,11 +299,9 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     batch = args.batch_size or default_batch_size(args.stage)
-    with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
-        result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
-                           args.distribution, args.iterations, args.warmup, args.repeats,
-                           args.conv_forms, args.conv_forms_cache or os.path.join(
-                               scratch, conv_forms.CACHE_FILE), args.against_fixed_rule)
+    result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
+                       args.distribution, args.iterations, args.warmup, args.repeats,
+                       args.conv_forms, args.conv_forms_cache, args.against_fixed_rule)
     tf = import_tensorflow()
     result["machine"] = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
     if args.json:
