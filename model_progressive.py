@@ -334,6 +334,12 @@ class CriticBody(StagedNetwork):
             length //= STRIDE
         self.built = True
 
+    @property
+    def scores_examples_alone(self):
+        """Whether an example's score depends on that example alone: no minibatch standard
+        deviation, no batch statistics. Then batches can be scored together in one call."""
+        return not self.variant.minibatch_stddev
+
     def features(self, x):
         x = self.activate(getattr(self, block_name(self.num_blocks) + "_input")(x))
         for b in range(self.num_blocks, 0, -1):

@@ -43,7 +43,7 @@ import recipe
 import stages
 import train_progressive
 import wgan_gp
-from rules import GRAPHS
+from rules import GRAPHS, window_length
 from utils import to_int16
 
 run = functools.partial(run_main, train_progressive.main)
@@ -296,6 +296,40 @@ def test_fused_adam_updates_as_keras_adam_with_the_same_slots(loss_scale):
     for ours, theirs in zip(our_slots, keras_slots):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-9)
     assert our_names == keras_names
+
+
+@pytest.mark.parametrize("variant", ["standard", "pggan"])
+def test_real_and_fake_are_scored_in_one_call_only_where_examples_are_scored_alone(variant):
+    """WGANGP.score: the standard critic scores real and fake in one call, giving the two
+    calls' scores and Wasserstein gradients to float rounding. pggan's critic, whose minibatch
+    standard deviation mixes the examples, is called twice, as the original did: one call
+    would change its scores."""
+    import types
+
+    import model_progressive as mp
+    D = mp.Discriminator(2, variant=variant)
+    rng = np.random.default_rng(0)
+    real, fake = (tf.constant(rng.uniform(-1, 1, (3, window_length(2), 1)), tf.float32) for _ in range(2))
+    calls = []  # the batch of every call of the critic by score()
+
+    class Counted:
+        scores_examples_alone = D.scores_examples_alone
+
+        def __call__(self, x):
+            calls.append(int(x.shape[0]))
+            return D(x)
+    step = types.SimpleNamespace(discriminator=Counted())
+    results = []
+    for score in (functools.partial(wgan_gp.WGANGP.score, step), lambda r, f: (D(r), D(f))):
+        with tf.GradientTape() as tape:
+            d_real, d_fake = score(real, fake)
+            loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
+        results.append([d_real, d_fake] + tape.gradient(loss, D.trainable_variables))
+    for ours, two_calls in zip(*results):
+        np.testing.assert_allclose(ours, two_calls, rtol=1e-4, atol=1e-5)
+    assert calls == ([6] if variant == "standard" else [3, 3])
+    together = D(tf.concat([real, fake], axis=0))[:3]
+    assert np.allclose(together, results[1][0], rtol=1e-4, atol=1e-5) == (variant == "standard")
 
 
 def test_rms_summaries_average_over_every_channel(tmp_path):
