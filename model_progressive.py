@@ -83,17 +83,45 @@ def same_padding(length_in, length_out, kernel, stride):
     return total // 2, total
 
 
+def overlap_add(taps, kernel, stride):
+    """Sum the taps [batch, length, kernel x F] of `length` steps, tap k of step i landing on
+    sample stride i + k: [batch, (length + groups - 1) stride, F], groups = ceil(kernel /
+    stride). Taps grouped by `stride` land on whole blocks of `stride` samples (group q of
+    step i on block i + q), so the sum is `groups` shifted adds: no scatter-add
+    (unsorted_segment_sum), which is nondeterministic on a GPU."""
+    length, filters = taps.shape[1], taps.shape[2] // kernel
+    groups = -(-kernel // stride)
+    last = (kernel - stride * (groups - 1)) * filters
+    pieces = tf.split(taps, [stride * filters] * (groups - 1) + [last], axis=-1)
+    pieces[-1] = tf.pad(pieces[-1], [[0, 0], [0, 0], [0, stride * filters - last]])
+    y = tf.add_n([tf.pad(p, [[0, 0], [q, groups - 1 - q], [0, 0]]) for q, p in enumerate(pieces)])
+    return tf.reshape(y, [-1, (length + groups - 1) * stride, filters])
+
+
+def windows(x, kernel, stride, length_out):
+    """The length_out windows of `kernel` samples of x [batch, length, C], `stride` apart, as
+    [batch, length_out, kernel x C]. Their gradient is overlap_add, not the gather's
+    scatter-add; it is linear, so the gradient penalty's second order differentiates it."""
+    length, channels = x.shape[1], x.shape[2]
+
+    @tf.custom_gradient
+    def frame(x):
+        taps = tf.range(length_out)[:, None] * stride + tf.range(kernel)[None, :]
+        y = tf.reshape(tf.gather(x, taps, axis=1), [-1, length_out, kernel * channels])
+        return y, lambda dy: overlap_add(dy, kernel, stride)[:, :length]
+    return frame(x)
+
+
 def conv1d_matmul(x, kernel, stride):
-    """A "same" Conv1D as one matrix product: the kernel-sized patches of x [batch, length, C]
-    gathered into rows, times the kernel [K, C, F] read as [K C, F]. The time axis must have
-    a static length."""
+    """A "same" Conv1D as one matrix product: the kernel-sized windows of x [batch, length, C]
+    as rows, times the kernel [K, C, F] read as [K C, F]. The time axis must have a static
+    length."""
     k, channels, filters = kernel.shape
     length = x.shape[1]
     length_out = -(-length // stride)
     left, total = same_padding(length, length_out, k, stride)
     x = tf.pad(x, [[0, 0], [left, total - left], [0, 0]])
-    taps = tf.range(length_out)[:, None] * stride + tf.range(k)[None, :]
-    patches = tf.reshape(tf.gather(x, taps, axis=1), [-1, k * channels])
+    patches = tf.reshape(windows(x, k, stride, length_out), [-1, k * channels])
     y = tf.matmul(patches, tf.reshape(kernel, [k * channels, filters]))
     return tf.reshape(y, [-1, length_out, filters])
 
@@ -108,10 +136,8 @@ def conv1d_transpose_matmul(x, kernel, stride):
     left, _ = same_padding(length_out, length, k, stride)
     taps = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(kernel, [k * filters, channels]),
                      transpose_b=True)
-    taps = tf.transpose(tf.reshape(taps, [-1, length * k, filters]), [1, 0, 2])
-    position = tf.reshape(tf.range(length)[:, None] * stride + tf.range(k)[None, :], [-1])
-    y = tf.math.unsorted_segment_sum(taps, position, (length - 1) * stride + k)
-    return tf.transpose(y[left:left + length_out], [1, 0, 2])
+    y = overlap_add(tf.reshape(taps, [-1, length, k * filters]), k, stride)
+    return y[:, left:left + length_out]
 
 
 class Convolution:

@@ -199,6 +199,21 @@ def test_matmul_convolution_equals_keras(transpose, stride, length):
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("transpose", [False, True], ids=["conv", "transpose"])
+def test_matmul_convolution_has_no_scatter_add_in_either_order_of_gradient(transpose):
+    """The matrix-product form's graph, up to the gradient penalty's second order, holds no
+    UnsortedSegmentSum (a gather's gradient, nondeterministic on a GPU): its overlap-adds are
+    shifted pads and one AddN."""
+    _, matmul = keras_and_matmul(transpose, 6, 4, (3, 16, 5))
+    x = tf.constant(np.random.default_rng(2).standard_normal((3, 16, 5)), tf.float32)
+    graph = tf.function(gradient_penalty_terms).get_concrete_function(matmul, x).graph
+    graph = graph.as_graph_def()  # with its library: custom gradients are called functions
+    ops = {node.op for node in graph.node}
+    ops |= {node.op for function in graph.library.function for node in function.node_def}
+    assert "MatMul" in ops and "AddN" in ops
+    assert not ops & {"UnsortedSegmentSum", "ScatterNd", "TensorScatterAdd"}
+
+
 def test_matmul_convolution_in_bfloat16_is_close_to_float32():
     _, matmul = keras_and_matmul(False, 8, 4, (2, 16, 8))
     x = tf.random.normal([2, 16, 8], seed=4)
