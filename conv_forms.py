@@ -7,7 +7,9 @@ faster depends on the shape and the processor: on one CPU oneDNN ran the 1024-ch
 at 40 % of the other blocks' rate, on another it does not; on a GPU nobody has measured it.
 So at start-up each distinct shape of the stage (kernel, stride, channels, length, batch,
 dtype, transposed or not) is timed in both forms (forward, input gradient and kernel
-gradient), and the faster is used. The choices are cached in a small JSON file, keyed by the
+gradient), and the faster is used. The critic's are timed at twice the batch too, as it
+scores real and fake in one call (rules.call_batches), and the form faster over both is
+used. The choices are cached in a small JSON file, keyed by the
 device's name and the TensorFlow version, so that later starts skip the timing.
 `--conv_forms framework|matmul` forces one. The form never changes the weights or the
 checkpoints, only float rounding.
@@ -20,6 +22,7 @@ import statistics
 import time
 
 from rules import CONV_FORMS as FORMS
+from rules import call_batches
 
 AUTO = "auto"
 CHOICES = (AUTO,) + FORMS
@@ -149,18 +152,22 @@ def choose(networks, batch, policy, mode, cache_path, timer=forward_backward_sec
     device, version = device_name(), tf.__version__
     dtype = keras.mixed_precision.Policy(policy).compute_dtype
     cached = read_cache(cache_path, device, version)
-    keys = {label: shape_key(layer, batch, dtype) for label, layer in layers.items()}
+    # a layer is timed at every batch its network runs at, and the faster form over them all
+    # is used: the critic scores real and fake in one call of twice the batch
+    keys = {label: [(b, shape_key(layer, b, dtype)) for b in call_batches(network, batch)]
+            for network in networks for label, layer in convolution_layers([network]).items()}
     measured = []
     for label, layer in layers.items():
-        key = keys[label]
-        if key not in cached:
-            seconds = {form: timer(layer, batch, policy, form) for form in FORMS}
-            cached[key] = {"device": device, "tensorflow": version, "key": key,
-                           "form": min(FORMS, key=seconds.get), "seconds": seconds}
-            measured.append(cached[key])
+        for b, key in keys[label]:
+            if key not in cached:
+                seconds = {form: timer(layer, b, policy, form) for form in FORMS}
+                cached[key] = {"device": device, "tensorflow": version, "key": key,
+                               "form": min(FORMS, key=seconds.get), "seconds": seconds}
+                measured.append(cached[key])
     if measured:
         write_cache(cache_path, measured)
-    set_forms(networks, {label: cached[keys[label]]["form"] for label in layers})
+    set_forms(networks, {label: min(FORMS, key=lambda form: sum(
+        cached[key]["seconds"][form] for _, key in keys[label])) for label in layers})
     chosen = [label for label, layer in layers.items() if layer.form == "matmul"]
     how = (f"measured {len(measured)} shapes on {device}, cached in {cache_path}" if measured
            else f"from {cache_path}, for {device}")

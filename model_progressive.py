@@ -360,12 +360,6 @@ class CriticBody(StagedNetwork):
             length //= STRIDE
         self.built = True
 
-    @property
-    def scores_examples_alone(self):
-        """Whether an example's score depends on that example alone: no minibatch standard
-        deviation, no batch statistics. Then batches can be scored together in one call."""
-        return not self.variant.minibatch_stddev
-
     def features(self, x):
         x = self.activate(getattr(self, block_name(self.num_blocks) + "_input")(x))
         for b in range(self.num_blocks, 0, -1):
@@ -385,6 +379,12 @@ class Discriminator(CriticBody):
         self.add_layer("prediction", dense(1, "float32", "prediction",
                                            self.variant.equalised_lr, OUTPUT_GAIN),
                        (None, FEATURES))
+
+    @property
+    def scores_examples_alone(self):
+        """Whether an example's score depends on that example alone: no minibatch standard
+        deviation, no batch statistics. Then batches can be scored together in one call."""
+        return not self.variant.minibatch_stddev
 
     def call(self, x):
         return self.prediction(self.features(x))

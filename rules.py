@@ -98,3 +98,17 @@ WAVEGAN_D_FEATURE_MAPS = (64, 128, 256, 512, 1024)
 # Reflect padding needs a radius below the shortest shuffled length: 64 samples, after the
 # critic's fourth layer.
 MAX_PHASESHUFFLE_RAD = window_length(WAVEGAN_BLOCKS) // STRIDE ** (WAVEGAN_BLOCKS - 1) - 1
+
+
+def scores_together(critic):
+    """Whether WGANGP.score scores real and fake in one call of the critic: where the critic
+    scores each example alone (not pggan's, whose minibatch standard deviation mixes them;
+    not WaveGAN's, whose phase shuffle draws one shift per call)."""
+    return bool(getattr(critic, "scores_examples_alone", False))
+
+
+def call_batches(network, batch):
+    """The batches a network runs at in an iteration of `batch` examples per replica: the
+    critic that scores real and fake together at twice the batch, and at the batch (the
+    gradient penalty's interpolates, the generator update)."""
+    return (2 * batch, batch) if scores_together(network) else (batch,)

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from model_vaegan import reparameterise
-from rules import GRAPHS, LATENT_DIM
+from rules import GRAPHS, LATENT_DIM, scores_together
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -243,13 +243,12 @@ class WGANGP:
     # -- the updates
 
     def score(self, real, fake):
-        """D(real), D(fake). Where the critic scores each example alone, in one call on both
-        batches: twice the rows in each matrix product (faster on the wide blocks) and one
-        cast of the weights to the compute dtype where there were two. Otherwise two calls,
-        as the original (the pggan critic's minibatch statistics, WaveGAN's per-call phase
-        shuffle)."""
+        """D(real), D(fake). Where the critic scores each example alone (scores_together),
+        in one call on both batches: twice the rows in each matrix product (faster on the
+        wide blocks) and one cast of the weights to the compute dtype where there were two.
+        Otherwise two calls, as the original."""
         D = self.discriminator
-        if getattr(D, "scores_examples_alone", False):
+        if scores_together(D):
             return tf.split(D(tf.concat([real, fake], axis=0)), 2)
         return D(real), D(fake)
 

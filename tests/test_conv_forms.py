@@ -41,11 +41,14 @@ def test_auto_picks_the_faster_form_and_caches_it(tmp_path):
                               "generator/progressive_block_2": "framework",
                               "discriminator/progressive_block_2": "matmul",
                               "discriminator/progressive_block_1": "framework"}
-    assert len(timer.calls) == 8 and {c[1:3] for c in timer.calls} == {(4, "float32")}
-    assert "measured 4 shapes" in line and "generator/progressive_block_1" in line
+    # the critic's layers are timed at twice the batch too: it scores real and fake together
+    assert sorted((c[0], c[1]) for c in timer.calls if c[3] == "matmul") == \
+        [(256, 4), (256, 8), (512, 4), (512, 4), (512, 8), (1024, 4)]
+    assert len(timer.calls) == 12 and {c[2] for c in timer.calls} == {"float32"}
+    assert "measured 6 shapes" in line and "generator/progressive_block_1" in line
     with open(cache) as f:
         entries = json.load(f)["entries"]
-    assert {e["form"] for e in entries} == {"matmul", "framework"} and len(entries) == 4
+    assert {e["form"] for e in entries} == {"matmul", "framework"} and len(entries) == 6
     assert all(e["device"] == conv_forms.device_name() and e["tensorflow"] == tf.__version__
                for e in entries)
     # the second start reads the cache and times nothing
@@ -55,8 +58,22 @@ def test_auto_picks_the_faster_form_and_caches_it(tmp_path):
     assert line.endswith(f"(from {cache}, for {conv_forms.device_name()})")
     # another batch is another shape: measured anew
     third = Timer(fast_matmul_channels=set())
-    conv_forms.choose(networks(), 8, "float32", "auto", cache, third)
-    assert len(third.calls) == 8
+    conv_forms.choose(networks(), 16, "float32", "auto", cache, third)
+    assert len(third.calls) == 12
+
+
+def test_the_form_faster_over_all_batches_of_a_layer_is_chosen(tmp_path):
+    """The critic runs at batch 2 B (real and fake) and B (the interpolates): a form faster at
+    B but slower over both is not chosen; pggan's critic runs at B only."""
+    def timer(layer, batch, policy, form):  # matmul: 1 s at B, 4 s at 2 B; framework 2 s
+        return {"framework": 2.0, "matmul": 1.0 if batch == 4 else 4.0}[form]
+    for variant, critic_form in (("standard", "framework"), ("pggan", "matmul")):
+        nets = [mp.Generator(2, variant=variant), mp.Discriminator(2, variant=variant)]
+        conv_forms.choose(nets, 4, "float32", "auto", str(tmp_path / f"{variant}.json"), timer)
+        forms = forms_of(nets)
+        assert forms["generator/progressive_block_1"] == "matmul"
+        assert {forms["discriminator/progressive_block_1"],
+                forms["discriminator/progressive_block_2"]} == {critic_form}
 
 
 @pytest.mark.parametrize("field", ["device", "tensorflow"])
@@ -71,9 +88,9 @@ def test_the_cache_is_ignored_for_another_device_or_version(tmp_path, field):
         json.dump(data, f)
     nets, timer = networks(), Timer(fast_matmul_channels=set())
     conv_forms.choose(nets, 4, "float32", "auto", cache, timer)
-    assert len(timer.calls) == 8 and set(forms_of(nets).values()) == {"framework"}
+    assert len(timer.calls) == 12 and set(forms_of(nets).values()) == {"framework"}
     with open(cache) as f:
-        assert len(json.load(f)["entries"]) == 8  # the other device's entries stay
+        assert len(json.load(f)["entries"]) == 12  # the other device's entries stay
 
 
 @pytest.mark.parametrize("form", ["framework", "matmul"])
