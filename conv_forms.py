@@ -9,8 +9,8 @@ So at start-up each distinct shape of the stage (kernel, stride, channels, lengt
 dtype, transposed or not) is timed in both forms (forward, input gradient and kernel
 gradient), and the faster is used. The critic's are timed at twice the batch too, as it
 scores real and fake in one call (rules.call_batches), and the form faster over both is
-used. The choices are cached in a small JSON file, keyed by the
-device's name and the TensorFlow version, so that later starts skip the timing.
+used. The choices are cached in a small JSON file, keyed by the device's name and the
+TensorFlow version, so that later starts skip the timing.
 `--conv_forms framework|matmul` forces one. The form never changes the weights or the
 checkpoints, only float rounding.
 """
