@@ -66,6 +66,7 @@ NDB_ALPHA = 0.05
 MEMORISATION_THRESHOLD = 0.05
 MAX_LAG = 8
 ZOOM_SAMPLES = 1024
+PLOT_POINTS = 4096  # points of a plotted waveform at most: 3.4 per pixel of the 12-inch figure
 CHUNK_FLOATS = 1 << 22  # float32 values per block of work: bounds memory at any stage
 EVAL_SAMPLES = 256  # generated and real windows compared, by default, up to...
 EVAL_MAX_SAMPLES = 1 << 23  # ... this many samples (8 windows of 65 s at stage 8)
@@ -503,6 +504,20 @@ def _pyplot():
     return plt
 
 
+def envelope(samples, points=PLOT_POINTS):
+    """(sample indices, values) to draw a waveform with at most `points` points: all of it if
+    short, else the minimum and the maximum of each of points / 2 equal spans, both at the
+    span's start. A line through them fills the pixels a line through every sample fills at
+    the figure's width (as audio editors draw waveforms), and a 65 s window draws in a
+    fraction of a second instead of seconds."""
+    samples = np.asarray(samples)
+    if len(samples) <= points:
+        return np.arange(len(samples)), samples
+    starts = np.linspace(0, len(samples), points // 2, endpoint=False).astype(np.int64)
+    low, high = np.minimum.reduceat(samples, starts), np.maximum.reduceat(samples, starts)
+    return np.repeat(starts, 2), np.stack([low, high], axis=1).reshape(-1)
+
+
 def _waveforms(real, generated, sampling_rate, length=None):
     """Real above generated, one row per channel (as the report's Figures 8.4-8.7)."""
     plt = _pyplot()
@@ -513,10 +528,10 @@ def _waveforms(real, generated, sampling_rate, length=None):
                              sharey=True, squeeze=False)
     for p, (label, window) in enumerate(pairs):
         shown = window[:length]
-        seconds = np.arange(len(shown)) / sampling_rate
         for c in range(channels):
             ax = axes[p * channels + c, 0]
-            ax.plot(seconds, shown[:, c], linewidth=0.5,
+            at, values = envelope(shown[:, c])
+            ax.plot(at / sampling_rate, values, linewidth=0.5,
                     color="tab:blue" if label == "real" else "tab:orange")
             ax.set_ylim(-1, 1)
             suffix = f", channel {c + 1}" if channels > 1 else ""

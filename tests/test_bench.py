@@ -1,4 +1,4 @@
-"""bench/: the FLOP count of an iteration, a run of bench/train_step.py, and
+"""bench/: the FLOP count of an iteration, a run of bench/train_step.py, bench/pictures.py and
 bench/pytorch_wavegan.py where PyTorch is missing."""
 
 import contextlib
@@ -158,3 +158,15 @@ def test_pytorch_comparison_without_pytorch_says_so_and_exits_0(monkeypatch):
         assert pytorch_wavegan.main(["--batch_size", "2"]) == 0
     assert out.getvalue() == ("PyTorch is not installed (pip install torch): nothing to "
                               "compare with\n")
+
+
+def test_pictures_benchmark_times_the_summary_pictures_of_each_stage():
+    import pictures
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert pictures.main(["--stages", "1", "6", "--channels", "1", "--repeats", "1",
+                              "--json"]) == 0
+    result = json.loads(out.getvalue())
+    assert result["channels"] == 1 and list(result["seconds_by_stage"]) == ["1", "6"]
+    assert all(0 < s < 60 for s in result["seconds_by_stage"].values())

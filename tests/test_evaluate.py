@@ -272,6 +272,26 @@ def test_save_plots_on_short_windows_and_silence(tmp_path):
     assert len(paths) == 4 and all(os.path.getsize(p) > 1000 for p in paths)
 
 
+def test_waveform_envelope_keeps_every_span_extreme_in_few_points():
+    """A 65 s window is drawn from 4096 points: each span's minimum and maximum, so a click
+    of one sample still shows; a short window is drawn whole."""
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal(1 << 20)).astype(np.float32)
+    x[123_457], x[999_999] = 0.95, -0.9
+    at, values = evaluate.envelope(x)
+    assert len(at) == len(values) == evaluate.PLOT_POINTS
+    assert np.all(np.diff(at) >= 0) and at[0] == 0 and at[-1] < len(x)
+    assert values.max() == np.float32(0.95) and values.min() == np.float32(-0.9)
+    starts = at[::2]
+    spans = np.split(x, starts[1:])
+    np.testing.assert_array_equal(values[0::2], [s.min() for s in spans])
+    np.testing.assert_array_equal(values[1::2], [s.max() for s in spans])
+    short = x[:4000]
+    at, values = evaluate.envelope(short)
+    np.testing.assert_array_equal(at, np.arange(4000))
+    np.testing.assert_array_equal(values, short)
+
+
 def test_write_report_and_format_table(results, tmp_path):
     metrics = results["pieces", "halves"]
     path = evaluate.write_report(str(tmp_path / "out"), metrics)
