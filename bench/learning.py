@@ -15,19 +15,40 @@
         and states its share of training time at the default interval (--eval_every_secs
         600). Target: at most 5 %.
 
+    python bench/learning.py FOLDER --arm LABEL=REF[ FLAGS] --arm ... [--seeds 0 1 2]
+            [--stage 3] [--steps 300] [--keep DIR]
+        Recipes side by side over seeds: each arm is a git commit (REF; "." is the work tree
+        as it is) and extra trainer flags, e.g. --arm "old=f6a0510" --arm "today=HEAD" or
+        --arm "ema=. --ema_decay 0.99". Every arm trains train_progressive.py of its own
+        commit, in a subprocess, with the same command (data, stage, batch, seed, mixed
+        precision as the CPU allows) to step 1 and then to --steps, once per seed; then
+        today's evaluation code scores the raw weights (and the moving average, where the
+        commit has one) at step 1 and at --steps against the same seeded real windows.
+        Prints each metric's mean and range over the seeds per arm: a change that slows
+        learning shows the day it lands. A commit before nested folders were read needs a
+        flat FOLDER (e.g. one package of bench/fetch_music.py's, ~/.cache/pagan-music/
+        freedroidrpg). With --keep, runs already there are not trained again.
+
 FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
 folder, removed afterwards unless --keep DIR.
 """
 
+import argparse
+import io
 import json
 import os
+import shlex
 import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import rules
@@ -130,6 +151,150 @@ def cost(args):
             "share_at_default_interval": share, "met": share <= TARGET_SHARE}
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One recipe of a side-by-side comparison: a commit of the trainer and extra flags."""
+    label: str
+    ref: str          # a git commit, or "." for the work tree as it is
+    flags: tuple = ()
+
+
+def parse_arm(text):
+    """--arm "LABEL=REF [FLAGS]"."""
+    words = shlex.split(text)
+    label, sep, ref = words[0].partition("=") if words else ("", "", "")
+    if not (label and sep and ref):
+        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=REF [FLAGS], e.g. "
+                                         f"\"today=HEAD\" or \"ema=. --ema_decay 0.99\"")
+    return Arm(label, ref, tuple(words[1:]))
+
+
+def source_tree(ref, root):
+    """The trainer's code at ref: the work tree for ".", else the commit unpacked (git
+    archive) under root/src/<commit>."""
+    if ref == ".":
+        return REPO
+    found = subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", ref + "^{commit}"],
+                           capture_output=True, text=True, check=False)
+    if found.returncode:
+        raise UserError(f"--arm {ref}: not a commit of this repository")
+    tree = os.path.join(root, "src", found.stdout.strip()[:12])
+    if not os.path.isdir(tree):
+        archive = subprocess.run(["git", "-C", REPO, "archive", found.stdout.strip()],
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree + ".tmp", filter="data")
+        os.replace(tree + ".tmp", tree)
+    return tree
+
+
+def arm_run(root, arm, seed):
+    return os.path.join(root, "runs", arm.label, f"seed{seed}")
+
+
+def train_arm(arm, seed, args, root):
+    """train_progressive.py of the arm's commit, in a subprocess, to step 1 and then to
+    --steps (each skipped where its checkpoint is there); its console goes to train.log."""
+    tree = source_tree(arm.ref, root)
+    trainer = os.path.join(tree, "train_progressive.py")
+    run = arm_run(root, arm, seed)
+    os.makedirs(run, exist_ok=True)
+    command = [sys.executable, trainer, "--data_dir", args.folder, "--checkpoint_dir", run,
+               "--num_blocks", str(args.stage), "--batch_size", str(args.batch_size),
+               "--seed", str(seed), "--use_mixed_precision_training",
+               "--save_every_secs", "1e9", "--log_every_secs", "60"]
+    known = subprocess.run([sys.executable, trainer, "--help"], capture_output=True,
+                           text=True, check=False).stdout
+    for option, path in (("--audio_cache", "audio_cache"), ("--conv_forms_cache",
+                                                            "conv_forms.json")):
+        if option in known:  # shared by the runs; commits before them decode every time
+            command += [option, os.path.join(root, path)]
+    directory = rules.stage_dir(run, args.stage)
+    for steps in (1, args.steps):
+        if os.path.exists(os.path.join(directory, f"ckpt-{steps}.index")):
+            continue
+        print(f"training {arm.label} ({arm.ref}) seed {seed} to step {steps}", file=sys.stderr,
+              flush=True)
+        with open(os.path.join(run, "train.log"), "a") as log:
+            done = subprocess.run(command + ["--max_steps", str(steps), *arm.flags], cwd=tree,
+                                  stdout=log, stderr=subprocess.STDOUT, check=False)
+        if done.returncode:
+            raise UserError(f"{arm.label} seed {seed} stopped with exit code "
+                            f"{done.returncode} before step {steps}: see "
+                            f"{os.path.join(run, 'train.log')}")
+
+
+def score_arms(args, root):
+    """{arm label: {"step N raw" | "step N average": [metrics of each seed]}}."""
+    import evaluate
+    import jobs
+    import train_progressive
+    import watch
+    from dataloader import load_audio
+
+    audio = load_audio(args.folder, rules.SAMPLING_RATE, log=lambda line: None,
+                       cache_dir=os.path.join(root, "audio_cache"))
+    count = evaluate.default_eval_count(rules.window_length(args.stage))
+    curve = watch.QualityCurve(audio, args.stage, count, SEED, "uniform")
+    scores = {"references": {"real vs real": [curve.references["real"]],
+                             "noise": [curve.references["noise"]]}}
+    for arm in args.arm:
+        scores[arm.label] = {}
+        for seed in args.seeds:
+            directory = rules.stage_dir(arm_run(root, arm, seed), args.stage)
+            for step in (1, args.steps):
+                for raw in (True, False):
+                    path = os.path.join(directory, f"ckpt-{step}")
+                    generator, _, _, which = jobs.load_generator(
+                        directory, train_progressive.RECIPE, path, raw)
+                    if raw or which == rules.AVERAGE:
+                        name = f"step {step} {'raw' if raw else 'average'}"
+                        scores[arm.label].setdefault(name, []).append(
+                            curve.measure(generator)[0])
+    return scores
+
+
+def side_by_side(args):
+    root = args.keep or tempfile.mkdtemp(prefix="bench_side_by_side_")
+    try:
+        for seed in args.seeds:  # seed by seed: a stopped comparison has whole seeds
+            for arm in args.arm:
+                train_arm(arm, seed, args, root)
+        scores = score_arms(args, root)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return {"folder": args.folder, "stage": args.stage, "steps": args.steps,
+            "batch_size": args.batch_size, "seeds": args.seeds,
+            "arms": {arm.label: {"ref": arm.ref, "flags": list(arm.flags)} for arm in args.arm},
+            "scores": scores}
+
+
+def spread(values):
+    """mean [min-max] of a list of numbers, or '-'."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} [{min(values):.4g}-{max(values):.4g}]"
+
+
+def print_side_by_side(report):
+    print(f"{report['folder']}: stage {report['stage']}, batch {report['batch_size']}, "
+          f"{report['steps']} steps, seeds {' '.join(map(str, report['seeds']))}; mean "
+          f"[min-max] over the seeds")
+    for title, key in ROWS:
+        print(f"\n{title}")
+        for label, sets in report["scores"].items():
+            described = report["arms"].get(label)
+            what = (f"{label} ({described['ref']}{' ' if described['flags'] else ''}"
+                    f"{' '.join(described['flags'])})" if described else label)
+            print(f"  {what:<34}" + "  ".join(
+                f"{name}: {spread([m.get(key) for m in metrics])}"
+                for name, metrics in sets.items()))
+
+
 def print_learn(report):
     print(f"{report['folder']}: {report['hours']:.2f} h, {report['channels']} channels; stage "
           f"{report['stage']}, batch {report['batch_size']}, {report['steps']} steps in "
@@ -159,16 +324,29 @@ def main(argv=None):
                         help="with --cost: evaluations timed (the median is used)")
     parser.add_argument("--keep", metavar="DIR", default=None,
                         help="train in DIR and keep it (default: a temporary folder)")
+    parser.add_argument("--arm", type=parse_arm, action="append", default=None,
+                        metavar="LABEL=REF [FLAGS]",
+                        help="a recipe to compare side by side: a commit (\".\" the work "
+                             "tree) and extra trainer flags; give two or more")
+    parser.add_argument("--seeds", type=int_in_range(0, 2**31 - 1), nargs="+",
+                        default=[0, 1, 2], help="with --arm: the seeds each arm trains with")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     args.stage = args.stage or (5 if args.cost else 3)
+    if args.arm is not None and (len(args.arm) < 2 or args.cost):
+        raise UserError("--arm compares two or more recipes: give --arm at least twice, "
+                        "without --cost")
+    if args.arm is not None and len({arm.label for arm in args.arm}) < len(args.arm):
+        raise UserError("each --arm needs a label of its own")
     if not os.path.isdir(args.folder):
         raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
     from internals import import_tensorflow
     import_tensorflow()
-    report = cost(args) if args.cost else learn(args)
+    report = (cost(args) if args.cost else side_by_side(args) if args.arm else learn(args))
     if args.json:
         print(json.dumps(report, default=float))
+    elif args.arm:
+        print_side_by_side(report)
     elif not args.cost:
         print_learn(report)
     else:

@@ -89,6 +89,18 @@ def saved_step(path):
     return int(step.numpy())
 
 
+def assert_checkpoint_keys_unchanged(directory, name):
+    """The latest checkpoint of a folder keys its variables (path and shape) exactly as the
+    list tests/checkpoint_keys/<name>.txt, written by the code of 2026-11-28 (commit 763b863):
+    checkpoints written before a redesign still resume, grow and generate."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(directory)
+    keys = [f"{key} {list(shape)}\n" for key, shape in sorted(tf.train.list_variables(path))]
+    with open(os.path.join(ROOT, "tests", "checkpoint_keys", name + ".txt")) as f:
+        assert keys == f.readlines(), name
+
+
 def tensorboard_tags(directory):
     """Every tag of the event files in a folder (audio tags without their /audio_summary)."""
     import tensorflow as tf

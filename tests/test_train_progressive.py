@@ -24,6 +24,7 @@ from helpers import (
     PICTURES,
     ROOT,
     TINY,
+    assert_checkpoint_keys_unchanged,
     check_report,
     ema_and_raw,
     networks_of,
@@ -79,6 +80,12 @@ def test_restore_chain_takes_each_path(chain):
 
 
 # --------------------------------------------------------------------------- moving average
+
+def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
+    root, _ = chain
+    for name in ("stage_00001", "stage_00002_frozen", "stage_00002"):
+        assert_checkpoint_keys_unchanged(os.path.join(root, name), "progressive_" + name)
+
 
 def assert_average(average, previous, raw, step, layers=None):
     """average = b previous + (1 - b) raw, b the decay at step, for every (named) weight."""

@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from helpers import ROOT, ema_and_raw, networks_of, saved_step, tensorboard_tags, weights
+from helpers import (
+    ROOT,
+    assert_checkpoint_keys_unchanged,
+    ema_and_raw,
+    networks_of,
+    saved_step,
+    tensorboard_tags,
+    weights,
+)
 from helpers import run as run_main
 
 import jobs
@@ -313,6 +321,10 @@ def chain(module_tmp):
 
 def folder(root, num_blocks, frozen=False):
     return stages.stage_dir(os.path.join(root, "vaegan"), num_blocks, frozen)
+
+
+def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
+    assert_checkpoint_keys_unchanged(folder(chain[0], 1), "vaegan_stage_00001")
 
 
 def restored(path, config):

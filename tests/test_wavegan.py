@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from helpers import DEMO, check_report, ema_and_raw, saved_step
+from helpers import DEMO, assert_checkpoint_keys_unchanged, check_report, ema_and_raw, saved_step
 from helpers import run as run_main
 
 import model
@@ -195,6 +195,10 @@ def trained(module_tmp):
         assert code == 0, out + err
         consoles.append(out)
     return root, consoles
+
+
+def test_checkpoints_keep_the_variable_paths_of_earlier_versions(trained):
+    assert_checkpoint_keys_unchanged(trained[0], "wavegan")
 
 
 def test_training_resumes_at_the_saved_step(trained):
