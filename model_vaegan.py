@@ -6,7 +6,7 @@ restored stage to stage exactly like D. Where D scores the flattened 16x1024 fea
 dense unit, E reads them with two dense heads of LATENT_DIM values, mu and log sigma^2, which
 like D's dense layer do not depend on the stage. The generator's input during training is
 z = mu + eps * exp(log sigma^2 / 2), eps ~ N(0, 1), from the encoder of a real batch. Its
-losses and training iteration are wgan_gp.VAEGAN's. Pure: layers and shapes, no file IO.
+losses are losses.VAEGAN's, its training iteration iteration.VAEGANIteration's. Pure: layers and shapes, no file IO.
 """
 
 import keras

@@ -9,15 +9,6 @@ from dataclasses import dataclass
 from rules import AVERAGE, GRAPHS, LATENT_DIM
 
 
-def wgan_gp_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
-                      xla=False, moving_average=None, graph=GRAPHS[0]):
-    """The training iteration of a Recipe by default: WGAN-GP's, of G and D."""
-    from wgan_gp import WGANGP
-    return WGANGP(networks["generator"], networks["discriminator"],
-                  optimizers["generator_optimizer"], optimizers["discriminator_optimizer"],
-                  step, rng, sample_latent, loss_scale, strategy, xla, moving_average, graph)
-
-
 @dataclass
 class Recipe:
     """What one trainer does differently from the others."""
@@ -28,10 +19,7 @@ class Recipe:
     growing: bool = True             # progressive restore chain, or one fixed stage
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
-    # (networks, {"<name>_optimizer": ...}, step, rng, sample_latent, loss_scale, strategy, xla,
-    # moving_average, graph) -> a callable that trains one iteration on an iterator of batches and
-    # returns its losses (see wgan_gp.WGANGP)
-    make_iteration: Callable = wgan_gp_iteration
+    iteration: str = "Iteration"     # its training iteration: a class of iteration.py
 
 
 @dataclass
@@ -41,7 +29,7 @@ class Training:
     optimizers: dict
     step: object       # tf.Variable: iterations (generator updates) so far
     rng: object        # tf.random.Generator of every draw of the iteration
-    iteration: object  # recipe.make_iteration's: iteration(iterator) trains one iteration
+    iteration: object  # iteration.Iteration: iteration(iterator) trains one iteration
     checkpoint: object
     # Checkpoint entries that checkpoints of earlier versions lack: {name: variable}
     optional: dict
@@ -81,8 +69,9 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
     import keras
     import tensorflow as tf
 
+    import iteration
+    from adam import make_optimizer
     from moving_average import MovingAverage
-    from wgan_gp import make_optimizer
 
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(seed)
@@ -104,13 +93,12 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
             average.copy()
     step = tf.Variable(0, dtype=tf.int64, name="step")
     rng = tf.random.Generator.from_seed(seed)
-    iteration = recipe.make_iteration(networks, optimizers, step, rng,
-                                      lambda batch: draw_latent(rng, batch, recipe.prior),
-                                      loss_scale, strategy=strategy, xla=xla,
-                                      moving_average=average, graph=graph)
+    train = getattr(iteration, recipe.iteration)(
+        networks, optimizers, step, rng, lambda batch: draw_latent(rng, batch, recipe.prior),
+        loss_scale, strategy=strategy, xla=xla, moving_average=average, graph=graph)
     optional = {name: state for network in networks.values()
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:
         optional[AVERAGE] = average.average
     checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers, **optional)
-    return Training(networks, optimizers, step, rng, iteration, checkpoint, optional, average)
+    return Training(networks, optimizers, step, rng, train, checkpoint, optional, average)

@@ -101,7 +101,7 @@ MAX_PHASESHUFFLE_RAD = window_length(WAVEGAN_BLOCKS) // STRIDE ** (WAVEGAN_BLOCK
 
 
 def scores_together(critic):
-    """Whether WGANGP.score scores real and fake in one call of the critic: where the critic
+    """Whether Iteration.score scores real and fake in one call of the critic: where the critic
     scores each example alone (not pggan's, whose minibatch standard deviation mixes them;
     not WaveGAN's, whose phase shuffle draws one shift per call)."""
     return bool(getattr(critic, "scores_examples_alone", False))

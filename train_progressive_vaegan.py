@@ -19,7 +19,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import session
 import train_progressive
 from recipe import Recipe
-from rules import GRAPHS
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -35,19 +34,9 @@ def make_config(args, channels):
     return train_progressive.make_config(args, channels, model="vaegan")
 
 
-def make_iteration(networks, optimizers, step, rng, sample_latent, loss_scale, strategy=None,
-                   xla=False, moving_average=None, graph=GRAPHS[0]):
-    """The VAE-GAN iteration; sample_latent goes unused, the generator's z comes from E."""
-    from wgan_gp import VAEGAN
-    return VAEGAN(networks["encoder"], optimizers["encoder_optimizer"], networks["generator"],
-                  networks["discriminator"], optimizers["generator_optimizer"],
-                  optimizers["discriminator_optimizer"], step, rng, loss_scale, strategy, xla,
-                  moving_average, graph)
-
-
 RECIPE = Recipe(model="vaegan", build_networks=build_networks, config=make_config,
                 checkpoint_root=lambda args: os.path.join(args.checkpoint_dir, "vaegan"),
-                prior="normal", make_iteration=make_iteration)
+                prior="normal", iteration="VAEGANIteration")
 
 
 DESCRIPTION = __doc__.split("\n")[0]

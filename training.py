@@ -218,8 +218,8 @@ class Stage:
 def build(args, recipe):
     """Data, strategy, run and restore chain of a stage: its Stage, or None when --max_steps
     is already reached."""
+    from precision import precision
     from stages import start_stage, write_config
-    from wgan_gp import precision
 
     audio = load(args, args.data_dir)  # bad data fails before TensorFlow's ops
     config = recipe.config(args, audio.channels)

@@ -27,7 +27,7 @@ from utils import int_in_range
 def benchmark(stage, batch, mixed, repeats, variant=STANDARD):
     import_tensorflow()
     from model_progressive import Discriminator, Generator
-    from wgan_gp import precision
+    from precision import precision
 
     policy, _ = precision(mixed)
     networks = {"generator": Generator(stage, variant=variant),

@@ -34,7 +34,8 @@ from utils import ArgumentParser, int_in_range, run_cli
 def torch_wavegan(torch, batch, bfloat16, rad):
     """A PyTorch WaveGAN iteration, phase shuffle of radius rad: a function that trains one
     iteration on noise."""
-    from wgan_gp import GP_WEIGHT, N_CRITIC
+    from iteration import N_CRITIC
+    from losses import GP_WEIGHT
 
     nn = torch.nn
     pad = (KERNEL_SIZE - STRIDE + 1) // 2  # 11: "same" lengths, as TensorFlow's padding

@@ -90,7 +90,7 @@ def flops_per_iteration(g_macs, d_macs):
     A layer's input gradient costs as much as its forward pass, and so does its kernel
     gradient; the first layer's input gradient is needed only where the input is
     differentiated (x_hat in the gradient penalty).
-    One D update, WGAN-GP (wgan_gp.WGANGP._d_gradients):
+    One D update, WGAN-GP (iteration.Iteration.critic_gradients):
         F_G                    fakes
         3 F_D                  D(real), D(fake), D(x_hat)
         F_D                    gradient penalty: input gradient of D(x_hat) down to x_hat
@@ -166,7 +166,7 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     import_tensorflow()
     import train_progressive
     from dataloader import AudioData, make_dataset
-    from wgan_gp import precision
+    from precision import precision
 
     strategy = make_strategy(distribution)
     policy, loss_scale = precision(mixed)

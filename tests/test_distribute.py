@@ -107,7 +107,7 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
     for key in averages[0]:  # the moving average, updated on the mirrored weights
         assert np.isclose(averages[1][key], averages[0][key], rtol=1e-4, atol=1e-6).mean() \
             > 0.999, key
-    learning_rate = 1e-4  # wgan_gp.make_optimizer
+    learning_rate = 1e-4  # adam.LEARNING_RATE
     for name, updates in (("generator", 2), ("discriminator", 10)):
         one, two = weights(nets[0][name]), weights(nets[1][name])
         for key in one:

@@ -37,13 +37,16 @@ from helpers import (
 )
 from helpers import run as run_main
 
+import adam
 import evaluate
+import iteration
 import jobs
 import longform
+import losses
+import precision
 import recipe
 import stages
 import train_progressive
-import wgan_gp
 from rules import GRAPHS, window_length
 from utils import to_int16
 
@@ -153,7 +156,7 @@ def test_resume_restores_step_and_optimiser_state(chain):
     path = stages.latest_checkpoint(stages.stage_dir(root, 1))
     config = stages.read_config(stages.stage_dir(root, 1))
     nets = train_progressive.build_networks(config, "float32")
-    opt = wgan_gp.make_optimizer()
+    opt = adam.make_optimizer()
     opt.build(nets["generator"].trainable_variables)
     step = tf.Variable(0, dtype=tf.int64)
     stages.restore(tf.train.Checkpoint(step=step, generator_optimizer=opt, **nets), path,
@@ -202,7 +205,7 @@ def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
     for name, net in nets.items():
         for layer in net.carried_over_layers().values():  # the earlier freezing
             layer.trainable = False
-        optimizers[name + "_optimizer"] = wgan_gp.make_optimizer()
+        optimizers[name + "_optimizer"] = adam.make_optimizer()
         optimizers[name + "_optimizer"].build(net.trainable_variables)
     step, rng = tf.Variable(4, dtype=tf.int64), tf.random.Generator.from_seed(0)
     directory = stages.stage_dir(root, 2, frozen=True)
@@ -261,7 +264,7 @@ def test_trains_on_a_nested_folder_of_ogg_and_restarts_from_the_cache(tmp_path):
 
 
 def test_adam_has_the_reports_settings_and_tensorflow_1s_epsilon():
-    optimizer = wgan_gp.make_optimizer()
+    optimizer = adam.make_optimizer()
     assert (float(optimizer.learning_rate), optimizer.beta_1, optimizer.beta_2) == \
         (pytest.approx(1e-4), 0.5, 0.9)
     assert optimizer.epsilon == 1e-8  # Keras's default is 1e-7
@@ -273,7 +276,7 @@ def test_all_finite_finds_one_bad_value_among_many(bad):
     if bad is not None:
         values[17, 123] = bad
     tensors = [tf.constant(2.0), tf.constant(values), tf.ones([3], tf.bfloat16)]
-    assert bool(wgan_gp.all_finite(tensors)) == (bad is None)
+    assert bool(iteration.all_finite(tensors)) == (bad is None)
 
 
 def apply_gradient(optimizer, weights, gradient):
@@ -282,14 +285,14 @@ def apply_gradient(optimizer, weights, gradient):
 
 @pytest.mark.parametrize("loss_scale", [None, 32.0])
 def test_fused_adam_updates_as_keras_adam_with_the_same_slots(loss_scale):
-    """wgan_gp.Adam runs TensorFlow's fused ResourceApplyAdam: after 30 updates of gradients
+    """adam.Adam runs TensorFlow's fused ResourceApplyAdam: after 30 updates of gradients
     that change sign and size, weights and moments equal Keras's Adam's to float rounding, and
     the slots (checkpoint keys) are Keras's."""
     import keras
     start = np.random.default_rng(0).normal(size=(3, 50)).astype(np.float32)
     results = []
     for optimizer in (keras.optimizers.Adam(1e-4, 0.5, 0.9, 1e-8, loss_scale_factor=loss_scale),
-                      wgan_gp.make_optimizer(loss_scale)):
+                      adam.make_optimizer(loss_scale)):
         weights = keras.Variable(start, name="weights")
         update = tf.function(functools.partial(apply_gradient, optimizer, weights))
         for i in range(30):
@@ -297,7 +300,7 @@ def test_fused_adam_updates_as_keras_adam_with_the_same_slots(loss_scale):
         results.append((weights.numpy(), [v.numpy() for v in optimizer.variables],
                         [v.name for v in optimizer.variables]))
     (keras_w, keras_slots, keras_names), (ours_w, our_slots, our_names) = results
-    assert type(wgan_gp.make_optimizer()) is wgan_gp.Adam
+    assert type(adam.make_optimizer()) is adam.Adam
     assert np.abs(ours_w - start).max() > 1e-3  # it trained
     np.testing.assert_allclose(ours_w, keras_w, rtol=0, atol=1e-6)
     for ours, theirs in zip(our_slots, keras_slots):
@@ -307,7 +310,7 @@ def test_fused_adam_updates_as_keras_adam_with_the_same_slots(loss_scale):
 
 @pytest.mark.parametrize("variant", ["standard", "pggan"])
 def test_real_and_fake_are_scored_in_one_call_only_where_examples_are_scored_alone(variant):
-    """WGANGP.score: the standard critic scores real and fake in one call, giving the two
+    """Iteration.score: the standard critic scores real and fake in one call, giving the two
     calls' scores and Wasserstein gradients to float rounding. pggan's critic, whose minibatch
     standard deviation mixes the examples, is called twice, as the original did: one call
     would change its scores."""
@@ -328,7 +331,7 @@ def test_real_and_fake_are_scored_in_one_call_only_where_examples_are_scored_alo
             return D(x)
     step = types.SimpleNamespace(discriminator=Counted())
     results = []
-    for score in (functools.partial(wgan_gp.WGANGP.score, step), lambda r, f: (D(r), D(f))):
+    for score in (functools.partial(iteration.Iteration.score, step), lambda r, f: (D(r), D(f))):
         with tf.GradientTape() as tape:
             d_real, d_fake = score(real, fake)
             loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
@@ -365,8 +368,8 @@ def test_loss_scale_inside_the_gradient_penalty_keeps_float16_gradients(tmp_path
     real, fake = tf.zeros([1, 4, 1]), tf.ones([1, 4, 1])
     alpha = tf.fill([1, 1, 1], 0.5)
     exact = (math.sqrt(4) * 9e-8 - 1) ** 2
-    scaled, _ = wgan_gp.gradient_penalty(critic, real, fake, alpha, loss_scale=32.0)
-    unscaled, _ = wgan_gp.gradient_penalty(critic, real, fake, alpha)
+    scaled, _ = losses.gradient_penalty(critic, real, fake, alpha, loss_scale=32.0)
+    unscaled, _ = losses.gradient_penalty(critic, real, fake, alpha)
     def norm(penalty):  # the gradient's norm, from (norm - 1)^2 with norm < 1
         return 1 - math.sqrt(float(penalty[0]))
     assert norm(scaled) == pytest.approx(2 * 9e-8, rel=0.05)
@@ -483,7 +486,7 @@ def test_non_finite_loss_stops_without_saving(chain, tmp_path, monkeypatch):
             f.write(b"\0partial")
     before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)
               if n.startswith("ckpt-") or n == "checkpoint"}
-    monkeypatch.setattr(wgan_gp, "GP_WEIGHT", float("nan"))
+    monkeypatch.setattr(losses, "GP_WEIGHT", float("nan"))
     code, out, err = run("--num_blocks", "1", "--max_steps", "5", "--checkpoint_dir",
                          str(tmp_path))
     assert "resumed at step 3" in out  # the half-written save was not taken
@@ -522,7 +525,7 @@ def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
     code, out, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir",
                          str(tmp_path), "--use_mixed_precision_training")
     assert code == 0, err
-    expected = "mixed_bfloat16" if wgan_gp.cpu_has_bfloat16() else "float32"
+    expected = "mixed_bfloat16" if precision.cpu_has_bfloat16() else "float32"
     assert expected in out
     losses = re.findall(r"D_loss ([-+.\w]+)\s+G_loss ([-+.\w]+)", out)
     assert len(losses) == 2 and all(math.isfinite(float(x)) for pair in losses for x in pair)
@@ -559,18 +562,18 @@ def test_one_graph_or_a_graph_per_update_train_alike(tmp_path):
 @pytest.mark.slow
 def test_float16_step_with_fixed_loss_scale(tmp_path):
     """The GPU path (float16, loss scale 32 also inside the GP), run on the CPU."""
-    policy, scale = wgan_gp.precision(True, on_gpu=True)
+    policy, scale = precision.precision(True, on_gpu=True)
     assert (policy, scale) == ("mixed_float16", 32.0)
     config = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
               "use_sample_norm": False}
     nets = train_progressive.build_networks(config, policy)
-    opts = [wgan_gp.make_optimizer(scale) for _ in nets]
-    for opt, net in zip(opts, nets.values()):
-        opt.build(net.trainable_variables)
+    opts = {name + "_optimizer": adam.make_optimizer(scale) for name in nets}
+    for name, net in nets.items():
+        opts[name + "_optimizer"].build(net.trainable_variables)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
-    gan = wgan_gp.WGANGP(nets["generator"], nets["discriminator"], *opts, step, rng,
-                         lambda batch: rng.uniform([batch, 100], -1, 1), scale,
-                         graph=GRAPHS[1])
+    gan = iteration.Iteration(nets, opts, step, rng,
+                              lambda batch: rng.uniform([batch, 100], -1, 1), scale,
+                              graph=GRAPHS[1])
     before = weights(nets["generator"])
     real = tf.data.Dataset.from_tensors(tf.random.uniform([1, 64, 1], -0.5, 0.5)).repeat()
     out = gan(iter(real))

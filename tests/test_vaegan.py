@@ -29,13 +29,16 @@ from helpers import (
 )
 from helpers import run as run_main
 
+import adam
+import iteration as iterations
 import jobs
 import longform
+import losses
 import model_vaegan as mv
+import precision
 import recipe
 import stages
 import train_progressive_vaegan as tv
-import wgan_gp
 from rules import GRAPHS
 from utils import to_int16
 
@@ -104,12 +107,12 @@ def test_encoder_outputs_and_reparameterised_latent():
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
     zeros = tf.zeros([4, LATENT])
-    assert wgan_gp.kl_divergence(zeros, zeros).numpy().tolist() == [0.0] * 4
+    assert losses.kl_divergence(zeros, zeros).numpy().tolist() == [0.0] * 4
     rng = np.random.default_rng(0)
     for mean, log_variance in ((rng.standard_normal((4, LATENT)), np.zeros((4, LATENT))),
                                (np.zeros((4, LATENT)), rng.standard_normal((4, LATENT))),
                                (rng.standard_normal((4, LATENT)), rng.standard_normal((4, LATENT)))):
-        kl = wgan_gp.kl_divergence(tf.constant(mean, tf.float32),
+        kl = losses.kl_divergence(tf.constant(mean, tf.float32),
                               tf.constant(log_variance, tf.float32)).numpy()
         terms = 0.5 * (-log_variance + np.exp(log_variance) + mean ** 2 - 1)
         assert (kl > 0).all()
@@ -118,7 +121,7 @@ def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
 
 def test_reconstruction_term_sums_over_the_batch():
     d_real, d_fake = np.array([[1.0], [-2.0], [0.5]]), np.array([[0.0], [1.0], [0.5]])
-    recon = float(wgan_gp.reconstruction_loss(tf.constant(d_real), tf.constant(d_fake)))
+    recon = float(losses.reconstruction_loss(tf.constant(d_real), tf.constant(d_fake)))
     # the original's variance: exp(0) + 1e-6
     assert recon == pytest.approx(0.5 * (3 * math.log(2 * math.pi) + (1 + 9 + 0) / (1 + 1e-6)),
                                   rel=1e-9)
@@ -128,7 +131,7 @@ def test_reconstruction_term_sums_over_the_batch():
 
 def optimisers_for(nets, loss_scale=None):
     """One Adam of the report's per network, built on its trainable variables, as session's."""
-    optimizers = {name + "_optimizer": wgan_gp.make_optimizer(loss_scale) for name in nets}
+    optimizers = {name + "_optimizer": adam.make_optimizer(loss_scale) for name in nets}
     for name, net in nets.items():
         optimizers[name + "_optimizer"].build(net.trainable_variables)
     return optimizers
@@ -167,11 +170,11 @@ def iteration():
     E.mean.bias.assign(mu)
     E.log_variance.kernel.assign(tf.zeros_like(E.log_variance.kernel))
     E.log_variance.bias.assign(tf.fill([LATENT], -30.0))
-    optimizers = optimisers_for(nets, wgan_gp.LOSS_SCALE)
+    optimizers = optimisers_for(nets, precision.LOSS_SCALE)
     spy = SpyGenerator(nets["generator"], mu)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
-    gan = tv.make_iteration({**nets, "generator": spy}, optimizers, step, rng, None,
-                            wgan_gp.LOSS_SCALE, graph=GRAPHS[1])
+    gan = iterations.VAEGANIteration({**nets, "generator": spy}, optimizers, step, rng, None,
+                                     precision.LOSS_SCALE, graph=GRAPHS[1])
     before = {name: weights(net) for name, net in nets.items()}
     silence = tf.data.Dataset.from_tensors(tf.zeros([2, 64, 1])).repeat()
     out = gan(iter(silence))
@@ -206,8 +209,9 @@ def test_one_iteration_consumes_seven_batches():
     """As the original: the encoder update, 5 critic updates and the generator update each
     draw a fresh batch of real audio."""
     nets = tv.build_networks(CONFIG, "float32")
-    gan = tv.make_iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
-                            tf.random.Generator.from_seed(0), None, None, graph=GRAPHS[1])
+    gan = iterations.VAEGANIteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
+                                     tf.random.Generator.from_seed(0), None, None,
+                                     graph=GRAPHS[1])
     iterator = iter(numbered_batches())
     out = gan(iterator)
     assert float(out["real"][0, 0, 0]) == pytest.approx(0.006)  # G's batch: the seventh
@@ -220,9 +224,9 @@ def test_a_wgan_gp_iteration_consumes_five_batches():
     import train_progressive
     nets = train_progressive.build_networks(CONFIG | {"model_variant": "standard"}, "float32")
     rng = tf.random.Generator.from_seed(0)
-    gan = recipe.wgan_gp_iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
-                                   rng, lambda batch: recipe.draw_latent(rng, batch, "uniform"),
-                                   None, graph=GRAPHS[1])
+    gan = iterations.Iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
+                               rng, lambda batch: recipe.draw_latent(rng, batch, "uniform"),
+                               None, graph=GRAPHS[1])
     iterator = iter(numbered_batches())
     gan(iterator)
     assert float(next(iterator)[0, 0, 0]) == pytest.approx(0.005)
@@ -281,10 +285,10 @@ def test_encoder_update_descends_kl_plus_reconstruction():
     kl_grads = dict(zip(paths, tape.gradient(kl, E.trainable_variables)))
     optimizers = optimisers_for(nets)
     before = {name: weights(net) for name, net in nets.items()}
-    gan = tv.make_iteration(nets, optimizers, tf.Variable(0, dtype=tf.int64),
-                       tf.random.Generator.from_seed(0), None, None)
+    gan = iterations.VAEGANIteration(nets, optimizers, tf.Variable(0, dtype=tf.int64),
+                                     tf.random.Generator.from_seed(0), None, None)
 
-    scalars, finite = gan.before_critic(iter([real]))
+    scalars, finite = gan.train_encoder(iter([real]))
     assert bool(finite)
     assert float(scalars["Encoder_loss/KL_divergence"]) == pytest.approx(float(kl), rel=1e-5)
     assert float(scalars["Encoder_loss/Reconstruction_loss"]) == pytest.approx(float(rec),

@@ -17,11 +17,11 @@ import tensorflow as tf
 from helpers import DEMO, assert_checkpoint_keys_unchanged, check_report, ema_and_raw, saved_step
 from helpers import run as run_main
 
+import adam
 import model
 import rules
 import stages
 import train
-import wgan_gp
 
 run = functools.partial(run_main, train.main, tiny=False)
 WINDOW = 16384
@@ -163,7 +163,7 @@ def test_phase_shuffle_state_in_a_checkpoint_continues_the_shift_sequence(tmp_pa
 
 
 def test_phase_shuffle_has_a_second_derivative_in_tf_function():
-    """The gradient penalty differentiates the critic's input gradient again (wgan_gp.py)."""
+    """The gradient penalty differentiates the critic's input gradient again (losses.py)."""
     w = tf.Variable(tf.random.uniform([1, 1, 3], 0.5, 1.5))
     seed = keras.random.SeedGenerator(0)
 
@@ -236,7 +236,7 @@ def test_checkpoint_without_phase_shuffle_state_resumes_with_a_note(trained, tmp
     root, _ = trained
     config = stages.read_config(root)
     old = train.build_networks(config, "float32")
-    optimizers = {f"{name}_optimizer": wgan_gp.make_optimizer() for name in old}
+    optimizers = {f"{name}_optimizer": adam.make_optimizer() for name in old}
     for name, network in old.items():
         optimizers[f"{name}_optimizer"].build(network.trainable_variables)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
