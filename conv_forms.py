@@ -121,7 +121,7 @@ def read_cache(path, device, version):
 
 def write_cache(path, new):
     """Add entries to the cache file (others' devices and versions kept), atomically."""
-    from utils import atomic_write
+    from utils import write_json
     try:
         with open(path) as f:
             entries = json.load(f)["entries"]
@@ -130,12 +130,7 @@ def write_cache(path, new):
     keys = {(e["device"], e["tensorflow"], e["key"]) for e in new}
     entries = [e for e in entries if (e.get("device"), e.get("tensorflow"), e.get("key"))
                not in keys] + new
-    text = json.dumps({"entries": entries}, indent=1, sort_keys=True)
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
+    write_json(path, {"entries": entries})
 
 
 def choose(networks, batch, policy, mode, cache_path, timer=forward_backward_seconds):

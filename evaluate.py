@@ -56,7 +56,7 @@ import numpy as np
 
 from dataloader import gather, load_audio, note, stage_windows
 from rules import MAX_BLOCKS, MAX_INT16, MIN_BLOCKS, SAMPLING_RATE
-from utils import ArgumentParser, UserError, atomic_write, int_in_range, run_cli
+from utils import ArgumentParser, UserError, atomic_write, int_in_range, run_cli, write_json
 
 N_FFT = 512
 N_MELS = 64
@@ -478,13 +478,7 @@ def format_table(metrics, references=None):
 
 def write_report(out_dir, metrics):
     """Write metrics as out_dir/metrics.json (atomically); returns its path."""
-    os.makedirs(out_dir, exist_ok=True)
-    text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    return atomic_write(os.path.join(out_dir, "metrics.json"), write)
+    return write_json(os.path.join(out_dir, "metrics.json"), metrics)
 
 
 def _figures(real, generated, sampling_rate, names=None):

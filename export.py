@@ -15,7 +15,6 @@ from the chosen checkpoint (--checkpoint, the latest by default) and its moving 
 (--raw_generator: the trained weights). The folder is written aside and renamed into place.
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 import longform
 from play import EXPORT_FILE, LiteGenerator
 from rules import AVERAGE, LATENT_DIM, STANDARD, window_length
-from utils import UserError, make_readable
+from utils import UserError, make_readable, write_json
 
 SAVED_MODEL = "saved_model"
 FLOAT32_MODEL, FLOAT16_MODEL = "generator.tflite", "generator.float16.tflite"
@@ -78,8 +77,7 @@ def write_export(folder, generator, info):
               for name in (FLOAT32_MODEL, FLOAT16_MODEL)}
     info = dict(info, max_error=errors, check="the largest difference from the trained "
                 f"generator's output on the first {CHECK_LATENTS} latents of seed 0")
-    with open(os.path.join(folder, EXPORT_FILE), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+    write_json(os.path.join(folder, EXPORT_FILE), info)
     return errors
 
 
@@ -106,12 +104,10 @@ def replaceable(folder):
 def export_checkpoint(args, recipe):
     """--export DIR: the chosen checkpoint's generator as SavedModel and LiteRT models."""
     from jobs import chosen_generator, file_stem
-    from stages import saved_entries
 
     folder = os.path.abspath(args.export)
     replaceable(folder)
-    generator, config, step, directory, path = chosen_generator(args, recipe)
-    which = "generator" if args.raw_generator or AVERAGE not in saved_entries(path) else AVERAGE
+    generator, config, step, directory, path, which = chosen_generator(args, recipe)
     info = export_info(config, recipe, step, which, path, file_stem(directory, step))
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)

@@ -12,8 +12,15 @@ import time
 import numpy as np
 
 import longform
+from checkpoints import (
+    BEST_FOLDER,
+    find_checkpoint,
+    latest_checkpoint,
+    load_generator,
+    stage_dir,
+)
 from dataloader import load, summary
-from rules import AVERAGE, BEST_FOLDER, default_batch_size, stage_dir, window_length
+from rules import default_batch_size, window_length
 from utils import UserError, write_wav
 
 PREVIEW_SLICES = 5
@@ -21,44 +28,6 @@ PREVIEW_SLICES = 5
 REFERENCE_KEYS = ("frechet_mel_distance", "loudness.rms_ratio", "ndb.ndb_over_k",
                   "ndb.js_divergence")
 PREVIEW_POLL_SECS = 1.0
-
-
-def load_generator(directory, recipe, path, raw=False):
-    """The generator of a checkpoint in float32, built from the config saved beside it:
-    (generator, config, step, which weights). Its moving average (generator_ema) unless raw
-    or the checkpoint has none (trained with --ema_decay 0 or by an earlier version)."""
-    import tensorflow as tf
-
-    from stages import read_config, restore, saved_entries
-
-    config = read_config(directory)
-    if config is None or config.get("model") != recipe.model:
-        raise UserError(f"{directory} holds no {recipe.model} checkpoints of this project "
-                        f"(config.json missing or from another trainer)")
-    generator = recipe.build_networks(config, "float32", generator_only=True)["generator"]
-    step = tf.Variable(0, dtype=tf.int64)
-    which = "generator" if raw or AVERAGE not in saved_entries(path) else AVERAGE
-    restore(tf.train.Checkpoint(**{which: generator}, step=step), path, partial=True)
-    return generator, config, int(step), which
-
-
-def require_checkpoint(directory, recipe, choice="latest"):
-    """The checkpoint --checkpoint names: the stage's latest, its best (best/), or a path."""
-    from stages import latest_checkpoint
-    if choice not in ("latest", "best"):
-        if not os.path.exists(choice + ".index"):
-            raise UserError(f"--checkpoint {choice}: no checkpoint there (give the path without "
-                            f".index, e.g. {os.path.join(directory, 'ckpt-300')})")
-        return choice
-    folder = os.path.join(directory, BEST_FOLDER) if choice == "best" else directory
-    path = latest_checkpoint(folder)
-    if path is None:
-        pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
-                if recipe.growing else "point --checkpoint_dir at a training run")
-        what = "no best checkpoint (it is kept by evaluations during training)" \
-            if choice == "best" else "no checkpoint"
-        raise UserError(f"{what} in {folder}: train first, or {pick}")
-    return path
 
 
 def stage_folder(args, recipe):
@@ -69,17 +38,25 @@ def stage_folder(args, recipe):
     return stage_dir(root, args.num_blocks, getattr(args, "freeze_early_layers", False))
 
 
+def chosen_checkpoint(args, recipe):
+    """(stage folder, checkpoint path) of the flags: --checkpoint of the stage."""
+    directory = stage_folder(args, recipe)
+    pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
+            if recipe.growing else "point --checkpoint_dir at a training run")
+    return directory, find_checkpoint(directory, args.checkpoint, pick)
+
+
 def chosen_generator(args, recipe):
     """The generator of the chosen stage's checkpoint (--checkpoint, --raw_generator):
-    (generator, config, step, stage folder, checkpoint path), with a line saying which."""
-    directory = stage_folder(args, recipe)
-    path = require_checkpoint(directory, recipe, args.checkpoint)
+    (generator, config, step, stage folder, checkpoint path, which weights), with a line
+    saying which."""
+    directory, path = chosen_checkpoint(args, recipe)
     generator, config, step, which = load_generator(directory, recipe, path,
                                                     args.raw_generator)
     if which == "generator" and not args.raw_generator:
         print(f"note: {path} has no moving-average generator (trained with --ema_decay 0 or "
               f"by an earlier version): using its trained weights")
-    return generator, config, step, directory, path
+    return generator, config, step, directory, path, which
 
 
 def file_stem(directory, step):
@@ -90,7 +67,7 @@ def file_stem(directory, step):
 def generate(args, recipe):
     """--generate N: N WAV files from the latest checkpoint, of one window each or, with
     --duration, of windows along a latent walk joined by crossfades (longform.py)."""
-    generator, config, step, directory, path = chosen_generator(args, recipe)
+    generator, config, step, directory, path, _ = chosen_generator(args, recipe)
     name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
     samples = None if args.duration is None else round(args.duration * rate)
@@ -110,7 +87,7 @@ def generate(args, recipe):
 def interpolate(args, recipe):
     """--interpolate A B: one file morphing over --steps windows from the latent of seed A
     (the first file `--generate --seed A` writes) to that of seed B, crossfaded."""
-    generator, config, step, directory, path = chosen_generator(args, recipe)
+    generator, config, step, directory, path, _ = chosen_generator(args, recipe)
     name = file_stem(directory, step)
     rate, window = config["sampling_rate"], window_length(config["num_blocks"])
     a, b = (longform.draw_latents(seed, 1, recipe.prior)[0] for seed in args.interpolate)
@@ -148,12 +125,10 @@ def preview(args, recipe):
     """--preview: 5 fixed latents, one preview file per new checkpoint (§7.4, appendix B)."""
     import tensorflow as tf
 
-    from stages import latest_checkpoint
-
     directory = stage_folder(args, recipe)
     watched = os.path.join(directory, BEST_FOLDER) if args.checkpoint == "best" else directory
     if args.once or args.checkpoint not in ("latest", "best"):
-        require_checkpoint(directory, recipe, args.checkpoint)
+        chosen_checkpoint(args, recipe)
     latents = longform.draw_latents(args.seed, PREVIEW_SLICES, recipe.prior)
     writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
     done = None
@@ -179,7 +154,7 @@ def evaluate_checkpoint(args, recipe):
     <stage folder>/evaluation/<step>/, the table on stdout."""
     import evaluate
 
-    generator, config, step, directory, path = chosen_generator(args, recipe)
+    generator, config, step, directory, path, _ = chosen_generator(args, recipe)
     rate, num_blocks = config["sampling_rate"], config["num_blocks"]
     args.sampling_rate = rate  # the checkpoint's
     audio = load(args, args.data_dir)

@@ -24,21 +24,17 @@ class Recipe:
 
 @dataclass
 class Training:
-    """What a training run is made of; `checkpoint` holds all of it but the iteration."""
+    """What a training run is made of; `checkpoint` holds all of it but the iteration
+    (checkpoints.contents)."""
     networks: dict
     optimizers: dict
     step: object       # tf.Variable: iterations (generator updates) so far
     rng: object        # tf.random.Generator of every draw of the iteration
     iteration: object  # iteration.Iteration: iteration(iterator) trains one iteration
-    checkpoint: object
     # Checkpoint entries that checkpoints of earlier versions lack: {name: variable}
     optional: dict
     average: object = None  # moving_average.MovingAverage, or None with --ema_decay 0
-
-    @property
-    def parts(self):
-        """Checkpoint entries that every checkpoint of this project has."""
-        return {"step": self.step, "rng": self.rng, **self.networks, **self.optimizers}
+    checkpoint: object = None  # tf.train.Checkpoint (checkpoints.make_checkpoint)
 
     @property
     def sound_generator(self):
@@ -71,6 +67,7 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
 
     import iteration
     from adam import make_optimizer
+    from checkpoints import make_checkpoint
     from moving_average import MovingAverage
 
     strategy = strategy or tf.distribute.get_strategy()
@@ -100,5 +97,6 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:
         optional[AVERAGE] = average.average
-    checkpoint = tf.train.Checkpoint(step=step, rng=rng, **networks, **optimizers, **optional)
-    return Training(networks, optimizers, step, rng, train, checkpoint, optional, average)
+    run = Training(networks, optimizers, step, rng, train, optional, average)
+    run.checkpoint = make_checkpoint(run)
+    return run

@@ -8,7 +8,6 @@ and the report's batch size comes from a table (appendix B.2).
 """
 
 import math
-import os
 from dataclasses import dataclass
 
 SAMPLING_RATE = 16000        # default --sampling_rate (the report's 16 kHz)
@@ -57,14 +56,6 @@ def feature_maps(block, smoothing=True):
     exponent = math.ceil((block - 4) / 2)
     next_power = 64 // 2 ** (exponent - 1)
     return int(0.75 * next_power) if block % 2 else int(0.5 * next_power)
-
-
-BEST_FOLDER = "best"  # <stage folder>/best/: the checkpoint with the best evaluation so far
-
-
-def stage_dir(root, num_blocks, frozen=False):
-    """A stage's folder: <root>/stage_0000N or <root>/stage_0000N_frozen."""
-    return os.path.join(root, f"stage_{num_blocks:05d}" + ("_frozen" if frozen else ""))
 
 
 # --------------------------------------------------------------------------- variants (§7.7)

@@ -17,14 +17,15 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import session
+from checkpoints import check_config, stage_dir
 from recipe import Recipe
 from rules import MAX_BLOCKS, MIN_BLOCKS, STANDARD, VARIANTS
 from utils import ArgumentParser, UserError, int_in_range
 
 
 def build_networks(config, dtype, generator_only=False):
+    from checkpoints import config_value
     from model_progressive import Discriminator, Generator
-    from stages import config_value
     args = {"num_blocks": config["num_blocks"], "channels": config["channels"],
             "smoothing": config["feature_map_smoothing"], "dtype": dtype,
             "variant": config_value(config, "model_variant")}
@@ -48,16 +49,10 @@ def checkpoint_root(args):
     root = args.checkpoint_dir
     if args.model_variant != STANDARD:
         root = os.path.join(root, args.model_variant)
-    from rules import stage_dir
-    from stages import config_value, read_config
-    directory = stage_dir(root, args.num_blocks, args.freeze_early_layers)
-    config = read_config(directory)
-    held = config and config_value(config, "model_variant")
-    if config and held != args.model_variant:
-        raise UserError(f"{directory} holds checkpoints of the {held} variant, not of "
-                        f"--model_variant {args.model_variant} (a variant's stages live in "
-                        f"<checkpoint_dir>/<variant>/, the standard model's in <checkpoint_dir>/):"
-                        f" use another --checkpoint_dir")
+    check_config(stage_dir(root, args.num_blocks, args.freeze_early_layers),
+                 {"model_variant": args.model_variant},
+                 fix="a variant's stages live in <checkpoint_dir>/<variant>/, the standard "
+                     "model's in <checkpoint_dir>/: use another --checkpoint_dir")
     return root
 
 

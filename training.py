@@ -19,16 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import checkpoints
 import conv_forms
 import longform
 from dataloader import load, make_dataset, summary
 from distribute import distribute, make_strategy
-from internals import error_reason, remove_partial_checkpoint, write_audio_summary
+from internals import write_audio_summary
 from recipe import Training, build_training
 from rules import default_batch_size, window_length
 from utils import UserError
 
-KEEP_CHECKPOINTS = 3  # the original kept five; a stage-1 checkpoint is 335 MB
 SUMMARY_CLIPS = 3
 ROLLBACK_SEED_STRIDE = 7919  # a rollback's seed: --seed + this x the rollback's number
 
@@ -124,34 +124,6 @@ def write_image_summaries(tf, writer, step, real, fake, sampling_rate):
     writer.flush()
 
 
-def checkpoint_bytes(run):
-    """Bytes one checkpoint takes: every network weight, the moving-average generator and
-    every optimiser variable (Adam's two slots per trainable weight)."""
-    import tensorflow as tf
-
-    networks = list(run.networks.values()) + ([run.average.average] if run.average else [])
-    variables = [v for network in networks for v in network.weights]
-    variables += [v for optimizer in run.optimizers.values() for v in optimizer.variables]
-    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
-
-
-def save_checkpoint(manager, step, size):
-    """manager.save, where a failed write (a full disk, a file-size limit) becomes one line.
-    TensorFlow writes a new checkpoint aside and renames it only when complete, so the earlier
-    checkpoints are whole; the partial one is removed."""
-    import tensorflow as tf
-
-    try:
-        return manager.save(checkpoint_number=step)
-    except (tf.errors.OpError, OSError) as error:
-        remove_partial_checkpoint(manager.directory, step)
-        latest = manager.latest_checkpoint
-        resume = f"it resumes from {latest}" if latest else "it starts afresh"
-        raise UserError(f"cannot save checkpoint {step} in {manager.directory} "
-                        f"({error_reason(error)}; a checkpoint takes {size / 1e6:.0f} MB): "
-                        f"free space there and run the same command again: {resume}") from None
-
-
 def weights_fingerprint(networks):
     """First 12 hex digits of a SHA-256 of every weight: equal on workers that agree."""
     digest = hashlib.sha256()
@@ -173,13 +145,11 @@ class Stage:
     batch_size: int
     policy: str
     directory: str
-    manager: object = None   # tf.train.CheckpointManager
-    checkpoint_size: int = 0
+    saver: object = None     # checkpoints.Saver: the rotation and best/
     writer: object = None    # TensorBoard writer (the chief's), or None
     summary_latents: object = None
     iterator: object = None
     curve: object = None     # watch.QualityCurve, on the chief with --eval_every_secs
-    best: object = None      # watch.Best
     watchdog: object = None  # watch.Watchdog
     rollbacks: int = 0
     induced: bool = False    # --induce_collapse_at_step has acted
@@ -192,13 +162,18 @@ class Stage:
     def step(self):
         return int(self.run.step)
 
+    @property
+    def best(self):
+        """checkpoints.Best, where evaluations keep one."""
+        return self.saver.best
+
     def say(self, *args, **kwargs):
         if self.chief:
             print(*args, **kwargs, flush=True)
 
     def save(self):
         if self.chief:
-            path = save_checkpoint(self.manager, self.step, self.checkpoint_size)
+            path = self.saver.save(self.step)
             self.say(f"saved checkpoint {path}")
         return self.step
 
@@ -218,8 +193,8 @@ class Stage:
 def build(args, recipe):
     """Data, strategy, run and restore chain of a stage: its Stage, or None when --max_steps
     is already reached."""
+
     from precision import precision
-    from stages import start_stage, write_config
 
     audio = load(args, args.data_dir)  # bad data fails before TensorFlow's ops
     config = recipe.config(args, audio.channels)
@@ -242,12 +217,12 @@ def build(args, recipe):
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 args.conv_forms, args.conv_forms_cache or
                                 conv_forms.default_cache(args.checkpoint_dir)))
-    stage.directory, how = start_stage(stage.run, recipe.checkpoint_root(args),
-                                       config["num_blocks"], config.get("frozen", False),
-                                       config, recipe.growing)
+    stage.directory, how = checkpoints.start_stage(
+        stage.run, recipe.checkpoint_root(args), config["num_blocks"],
+        config.get("frozen", False), config, recipe.growing)
     stage.say(how)
     if stage.chief:
-        write_config(stage.directory, config)
+        checkpoints.write_config(stage.directory, config)
     if args.max_steps is not None and stage.step >= args.max_steps:
         stage.say(f"step {stage.step} already reaches --max_steps {args.max_steps}: nothing "
                   f"to do")
@@ -263,14 +238,13 @@ def set_up(args, recipe):
     stage = build(args, recipe)
     if stage is None:
         return None
-    stage.manager = tf.train.CheckpointManager(stage.run.checkpoint, stage.directory,
-                                               max_to_keep=KEEP_CHECKPOINTS)
-    stage.checkpoint_size = checkpoint_bytes(stage.run)
-    free = shutil.disk_usage(stage.directory).free if stage.chief else stage.checkpoint_size
-    if free < stage.checkpoint_size:
+    stage.saver = checkpoints.Saver(stage.run, stage.directory)
+    size = stage.saver.size
+    free = shutil.disk_usage(stage.directory).free if stage.chief else size
+    if free < size:
         stage.say(f"warning: {free / 1e6:.0f} MB free in {stage.directory} but a checkpoint "
-                  f"takes {stage.checkpoint_size / 1e6:.0f} MB: free space, or the first save "
-                  f"will stop training")
+                  f"takes {size / 1e6:.0f} MB: free space, or the first save will stop "
+                  f"training")
     if stage.chief:
         stage.writer = tf.summary.create_file_writer(stage.directory)
         # Fixed latents for the generator_output summary: the same sounds over time.
@@ -303,7 +277,7 @@ def watch_over(stage):
     count = args.num_eval_samples or evaluate.default_eval_count(window)
     stage.curve = watch.QualityCurve(stage.audio, stage.config["num_blocks"], count,
                                      args.seed, stage.recipe.prior)
-    stage.best = watch.Best(stage.run.checkpoint, stage.directory)
+    stage.saver.keep_best()
     refs = stage.curve.references
     best = (f"; the best so far: {stage.best.distance:.4g} at step {stage.best.record['step']}"
             if stage.best.record else "")
@@ -358,9 +332,7 @@ def evaluate_now(stage):
     symptom = stage.watchdog.symptom(metrics["loudness.real_rms"], None,  # the summaries'
                                      metrics["full_scale_fraction"],
                                      metrics["frechet_mel_distance"], stage.best.distance)
-    kept = symptom is None and stage.best.offer(
-        stage.step, metrics,
-        lambda manager, step: save_checkpoint(manager, step, stage.checkpoint_size))
+    kept = symptom is None and stage.best.offer(stage.step, metrics, stage.saver.size)
     stage.say(stage.curve.line(stage.step, metrics) + ("; kept as the best" if kept else ""))
     return stage.watchdog.observe("evaluation", symptom)
 
@@ -403,21 +375,15 @@ def on_collapse(stage, symptom):
 def roll_back(stage, best):
     """Restore best/, re-draw data order and latents from a new seed, scale the learning
     rates."""
-    import tensorflow as tf
-
-    from stages import resume
-
     args = stage.args
-    notes = resume(stage.run, best)
+    notes = checkpoints.resume(stage.run, best)
     stage.rollbacks += 1
     seed = args.seed + ROLLBACK_SEED_STRIDE * stage.rollbacks
     stage.run.rng.reset_from_seed(seed)
     stage.feed(seed)
     for optimizer in stage.run.optimizers.values():
         optimizer.learning_rate.assign(optimizer.learning_rate * args.rollback_lr_factor)
-    # A new manager reads the folder's checkpoint list again: the steps after best's repeat.
-    stage.manager = tf.train.CheckpointManager(stage.run.checkpoint, stage.directory,
-                                               max_to_keep=KEEP_CHECKPOINTS)
+    stage.saver.reread()  # the steps after best's are trained and saved again
     rate = float(stage.run.optimizers["generator_optimizer"].learning_rate)
     stage.say(f"rolled back to {best} (step {stage.step}), new seed {seed} for data order "
               f"and latents, learning rate {rate:.3g} (rollback {stage.rollbacks} of "
@@ -453,7 +419,7 @@ def loop(stage):
                 print(f"error: non-finite loss or gradient at step {stage.step} (D_loss "
                       f"{float(out['d_loss'])}, G_loss {float(out['g_loss'])}): stopped "
                       f"without saving; the last good checkpoint is "
-                      f"{stage.manager.latest_checkpoint}", file=sys.stderr, flush=True)
+                      f"{stage.saver.latest}", file=sys.stderr, flush=True)
                 return 1
             if stage.chief:
                 progress.update(stage.step, out)
@@ -462,7 +428,7 @@ def loop(stage):
                 return code
             if saves.due():
                 saved_step = stage.save()
-        if stage.step != saved_step or stage.manager.latest_checkpoint is None:
+        if stage.step != saved_step or stage.saver.latest is None:
             stage.save()
     if args.distribution == "multi_worker":
         resolver = stage.strategy.cluster_resolver

@@ -4,6 +4,7 @@ WAV files (report §7.4: 16-bit PCM) and flag types. No TensorFlow.
 
 import argparse
 import io
+import json
 import math
 import os
 import sys
@@ -55,6 +56,28 @@ def atomic_write(path, write, suffix=".tmp"):
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_json(path, data):
+    """Write data as indented JSON, atomically (utils.atomic_write)."""
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    return atomic_write(path, write)
+
+
+def read_json(path):
+    """The JSON in path, or None where there is no such file; a damaged file is one line."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {path} ({getattr(error, 'strerror', None) or error}): "
+                        f"restore it or remove it") from None
 
 
 def write_wav(path, audio, sampling_rate):

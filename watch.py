@@ -11,17 +11,12 @@ row, the raw generator's summary batches fall silent after having been audible, 
 generated audio is stuck at full scale, or the Frechet distance is far above the best.
 """
 
-import json
-import os
-
 import numpy as np
 
 import evaluate
 import longform
-from rules import BEST_FOLDER, default_batch_size, window_length
-from utils import atomic_write
+from rules import default_batch_size, window_length
 
-BEST_FILE = "best.json"
 TAGS = {"frechet_mel_distance": "Eval/frechet_mel_distance", "loudness.rms_ratio":
         "Eval/rms_ratio", "ndb.ndb_over_k": "Eval/ndb_over_k",
         "memorisation.fraction_below": "Eval/memorisation_fraction"}
@@ -62,51 +57,6 @@ class QualityCurve:
                 f"{refs['noise']['frechet_mel_distance']:.4g}{way}), RMS ratio "
                 f"{metrics['loudness.rms_ratio']:.3g}, NDB/K {metrics['ndb.ndb_over_k']:.3g}, "
                 f"copies {metrics['memorisation.fraction_below']:.3g}")
-
-
-class Best:
-    """The best checkpoint so far, in <stage folder>/best/, with best.json beside it."""
-
-    def __init__(self, checkpoint, directory):
-        import tensorflow as tf
-
-        self.directory = os.path.join(directory, BEST_FOLDER)
-        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=1)
-        self.record = read_best(directory)
-
-    @property
-    def distance(self):
-        return self.record["frechet_mel_distance"] if self.record else None
-
-    @property
-    def path(self):
-        return self.manager.latest_checkpoint
-
-    def offer(self, step, metrics, save):
-        """Keep this step's checkpoint if it has the lowest distance so far; True if kept."""
-        distance = metrics["frechet_mel_distance"]
-        if distance is None or (self.distance is not None and distance >= self.distance):
-            return False
-        save(self.manager, step)
-        self.record = {"step": step, "frechet_mel_distance": distance,
-                       "rms_ratio": metrics["loudness.rms_ratio"],
-                       "checkpoint": os.path.basename(self.manager.latest_checkpoint)}
-        text = json.dumps(self.record, indent=2, sort_keys=True)
-
-        def write(tmp):
-            with open(tmp, "w") as f:
-                f.write(text)
-        atomic_write(os.path.join(self.directory, BEST_FILE), write)
-        return True
-
-
-def read_best(directory):
-    """best.json of a stage folder, or None."""
-    try:
-        with open(os.path.join(directory, BEST_FOLDER, BEST_FILE)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 class Watchdog:

@@ -80,14 +80,14 @@ def train_to(folder, root, stage, steps, batch_size):
 
 def scores(folder, root, stage, steps):
     """Metrics of the step-1 generator and of step `steps`' raw weights and average."""
+
+    import checkpoints
     import evaluate
-    import jobs
-    import stages
     import train_progressive
     import watch
     from dataloader import load_audio
 
-    directory = stages.stage_dir(root, stage)
+    directory = checkpoints.stage_dir(root, stage)
     audio = load_audio(folder, rules.SAMPLING_RATE, log=lambda line: None,
                        cache_dir=os.path.join(root, "audio_cache"))
     window = rules.window_length(stage)
@@ -97,7 +97,8 @@ def scores(folder, root, stage, steps):
     for name, step, raw in (("step 1", 1, True), (f"step {steps} raw", steps, True),
                             (f"step {steps} average", steps, False)):
         path = os.path.join(directory, f"ckpt-{step}")
-        generator, *_ = jobs.load_generator(directory, train_progressive.RECIPE, path, raw)
+        generator, *_ = checkpoints.load_generator(directory, train_progressive.RECIPE, path,
+                                                   raw)
         results[name], _ = curve.measure(generator)
     return results, len(curve.real), audio
 
@@ -195,6 +196,8 @@ def arm_run(root, arm, seed):
 def train_arm(arm, seed, args, root):
     """train_progressive.py of the arm's commit, in a subprocess, to step 1 and then to
     --steps (each skipped where its checkpoint is there); its console goes to train.log."""
+    import checkpoints
+
     tree = source_tree(arm.ref, root)
     trainer = os.path.join(tree, "train_progressive.py")
     run = arm_run(root, arm, seed)
@@ -209,7 +212,7 @@ def train_arm(arm, seed, args, root):
                                                             "conv_forms.json")):
         if option in known:  # shared by the runs; commits before them decode every time
             command += [option, os.path.join(root, path)]
-    directory = rules.stage_dir(run, args.stage)
+    directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
         if os.path.exists(os.path.join(directory, f"ckpt-{steps}.index")):
             continue
@@ -226,8 +229,8 @@ def train_arm(arm, seed, args, root):
 
 def score_arms(args, root):
     """{arm label: {"step N raw" | "step N average": [metrics of each seed]}}."""
+    import checkpoints
     import evaluate
-    import jobs
     import train_progressive
     import watch
     from dataloader import load_audio
@@ -241,11 +244,11 @@ def score_arms(args, root):
     for arm in args.arm:
         scores[arm.label] = {}
         for seed in args.seeds:
-            directory = rules.stage_dir(arm_run(root, arm, seed), args.stage)
+            directory = checkpoints.stage_dir(arm_run(root, arm, seed), args.stage)
             for step in (1, args.steps):
                 for raw in (True, False):
                     path = os.path.join(directory, f"ckpt-{step}")
-                    generator, _, _, which = jobs.load_generator(
+                    generator, _, _, which = checkpoints.load_generator(
                         directory, train_progressive.RECIPE, path, raw)
                     if raw or which == rules.AVERAGE:
                         name = f"step {step} {'raw' if raw else 'average'}"

@@ -60,11 +60,11 @@ def run(main, *argv, tiny=True):
 def networks_of(path, config, build_networks=None, layers="named_layers"):
     """Fresh networks of config with the weights of checkpoint path restored by layer name
     (all named layers, or those `layers` names: e.g. carried_over_layers)."""
-    import stages
+    import checkpoints
     if build_networks is None:
         from train_progressive import build_networks
     nets = build_networks(config, "float32")
-    stages.restore_layers(path, {name: getattr(net, layers)() for name, net in nets.items()})
+    checkpoints.restore_layers(path, {name: getattr(net, layers)() for name, net in nets.items()})
     return nets
 
 

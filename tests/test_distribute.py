@@ -22,8 +22,8 @@ import tensorflow as tf
 from helpers import DEMO, ROOT, SHORT, TINY, ema_and_raw, networks_of, weights
 from helpers import run as run_main
 
+import checkpoints
 import recipe
-import stages
 import train_progressive
 import training
 from utils import run_cli
@@ -95,14 +95,14 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
     assert "2 replicas of mirrored" in mirrored
     assert len(losses(none)) == 2
     np.testing.assert_allclose(losses(mirrored), losses(none), atol=2e-5)
-    config = stages.read_config(stages.stage_dir(str(root / "none"), 1))
-    nets = [networks_of(stages.latest_checkpoint(stages.stage_dir(str(root / folder), 1)),
+    config = checkpoints.read_config(checkpoints.stage_dir(str(root / "none"), 1))
+    nets = [networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(str(root / folder), 1)),
                         config) for folder in ("none", "mirrored")]
     # Adam's first steps are about learning_rate x sign(gradient): where a gradient sums to
     # nearly zero, the round-off of another summation order (4 + 4 rows, not 8) can flip its
     # sign and move that weight by up to about 2 x learning_rate per update. So nearly every
     # element must agree closely, and every one within what such flips can add up to.
-    averages = [ema_and_raw(stages.latest_checkpoint(stages.stage_dir(str(root / folder), 1)),
+    averages = [ema_and_raw(checkpoints.latest_checkpoint(checkpoints.stage_dir(str(root / folder), 1)),
                             config)[0] for folder in ("none", "mirrored")]
     for key in averages[0]:  # the moving average, updated on the mirrored weights
         assert np.isclose(averages[1][key], averages[0][key], rtol=1e-4, atol=1e-6).mean() \
@@ -120,8 +120,8 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
 def test_mirrored_trains_the_vaegan_and_wavegan(two_devices):
     root, (_, _, vaegan, wavegan) = two_devices
     assert "2 replicas of mirrored" in vaegan and "2 replicas of mirrored" in wavegan
-    assert stages.latest_checkpoint(os.path.join(root, "vaegan", "vaegan", "stage_00001"))
-    assert stages.latest_checkpoint(os.path.join(root, "wavegan"))
+    assert checkpoints.latest_checkpoint(os.path.join(root, "vaegan", "vaegan", "stage_00001"))
+    assert checkpoints.latest_checkpoint(os.path.join(root, "wavegan"))
     kl = re.search(r"KL_divergence ([-+.\d]+)", vaegan)
     assert kl and float(kl.group(1)) >= 0.0
 
@@ -175,9 +175,9 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
     assert fingerprints[0] == fingerprints[1]
     saved = [name for _, _, names in os.walk(tmp_path / "worker1") for name in names]
     assert not any(name.startswith("ckpt") or name == "checkpoint" for name in saved), saved
-    directory = stages.stage_dir(str(tmp_path / "worker0"), 1)
-    nets = train_progressive.build_networks(stages.read_config(directory), "float32")
-    stages.restore(tf.train.Checkpoint(**nets), stages.latest_checkpoint(directory),
+    directory = checkpoints.stage_dir(str(tmp_path / "worker0"), 1)
+    nets = train_progressive.build_networks(checkpoints.read_config(directory), "float32")
+    checkpoints.restore(tf.train.Checkpoint(**nets), checkpoints.latest_checkpoint(directory),
                    partial=True)
     assert training.weights_fingerprint(nets) == fingerprints[0]
 
@@ -219,7 +219,7 @@ def xla(module_tmp):
     plain, compiled = str(root / "plain"), str(root / "compiled")
     code, out, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", plain)
     assert code == 0, out + err
-    shutil.copytree(stages.stage_dir(plain, 1), stages.stage_dir(compiled, 1))
+    shutil.copytree(checkpoints.stage_dir(plain, 1), checkpoints.stage_dir(compiled, 1))
     logs = []
     for folder, flags in ((plain, []), (compiled, ["--xla"])):
         code, out, err = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "1",
@@ -239,11 +239,11 @@ def test_xla_gives_the_same_losses(xla):
 def test_xla_trains_a_frozen_stage_with_early_blocks_bit_identical(xla):
     plain, compiled, _, log = xla
     assert "blocks 1..1 grown from stage 1" in log
-    config1 = stages.read_config(stages.stage_dir(compiled, 1))
-    config2 = stages.read_config(stages.stage_dir(compiled, 2, True))
-    source = networks_of(stages.latest_checkpoint(stages.stage_dir(compiled, 1)), config1)
-    trained = networks_of(stages.latest_checkpoint(stages.stage_dir(compiled, 2, True)), config2)
-    without = networks_of(stages.latest_checkpoint(stages.stage_dir(plain, 2, True)), config2)
+    config1 = checkpoints.read_config(checkpoints.stage_dir(compiled, 1))
+    config2 = checkpoints.read_config(checkpoints.stage_dir(compiled, 2, True))
+    source = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(compiled, 1)), config1)
+    trained = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(compiled, 2, True)), config2)
+    without = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(plain, 2, True)), config2)
     fresh = recipe.build_training(train_progressive.RECIPE, config2, "float32", None,
                                   seed=0).networks  # the new layers' initial weights
     for name in ("generator", "discriminator"):

@@ -12,10 +12,10 @@ import soundfile as sf
 import tensorflow as tf
 from helpers import ROOT, assert_one_line_error, run
 
+import checkpoints
 import export
 import longform
 import play
-import stages
 import train_progressive
 import train_progressive_vaegan
 from utils import to_int16
@@ -38,8 +38,8 @@ CASES = {
 def make_checkpoint(root, trainer, config, subfolder):
     """An untrained checkpoint of config at step 7 whose moving average differs from its
     weights (two independent initialisations); returns its stage folder."""
-    directory = stages.stage_dir(os.path.join(root, subfolder), config["num_blocks"])
-    stages.write_config(directory, config)
+    directory = checkpoints.stage_dir(os.path.join(root, subfolder), config["num_blocks"])
+    checkpoints.write_config(directory, config)
     build = functools.partial(trainer.build_networks, config, "float32", generator_only=True)
     parts = {"generator": build()["generator"], "generator_ema": build()["generator"],
              "step": tf.Variable(7, dtype=tf.int64)}
@@ -64,9 +64,8 @@ def exported(request, tmp_path_factory):
 @pytest.mark.slow
 def test_export_matches_the_moving_average_generator(exported):
     trainer, config, directory, folder, out, _ = exported
-    import jobs
-    path = stages.latest_checkpoint(directory)
-    generator, *_, which = jobs.load_generator(directory, trainer.RECIPE, path)
+    path = checkpoints.latest_checkpoint(directory)
+    generator, *_, which = checkpoints.load_generator(directory, trainer.RECIPE, path)
     assert which == "generator_ema"
     with open(os.path.join(folder, "model.json")) as f:
         info = json.load(f)

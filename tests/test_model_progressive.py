@@ -1,4 +1,4 @@
-"""Tests of model_progressive.py and the weight moves of stages.py (report §7.6, §7.7).
+"""Tests of model_progressive.py and the weight moves of checkpoints.py (report §7.6, §7.7).
 
 The expected architecture is written here as literals from the report's tables 7.1 and 7.2
 (feature maps per block, layer sizes, layer names), never derived from `feature_maps`.
@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+import checkpoints
 import model_progressive as mp
-import stages
 from utils import UserError
 
 # nf(b) for b = 0..8 (report §7.6, "feature map smoothing").
@@ -421,7 +421,7 @@ def test_weights_only_restore_brings_back_every_parameter(tmp_path, optimisers):
     G2, D2 = mp.Generator(3, 2), mp.Discriminator(3, 2)
     randomise(G2, 20)
     randomise(D2, 21)
-    stages.restore_layers(path, {"generator": G2.named_layers(),
+    checkpoints.restore_layers(path, {"generator": G2.named_layers(),
                                  "discriminator": D2.named_layers()})
     for saved, restored in ((G, G2), (D, D2)):
         before, after = values(saved), values(restored)
@@ -452,7 +452,7 @@ def test_grow_stage_2_into_stage_3(tmp_path):
     randomise(G3, 40)
     randomise(D3, 41)
     fresh = {"generator": values(G3), "discriminator": values(D3)}
-    stages.restore_layers(path, {"generator": G3.carried_over_layers(),
+    checkpoints.restore_layers(path, {"generator": G3.carried_over_layers(),
                                  "discriminator": D3.carried_over_layers()})
 
     for network, old, new, grown in (
@@ -471,7 +471,7 @@ def test_grow_stage_2_into_stage_3(tmp_path):
 
 def assert_one_line_user_error(path, layers_by_network):
     with pytest.raises(UserError) as error:
-        stages.restore_layers(path, layers_by_network)
+        checkpoints.restore_layers(path, layers_by_network)
     assert "\n" not in str(error.value)
     assert path in str(error.value)
 

@@ -38,14 +38,13 @@ from helpers import (
 from helpers import run as run_main
 
 import adam
+import checkpoints
 import evaluate
 import iteration
-import jobs
 import longform
 import losses
 import precision
 import recipe
-import stages
 import train_progressive
 from rules import GRAPHS, window_length
 from utils import to_int16
@@ -76,10 +75,10 @@ def test_restore_chain_takes_each_path(chain):
     assert "blocks 1..1 grown from stage 1" in logs["grow"][1]
     assert "resumed at step 2" in logs["frozen_resume"][1]
     assert "all weights from the frozen stage" in logs["from_frozen"][1]
-    assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 1))) == 3
-    assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 2, True))) == 3
+    assert saved_step(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 1))) == 3
+    assert saved_step(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 2, True))) == 3
     # weights from the frozen stage come with a fresh step: one step trained, step 1
-    assert saved_step(stages.latest_checkpoint(stages.stage_dir(root, 2))) == 1
+    assert saved_step(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 2))) == 1
 
 
 # --------------------------------------------------------------------------- moving average
@@ -100,9 +99,9 @@ def assert_average(average, previous, raw, step, layers=None):
 
 def test_moving_average_survives_resume_growing_and_freezing(chain):
     root, _ = chain
-    s1, fz, st = (stages.stage_dir(root, 1), stages.stage_dir(root, 2, True),
-                  stages.stage_dir(root, 2))
-    config1, config2 = stages.read_config(s1), stages.read_config(fz)
+    s1, fz, st = (checkpoints.stage_dir(root, 1), checkpoints.stage_dir(root, 2, True),
+                  checkpoints.stage_dir(root, 2))
+    config1, config2 = checkpoints.read_config(s1), checkpoints.read_config(fz)
     ema = {}
     for name, path, config in (("s1_2", os.path.join(s1, "ckpt-2"), config1),
                                ("s1_3", os.path.join(s1, "ckpt-3"), config1),
@@ -132,34 +131,34 @@ def test_moving_average_survives_resume_growing_and_freezing(chain):
 
 def test_jobs_use_the_moving_average_unless_raw_generator(chain, tmp_path):
     root, _ = chain
-    directory = stages.stage_dir(root, 1)
-    average, raw = ema_and_raw(stages.latest_checkpoint(directory), stages.read_config(directory))
+    directory = checkpoints.stage_dir(root, 1)
+    average, raw = ema_and_raw(checkpoints.latest_checkpoint(directory), checkpoints.read_config(directory))
     assert any(not np.array_equal(average[k], raw[k]) for k in average)
     for flags, expected in (((), "generator_ema"), (("--raw_generator",), "generator")):
         out_dir = tmp_path / expected
         code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--generate", "3",
                            "--seed", "5", "--output_dir", str(out_dir), *flags)
         assert code == 0, err
-        generator, *_ = jobs.load_generator(directory, train_progressive.RECIPE,
-                                            stages.latest_checkpoint(directory),
+        generator, *_ = checkpoints.load_generator(directory, train_progressive.RECIPE,
+                                            checkpoints.latest_checkpoint(directory),
                                             raw=expected == "generator")
         windows = to_int16(generator(longform.draw_latents(5, 3, "uniform")).numpy())
         for name, window in zip(sorted(os.listdir(out_dir)), windows):
             audio = sf.read(str(out_dir / name), dtype="int16", always_2d=True)[0]
             assert np.abs(audio.astype(int) - window).max() <= 1, (flags, name)
-    assert jobs.load_generator(directory, train_progressive.RECIPE,
-                               stages.latest_checkpoint(directory))[3] == "generator_ema"
+    assert checkpoints.load_generator(directory, train_progressive.RECIPE,
+                               checkpoints.latest_checkpoint(directory))[3] == "generator_ema"
 
 
 def test_resume_restores_step_and_optimiser_state(chain):
     root, _ = chain
-    path = stages.latest_checkpoint(stages.stage_dir(root, 1))
-    config = stages.read_config(stages.stage_dir(root, 1))
+    path = checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 1))
+    config = checkpoints.read_config(checkpoints.stage_dir(root, 1))
     nets = train_progressive.build_networks(config, "float32")
     opt = adam.make_optimizer()
     opt.build(nets["generator"].trainable_variables)
     step = tf.Variable(0, dtype=tf.int64)
-    stages.restore(tf.train.Checkpoint(step=step, generator_optimizer=opt, **nets), path,
+    checkpoints.restore(tf.train.Checkpoint(step=step, generator_optimizer=opt, **nets), path,
                    partial=True)
     assert int(step.numpy()) == 3
     assert int(opt.iterations.numpy()) == 3  # one Adam update per generator step
@@ -168,10 +167,10 @@ def test_resume_restores_step_and_optimiser_state(chain):
 
 def test_frozen_stage_keeps_early_blocks_bit_identical(chain):
     root, _ = chain
-    config1 = stages.read_config(stages.stage_dir(root, 1))
-    config2 = stages.read_config(stages.stage_dir(root, 2, True))
-    source = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 1)), config1)
-    frozen_dir = stages.stage_dir(root, 2, True)
+    config1 = checkpoints.read_config(checkpoints.stage_dir(root, 1))
+    config2 = checkpoints.read_config(checkpoints.stage_dir(root, 2, True))
+    source = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 1)), config1)
+    frozen_dir = checkpoints.stage_dir(root, 2, True)
     at_2 = networks_of(os.path.join(frozen_dir, "ckpt-2"), config2)
     at_3 = networks_of(os.path.join(frozen_dir, "ckpt-3"), config2)
     trained = {"generator": ["projection", "progressive_block_2",
@@ -208,8 +207,8 @@ def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
         optimizers[name + "_optimizer"] = adam.make_optimizer()
         optimizers[name + "_optimizer"].build(net.trainable_variables)
     step, rng = tf.Variable(4, dtype=tf.int64), tf.random.Generator.from_seed(0)
-    directory = stages.stage_dir(root, 2, frozen=True)
-    stages.write_config(directory, config)
+    directory = checkpoints.stage_dir(root, 2, frozen=True)
+    checkpoints.write_config(directory, config)
     tf.train.CheckpointManager(tf.train.Checkpoint(step=step, rng=rng, **nets, **optimizers),
                                directory, max_to_keep=1).save(checkpoint_number=4)
     code, out, err = run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "4",
@@ -223,10 +222,10 @@ def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
 
 def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
     root, _ = chain
-    config = stages.read_config(stages.stage_dir(root, 2))
+    config = checkpoints.read_config(checkpoints.stage_dir(root, 2))
     assert config["frozen"] is False
-    frozen = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 2, True)), config)
-    stable = networks_of(stages.latest_checkpoint(stages.stage_dir(root, 2)), config)
+    frozen = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 2, True)), config)
+    stable = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 2)), config)
     # one step of training moved them a little, from the frozen weights, not from scratch
     for name in ("generator", "discriminator"):
         a, b = weights(frozen[name]), weights(stable[name])
@@ -235,7 +234,7 @@ def test_stable_stage_takes_all_weights_from_frozen_stage(chain):
 
 def test_tensorboard_has_the_report_tags(chain):
     root, _ = chain
-    directory = stages.stage_dir(root, 1)
+    directory = checkpoints.stage_dir(root, 1)
     expected = {"real_input", "generator_output", "real_input_rms", "G_output_rms",
                 "real_input_rms_batch", "G_output_rms_batch", "Loss/Generator_loss",
                 "Loss/Discriminator_loss", "Output/real_output", "Output/fake_output",
@@ -390,7 +389,7 @@ def test_preview_once_writes_the_spec_file(chain):
     root, _ = chain
     code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--preview", "--once")
     assert code == 0, err
-    path = os.path.join(stages.stage_dir(root, 1), "preview", "00000003.wav")
+    path = os.path.join(checkpoints.stage_dir(root, 1), "preview", "00000003.wav")
     info = sf.info(path)
     assert (info.frames, info.samplerate, info.channels, info.subtype) == \
         (5 * (64 + 16000), 16000, 1, "PCM_16")
@@ -420,7 +419,7 @@ def test_generate_is_reproducible_with_seed(chain, tmp_path):
 
 def test_other_configuration_is_refused_and_nothing_is_touched(chain):
     root, _ = chain
-    directory = stages.stage_dir(root, 1)
+    directory = checkpoints.stage_dir(root, 1)
     before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
     for flag in ("--use_sample_norm", "--no_feature_map_smoothing"):
         code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, flag)
@@ -470,7 +469,7 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, tmp_path):
 @pytest.mark.slow
 def copy_of_stage_1(chain, root):
     """A copy of the chain's stage-1 folder (its checkpoints at steps 2 and 3) under root."""
-    source, target = stages.stage_dir(chain[0], 1), stages.stage_dir(str(root), 1)
+    source, target = checkpoints.stage_dir(chain[0], 1), checkpoints.stage_dir(str(root), 1)
     os.makedirs(target)
     for name in os.listdir(source):
         if name.startswith("ckpt-") or name in ("checkpoint", "config.json"):
@@ -494,7 +493,7 @@ def test_non_finite_loss_stops_without_saving(chain, tmp_path, monkeypatch):
     after = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)
              if n.startswith("ckpt-") or n == "checkpoint"}
     assert before == after
-    assert saved_step(stages.latest_checkpoint(directory)) == 3
+    assert saved_step(checkpoints.latest_checkpoint(directory)) == 3
 
 
 @pytest.mark.slow
@@ -514,9 +513,9 @@ def test_sigterm_saves_a_restorable_checkpoint(tmp_path):
     assert process.returncode == 0, output + err
     reached = int(re.search(r"stopped at step (\d+)", output).group(1))
     assert reached >= 2
-    path = stages.latest_checkpoint(stages.stage_dir(str(tmp_path), 1))
+    path = checkpoints.latest_checkpoint(checkpoints.stage_dir(str(tmp_path), 1))
     assert path.endswith(f"ckpt-{reached}") and saved_step(path) == reached
-    config = stages.read_config(stages.stage_dir(str(tmp_path), 1))
+    config = checkpoints.read_config(checkpoints.stage_dir(str(tmp_path), 1))
     networks_of(path, config)  # every layer restores
 
 
@@ -529,7 +528,7 @@ def test_mixed_precision_cli_trains_with_float32_variables(tmp_path):
     assert expected in out
     losses = re.findall(r"D_loss ([-+.\w]+)\s+G_loss ([-+.\w]+)", out)
     assert len(losses) == 2 and all(math.isfinite(float(x)) for pair in losses for x in pair)
-    reader = tf.train.load_checkpoint(stages.latest_checkpoint(stages.stage_dir(str(tmp_path), 1)))
+    reader = tf.train.load_checkpoint(checkpoints.latest_checkpoint(checkpoints.stage_dir(str(tmp_path), 1)))
     dtypes = reader.get_variable_to_dtype_map()
     assert {dtypes[k] for k in dtypes if "kernel" in k} == {tf.float32}
     assert any(k.startswith("generator_ema/") and "kernel" in k for k in dtypes)  # its average
@@ -548,9 +547,9 @@ def test_one_graph_or_a_graph_per_update_train_alike(tmp_path):
                              "--graph", graph)
         assert code == 0, err
         logs[graph] = np.array(re.findall(r"D_loss ([-+.\w]+)\s+G_loss ([-+.\w]+)", out), float)
-        path = stages.latest_checkpoint(stages.stage_dir(folder, 1))
+        path = checkpoints.latest_checkpoint(checkpoints.stage_dir(folder, 1))
         nets[graph] = {name: weights(net) for name, net in
-                       networks_of(path, stages.read_config(stages.stage_dir(folder, 1))).items()}
+                       networks_of(path, checkpoints.read_config(checkpoints.stage_dir(folder, 1))).items()}
     assert logs["iteration"].shape == (2, 2)
     np.testing.assert_allclose(logs["update"], logs["iteration"], rtol=1e-3)
     for name, values in nets["iteration"].items():
@@ -670,8 +669,8 @@ def test_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(chain, tm
     assert f"it resumes from {os.path.join(directory, 'ckpt-3')}" in error[0]
     assert file_digests(directory) == before  # ckpt-2, ckpt-3, "checkpoint", config.json
     assert not [name for name in os.listdir(directory) if "_temp" in name]
-    assert stages.latest_checkpoint(directory).endswith("ckpt-3")
-    networks_of(stages.latest_checkpoint(directory), stages.read_config(directory))  # whole
+    assert checkpoints.latest_checkpoint(directory).endswith("ckpt-3")
+    networks_of(checkpoints.latest_checkpoint(directory), checkpoints.read_config(directory))  # whole
 
 
 def test_failed_wav_write_is_one_line_and_leaves_no_partial_file(chain, tmp_path):
@@ -712,7 +711,7 @@ def test_progressive_evaluate_writes_metrics_pictures_and_the_table(chain):
     code, out, err = run("--num_blocks", "1", "--checkpoint_dir", progressive, "--evaluate", "--num_eval_samples",
                          "16", "--seed", "3")
     assert code == 0, err
-    folder = os.path.join(stages.stage_dir(progressive, 1), "evaluation", "00000003")
+    folder = os.path.join(checkpoints.stage_dir(progressive, 1), "evaluation", "00000003")
     metrics = check_report(folder, 16, 64)
     # the demo has 36000 whole windows of 64 samples: the memorisation check takes a subset
     assert metrics["num_training"] == evaluate.EVAL_TRAINING_WINDOWS
@@ -730,7 +729,7 @@ def test_progressive_evaluate_writes_metrics_pictures_and_the_table(chain):
 
 
 def test_training_logs_the_pictures_as_image_summaries(chain):
-    directory = stages.stage_dir(chain[0], 1)
+    directory = checkpoints.stage_dir(chain[0], 1)
     images = {}
     for name in os.listdir(directory):
         if name.startswith("events.out.tfevents"):

@@ -30,14 +30,13 @@ from helpers import (
 from helpers import run as run_main
 
 import adam
+import checkpoints
 import iteration as iterations
-import jobs
 import longform
 import losses
 import model_vaegan as mv
 import precision
 import recipe
-import stages
 import train_progressive_vaegan as tv
 from rules import GRAPHS
 from utils import to_int16
@@ -324,7 +323,7 @@ def chain(module_tmp):
 
 
 def folder(root, num_blocks, frozen=False):
-    return stages.stage_dir(os.path.join(root, "vaegan"), num_blocks, frozen)
+    return checkpoints.stage_dir(os.path.join(root, "vaegan"), num_blocks, frozen)
 
 
 def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
@@ -344,21 +343,21 @@ def test_restore_chain_in_its_own_folders(chain):
     # apart from the progressive GAN's stage folders
     assert sorted(os.listdir(root)) == ["audio_cache", "vaegan"]
     for directory in (folder(root, 1), folder(root, 2, True), folder(root, 2)):
-        assert stages.read_config(directory)["model"] == "vaegan"
-    assert saved_step(stages.latest_checkpoint(folder(root, 1))) == 2
+        assert checkpoints.read_config(directory)["model"] == "vaegan"
+    assert saved_step(checkpoints.latest_checkpoint(folder(root, 1))) == 2
 
 
 def test_checkpoint_holds_the_encoder_and_its_optimiser(chain):
     root, _ = chain
-    config = stages.read_config(folder(root, 1))
+    config = checkpoints.read_config(folder(root, 1))
     nets = tv.build_networks(config, "float32")
     optimizers = optimisers_for(nets)
     step, rng = tf.Variable(0, dtype=tf.int64), tf.random.Generator.from_seed(0)
-    stages.restore(tf.train.Checkpoint(step=step, rng=rng, **nets, **optimizers),
-                   stages.latest_checkpoint(folder(root, 1)))  # every object found
+    checkpoints.restore(tf.train.Checkpoint(step=step, rng=rng, **nets, **optimizers),
+                   checkpoints.latest_checkpoint(folder(root, 1)))  # every object found
     assert {name: int(opt.iterations.numpy()) for name, opt in optimizers.items()} == \
         {"generator_optimizer": 2, "discriminator_optimizer": 10, "encoder_optimizer": 2}
-    average, raw = ema_and_raw(stages.latest_checkpoint(folder(root, 1)), config,
+    average, raw = ema_and_raw(checkpoints.latest_checkpoint(folder(root, 1)), config,
                                tv.build_networks)  # and the generator's moving average
     assert any(not np.array_equal(average[k], raw[k]) for k in average)
 
@@ -374,8 +373,8 @@ def test_the_last_three_checkpoints_are_kept(chain):
 
 def test_frozen_stage_grows_by_name_and_keeps_early_blocks_bit_identical(chain):
     root, _ = chain
-    config1, config2 = stages.read_config(folder(root, 1)), stages.read_config(folder(root, 2))
-    source = restored(stages.latest_checkpoint(folder(root, 1)), config1)
+    config1, config2 = checkpoints.read_config(folder(root, 1)), checkpoints.read_config(folder(root, 2))
+    source = restored(checkpoints.latest_checkpoint(folder(root, 1)), config1)
     at_1 = restored(os.path.join(folder(root, 2, True), "ckpt-3"), config2)
     at_2 = restored(os.path.join(folder(root, 2, True), "ckpt-4"), config2)
     assert set(at_2["encoder"].carried_over_layers()) == {block(1), "mean", "log_variance"}
@@ -402,7 +401,7 @@ def test_tensorboard_adds_the_encoder_losses(chain):
 
 def generator_of(directory):
     """The generator of the latest checkpoint in directory, as preview and generation load it."""
-    return jobs.load_generator(directory, tv.RECIPE, stages.latest_checkpoint(directory))[0]
+    return checkpoints.load_generator(directory, tv.RECIPE, checkpoints.latest_checkpoint(directory))[0]
 
 
 def test_preview_writes_normal_prior_slices(chain):

@@ -21,9 +21,9 @@ import tensorflow as tf
 from helpers import DEMO, networks_of, tensorboard_tags, weights
 from helpers import run as run_main
 
+import checkpoints
 import evaluate
 import model_progressive as mp
-import stages
 import train_progressive
 import train_progressive_vaegan
 from utils import UserError
@@ -289,7 +289,7 @@ def test_block_sub_layers_are_keyed_by_name_and_grow(tmp_path):
         assert key + "/.ATTRIBUTES/VARIABLE_VALUE" in keys
     G2, D2 = mp.Generator(2, variant="extended"), mp.Discriminator(2, variant="extended")
     fresh = {id(v): v.numpy() for v in G2.weights + D2.weights}
-    stages.restore_layers(path, {"generator": G2.carried_over_layers(),
+    checkpoints.restore_layers(path, {"generator": G2.carried_over_layers(),
                                  "discriminator": D2.carried_over_layers()})
     for old, new in ((G1, G2), (D1, D2)):
         grown = new.carried_over_layers()
@@ -300,7 +300,7 @@ def test_block_sub_layers_are_keyed_by_name_and_grow(tmp_path):
             if name not in grown:
                 assert all(np.array_equal(v.numpy(), fresh[id(v)]) for v in layer.weights)
     with pytest.raises(UserError):  # a standard stage 2 cannot grow from extended stage 1
-        stages.restore_layers(path, {"generator": mp.Generator(2).carried_over_layers()})
+        checkpoints.restore_layers(path, {"generator": mp.Generator(2).carried_over_layers()})
 
 
 def test_freezing_a_two_convolution_stage():
@@ -319,10 +319,10 @@ def test_freezing_a_two_convolution_stage():
 def test_config_without_a_variant_is_standard(tmp_path):
     config = {"model": "progressive", "num_blocks": 1, "channels": 1,
               "feature_map_smoothing": True, "use_sample_norm": False, "sampling_rate": 16000}
-    stages.write_config(str(tmp_path), config)  # as written before variants existed
-    stages.check_config(str(tmp_path), dict(config, model_variant="standard"))
+    checkpoints.write_config(str(tmp_path), config)  # as written before variants existed
+    checkpoints.check_config(str(tmp_path), dict(config, model_variant="standard"))
     with pytest.raises(UserError, match="model_variant=standard .*model_variant=pggan"):
-        stages.check_config(str(tmp_path), dict(config, model_variant="pggan"))
+        checkpoints.check_config(str(tmp_path), dict(config, model_variant="pggan"))
     built = train_progressive.build_networks(config, "float32", True)["generator"]
     standard, pggan = mp.Generator(1), mp.Generator(1, variant="pggan")
     assert [w.shape for w in built.weights] == [w.shape for w in standard.weights]
@@ -384,19 +384,19 @@ def test_variant_has_its_own_stage_folders(chain, root):
     variant, variant_root, logs = chain
     assert "fresh start" in logs["stage1"][1]
     assert "blocks 1..1 grown from stage 1" in logs["frozen2"][1]
-    for directory in (stages.stage_dir(variant_root, 1), stages.stage_dir(variant_root, 2, True)):
-        assert stages.latest_checkpoint(directory)
-        assert stages.read_config(directory)["model_variant"] == variant
-        assert "generator_ema" in stages.saved_entries(stages.latest_checkpoint(directory))
-    assert not os.path.exists(stages.stage_dir(root, 1))  # the standard model's folder
+    for directory in (checkpoints.stage_dir(variant_root, 1), checkpoints.stage_dir(variant_root, 2, True)):
+        assert checkpoints.latest_checkpoint(directory)
+        assert checkpoints.read_config(directory)["model_variant"] == variant
+        assert "generator_ema" in checkpoints.saved_entries(checkpoints.latest_checkpoint(directory))
+    assert not os.path.exists(checkpoints.stage_dir(root, 1))  # the standard model's folder
 
 
 def test_growing_into_frozen_stage_keeps_early_blocks_bit_identical(chain):
     variant, variant_root, _ = chain
-    stage1, frozen2 = stages.stage_dir(variant_root, 1), stages.stage_dir(variant_root, 2, True)
-    config1, config2 = stages.read_config(stage1), stages.read_config(frozen2)
-    source = networks_of(stages.latest_checkpoint(stage1), config1)
-    grown = networks_of(stages.latest_checkpoint(frozen2), config2)
+    stage1, frozen2 = checkpoints.stage_dir(variant_root, 1), checkpoints.stage_dir(variant_root, 2, True)
+    config1, config2 = checkpoints.read_config(stage1), checkpoints.read_config(frozen2)
+    source = networks_of(checkpoints.latest_checkpoint(stage1), config1)
+    grown = networks_of(checkpoints.latest_checkpoint(frozen2), config2)
     keras.utils.set_random_seed(0)  # the initial weights of the frozen run (--seed 0)
     initial = train_progressive.build_networks(config2, "float32")
     for name in ("generator", "discriminator"):
@@ -416,7 +416,7 @@ def test_growing_into_frozen_stage_keeps_early_blocks_bit_identical(chain):
 
 def test_tensorboard_summaries_in_the_variant_folder(chain):
     _, variant_root, _ = chain
-    directory = stages.stage_dir(variant_root, 1)
+    directory = checkpoints.stage_dir(variant_root, 1)
     assert {"generator_output", "Loss/Generator_loss", "G_output_rms"} <= \
         tensorboard_tags(directory)
 
@@ -428,7 +428,7 @@ def test_preview_generate_and_evaluate(chain, root, tmp_path):
              "--model_variant", variant]
     code, _, err = run(*stage, "--preview", "--once")
     assert code == 0, err
-    preview = os.path.join(stages.stage_dir(variant_root, 2, True), "preview", "00000001.wav")
+    preview = os.path.join(checkpoints.stage_dir(variant_root, 2, True), "preview", "00000001.wav")
     assert sf.info(preview).frames == 5 * (256 + 16000)
     code, _, err = run(*stage, "--generate", "3", "--output_dir", str(tmp_path / "gen"))
     assert code == 0, err
@@ -442,7 +442,7 @@ def test_preview_generate_and_evaluate(chain, root, tmp_path):
     assert json.loads(out.getvalue())["num_generated"] == 3
     code, _, err = run(*stage, "--evaluate", "--num_eval_samples", "3")  # from the checkpoint
     assert code == 0, err
-    report = os.path.join(stages.stage_dir(variant_root, 2, True), "evaluation", "00000001",
+    report = os.path.join(checkpoints.stage_dir(variant_root, 2, True), "evaluation", "00000001",
                           "metrics.json")
     with open(report) as f:
         assert json.load(f)["num_generated"] == 3
@@ -451,7 +451,7 @@ def test_preview_generate_and_evaluate(chain, root, tmp_path):
 def test_another_variant_than_the_checkpoint_holds_is_refused(chain):
     variant, variant_root, _ = chain
     other = "extended" if variant != "extended" else "pggan"
-    directory = stages.stage_dir(variant_root, 1)
+    directory = checkpoints.stage_dir(variant_root, 1)
     before = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
     for argv in ([], ["--generate", "1"], ["--preview", "--once"]):
         # the variant's own folder given as --checkpoint_dir, asking for the standard model
@@ -459,6 +459,6 @@ def test_another_variant_than_the_checkpoint_holds_is_refused(chain):
         assert code == 2 and err.count("\n") == 1 and variant in err and "Traceback" not in err
     # a stage folder restored from by another variant's run: check_config names the key
     with pytest.raises(UserError, match="model_variant"):
-        stages.check_config(directory, dict(stages.read_config(directory), model_variant=other))
+        checkpoints.check_config(directory, dict(checkpoints.read_config(directory), model_variant=other))
     after = {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in os.listdir(directory)}
     assert before == after

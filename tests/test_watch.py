@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 from helpers import DEMO, run, tensorboard_scalars, warm_decay, weights
 
+import checkpoints
 import dataloader
 import evaluate
 import recipe
-import stages
 import train_progressive
 import watch
 
@@ -97,17 +97,14 @@ def test_watchdog_needs_patience_and_names_the_symptom():
 
 def test_best_keeps_the_lowest_distance(tmp_path):
     variable = tf.Variable(1.0)
-    best = watch.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
-    saved = []
-
-    def save(manager, step):
-        saved.append(step)
-        return manager.save(checkpoint_number=step)
+    best = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
+    kept = []
     for step, distance in ((1, 50.0), (2, 40.0), (3, 45.0), (4, None), (5, 39.0)):
         variable.assign(float(step))
-        best.offer(step, {"frechet_mel_distance": distance, "loudness.rms_ratio": 1.0}, save)
-    assert saved == [1, 2, 5] and best.distance == 39.0  # each a new lowest
-    assert watch.read_best(str(tmp_path))["step"] == 5
+        if best.offer(step, {"frechet_mel_distance": distance, "loudness.rms_ratio": 1.0}, 4):
+            kept.append(step)
+    assert kept == [1, 2, 5] and best.distance == 39.0  # each a new lowest
+    assert checkpoints.read_best(str(tmp_path))["step"] == 5
     assert sorted(os.listdir(tmp_path / "best")) == \
         ["best.json", "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
 
@@ -146,7 +143,7 @@ def test_a_collapse_rolls_back_to_best_and_training_goes_on(rolled_back):
     assert rolled.group(1).endswith(os.path.join("best", f"ckpt-{step}"))
     assert int(rolled.group(3)) == 0 + 7919  # --seed 0, first rollback
     assert out.rstrip().endswith("stopped at step 5")
-    scalars = tensorboard_scalars(stages.stage_dir(root, 1))
+    scalars = tensorboard_scalars(checkpoints.stage_dir(root, 1))
     assert [value for _, value in scalars["Watchdog/rollback"]] == [1.0]
     assert {"Eval/frechet_mel_distance", "Eval/rms_ratio", "Eval/ndb_over_k",
             "Eval/memorisation_fraction"} <= set(scalars)
@@ -155,19 +152,19 @@ def test_a_collapse_rolls_back_to_best_and_training_goes_on(rolled_back):
 @pytest.mark.slow
 def test_best_holds_the_lowest_distance_and_survives_rotation(rolled_back):
     root, out = rolled_back
-    directory = stages.stage_dir(root, 1)
+    directory = checkpoints.stage_dir(root, 1)
     healthy = evaluations(out)  # the collapsed step was not evaluated: its summary stopped it
     step, distance = min(healthy, key=lambda pair: pair[1])
-    best = watch.read_best(directory)
+    best = checkpoints.read_best(directory)
     assert (best["step"], best["frechet_mel_distance"]) == (step, pytest.approx(distance,
                                                                                 rel=1e-3))
-    path = stages.latest_checkpoint(os.path.join(directory, "best"))
+    path = checkpoints.latest_checkpoint(os.path.join(directory, "best"))
     assert path.endswith(f"ckpt-{step}")
     assert sorted(n for n in os.listdir(directory) if n.endswith(".index")) == \
         ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]  # the rotation of the last three
-    config = stages.read_config(directory)
+    config = checkpoints.read_config(directory)
     nets = train_progressive.build_networks(config, "float32")
-    stages.restore(tf.train.Checkpoint(**nets), path, partial=True)  # whole
+    checkpoints.restore(tf.train.Checkpoint(**nets), path, partial=True)  # whole
 
 
 @pytest.mark.slow
@@ -177,9 +174,9 @@ def test_stop_on_collapse_exits_3_and_keeps_best(module_tmp):
                            "--checkpoint_dir", root)
     assert code == 3, out + err
     assert err.startswith("error: training collapsed at step 3") and err.count("\n") == 1
-    best = watch.read_best(stages.stage_dir(root, 1))
-    assert f"the best checkpoint is {stages.stage_dir(root, 1)}" in err
-    assert os.path.exists(os.path.join(stages.stage_dir(root, 1), "best",
+    best = checkpoints.read_best(checkpoints.stage_dir(root, 1))
+    assert f"the best checkpoint is {checkpoints.stage_dir(root, 1)}" in err
+    assert os.path.exists(os.path.join(checkpoints.stage_dir(root, 1), "best",
                                        best["checkpoint"] + ".index"))
-    with open(os.path.join(stages.stage_dir(root, 1), "best", "best.json")) as f:
+    with open(os.path.join(checkpoints.stage_dir(root, 1), "best", "best.json")) as f:
         assert json.load(f)["step"] < 3
