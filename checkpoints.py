@@ -24,7 +24,7 @@ it loads (a bad flag is one fast line).
 
 import os
 
-from internals import error_reason, remove_partial_checkpoint
+from private_apis import error_reason, remove_partial_checkpoint
 from rules import AVERAGE
 from utils import UserError, read_json, write_json
 
@@ -82,7 +82,7 @@ def latest_checkpoint(directory):
 # --------------------------------------------------------------------------- what one holds
 
 def contents(run):
-    """{entry: object} of everything a checkpoint of the run (recipe.Training) holds."""
+    """{entry: object} of everything a checkpoint of the run (runs.Run) holds."""
     return {"step": run.step, "rng": run.rng, **run.networks, **run.optimizers, **run.optional}
 
 
@@ -236,7 +236,7 @@ def saved_entries(path):
 
 
 def resume(run, path):
-    """Restore everything of a run (recipe.Training) from path; returns notes on what a
+    """Restore everything of a run (runs.Run) from path; returns notes on what a
     checkpoint of an earlier version lacked: an optional entry (run.optional) starts afresh
     (run.start_afresh), and optimiser state saved for another set of trainable layers (frozen
     stages before the dense layers trained in them) is left fresh."""
@@ -269,7 +269,7 @@ def carry_average(run, source, layers):
 
 def start_stage(run, root, num_blocks, frozen, config, growing=True):
     """Walk the restore chain for stage num_blocks with the networks, optimisers, step, random
-    streams and moving average of run (recipe.Training); returns (stage folder, what was
+    streams and moving average of run (runs.Run); returns (stage folder, what was
     done). A grown stage's carried-over layers take the moving average of the stage below;
     its new layers, and a frozen stage's frozen blocks, start with the average = weights."""
     networks = run.networks

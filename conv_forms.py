@@ -21,11 +21,11 @@ import platform
 import statistics
 import time
 
+from rules import CONV_FORM_CHOICES as CHOICES
 from rules import CONV_FORMS as FORMS
 from rules import call_batches
 
-AUTO = "auto"
-CHOICES = (AUTO,) + FORMS
+AUTO = CHOICES[0]
 REPEATS = 3
 CACHE_FILE = "conv_forms.json"  # in --checkpoint_dir by default
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",

@@ -30,15 +30,9 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 import audio_cache
-from rules import (
-    MAX_AUGMENTATION_LEVEL,
-    MAX_BLOCKS,
-    MAX_INT16,
-    MIN_BLOCKS,
-    SAMPLING_RATE,
-    window_length,
-)
-from utils import ArgumentParser, UserError, int_in_range, run_cli, to_int16
+import config
+from rules import MAX_INT16, SAMPLING_RATE, window_length
+from utils import UserError, run_cli, to_int16
 
 # Extensions taken to be audio: a file with one of these that soundfile cannot read is skipped
 # with its reason, any other file is skipped as not audio (a README, a cover image...).
@@ -474,52 +468,31 @@ def describe(audio, num_blocks, augmentation_level):
     }
 
 
-def add_data_flags(parser):
-    """The flags of reading a folder of audio, shared by the data check and the trainers."""
-    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=SAMPLING_RATE,
-                        help="audio at other rates is resampled to this")
-    parser.add_argument("--audio_cache", metavar="DIR", default=None,
-                        help="where decoded audio is cached, so that later starts decode "
-                             "nothing and read it memory-mapped (default: "
-                             "<checkpoint_dir>/audio_cache)")
-    parser.add_argument("--no_audio_cache", action="store_true",
-                        help="decode every file at every start and hold the audio in memory")
-    parser.add_argument("--strict", action="store_true",
-                        help="refuse a file that cannot be decoded or decodes shorter than its "
-                             "header states, instead of skipping it or using it as decoded")
+def load(data, checkpoint_dir, log=note):
+    """load_audio as the data flags (config.DataConfig) ask: the decode cache in
+    --audio_cache, by default <checkpoint_dir>/audio_cache, or none with --no_audio_cache."""
+    cache = None if data.no_audio_cache else (
+        data.audio_cache or os.path.join(checkpoint_dir, CACHE_FOLDER))
+    return load_audio(data.data_dir, data.sampling_rate, log, cache, data.strict)
 
 
-def load(args, data_dir, log=note):
-    """load_audio as the data flags ask: the decode cache in --audio_cache, by default
-    <checkpoint_dir>/audio_cache, or none with --no_audio_cache."""
-    cache = None if args.no_audio_cache else (
-        args.audio_cache or os.path.join(args.checkpoint_dir, CACHE_FOLDER))
-    return load_audio(data_dir, args.sampling_rate, log, cache, args.strict)
+CHECK_FLAGS = ("data_dir", "num_blocks", "augmentation_level", "sampling_rate", "audio_cache",
+               "no_audio_cache", "strict", "checkpoint_dir", "json")
 
 
 def make_parser():
-    parser = ArgumentParser(description="Check a folder of audio before training: how much "
-                            "audio it holds and how many windows a stage gets from it.")
-    parser.add_argument("data_dir", help="folder of audio files, subfolders included (any "
-                                         "format soundfile reads)")
-    parser.add_argument("--num_blocks", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5,
-                        help="stage: window of 2^(4+2N) samples")
-    parser.add_argument("--augmentation_level", type=int_in_range(0, MAX_AUGMENTATION_LEVEL),
-                        default=0, help="also take windows offset by k*window/10, k = 1..L")
-    add_data_flags(parser)
-    parser.add_argument("--checkpoint_dir", default="checkpoints",
-                        help="the trainers' --checkpoint_dir, whose audio_cache folder is the "
-                             "default decode cache")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
+    return config.make_parser(
+        config.DataCheckConfig, "Check a folder of audio before training: how much audio it "
+        "holds and how many windows a stage gets from it.", CHECK_FLAGS,
+        positional=("data_dir",))
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
-    audio = load(args, args.data_dir)
-    facts = describe(audio, args.num_blocks, args.augmentation_level)
+    check = config.parse(config.DataCheckConfig, argv, make_parser())
+    audio = load(check.data, check.checkpoint_dir)
+    facts = describe(audio, check.model.num_blocks, check.data.augmentation_level)
     note(summary(audio))
-    if args.json:
+    if check.json:
         print(json.dumps(facts))
     else:
         for key, value in facts.items():

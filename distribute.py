@@ -7,8 +7,6 @@ import os
 
 from utils import UserError
 
-DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
-
 
 def check_cluster():
     """multi_worker's TF_CONFIG must name a cluster: a one-line error otherwise."""

@@ -54,9 +54,10 @@ import sys
 
 import numpy as np
 
+import config
 from dataloader import gather, load_audio, note, stage_windows
-from rules import MAX_BLOCKS, MAX_INT16, MIN_BLOCKS, SAMPLING_RATE
-from utils import ArgumentParser, UserError, atomic_write, int_in_range, run_cli, write_json
+from rules import EVAL_MAX_SAMPLES, EVAL_SAMPLES, MAX_INT16
+from utils import UserError, atomic_write, run_cli, write_json
 
 N_FFT = 512
 N_MELS = 64
@@ -68,8 +69,6 @@ MAX_LAG = 8
 ZOOM_SAMPLES = 1024
 PLOT_POINTS = 4096  # points of a plotted waveform at most: 3.4 per pixel of the 12-inch figure
 CHUNK_FLOATS = 1 << 22  # float32 values per block of work: bounds memory at any stage
-EVAL_SAMPLES = 256  # generated and real windows compared, by default, up to...
-EVAL_MAX_SAMPLES = 1 << 23  # ... this many samples (8 windows of 65 s at stage 8)
 FULL_SCALE = 0.99  # |sample| from which a sample counts as at full scale
 # The memorisation check searches all whole windows of the training audio, or a seeded random
 # subset of at most this many windows and samples (2^26: about 70 minutes of 16 kHz audio)
@@ -656,56 +655,47 @@ def memorisation_windows(audio, window, rng):
     return gather(audio.buffer, chosen * window, window), count
 
 
+EVALUATE_FLAGS = ("real_dir", "generated_dir", "num_blocks", "num_eval_samples", "seed",
+                  "sampling_rate", "json", "plots")
+
+
 def make_parser():
-    parser = ArgumentParser(description="Compare generated audio with real audio: loudness, "
-                            "Frechet log-mel distance, NDB/K, a memorisation check and stereo "
-                            "correlation, as a table, JSON and pictures.")
-    parser.add_argument("real_dir", help="folder of real (training) audio")
-    parser.add_argument("generated_dir", help="folder of generated audio")
-    parser.add_argument("--num_blocks", type=int_in_range(MIN_BLOCKS, MAX_BLOCKS), default=5,
-                        help="stage: windows of 2^(4+2N) samples")
-    parser.add_argument("--num_eval_samples", type=int_in_range(1, 1 << 20), default=EVAL_SAMPLES,
-                        help="random windows taken from each folder")
-    parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=0,
-                        help="seed for the choice of windows and the k-means of NDB/K")
-    parser.add_argument("--sampling_rate", type=int_in_range(1, 1_000_000), default=SAMPLING_RATE,
-                        help="audio at other rates is resampled to this")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--plots", metavar="DIR", default=None,
-                        help="write waveform, zoom, spectrogram and loudness PNGs and "
-                             "metrics.json to DIR")
-    return parser
+    return config.make_parser(
+        config.EvaluateConfig, "Compare generated audio with real audio: loudness, Frechet "
+        "log-mel distance, NDB/K, a memorisation check and stereo correlation, as a table, JSON "
+        "and pictures.", EVALUATE_FLAGS, {"num_eval_samples": EVAL_SAMPLES},
+        positional=("real_dir", "generated_dir"))
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
-    if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
-        raise UserError(f"--plots {args.plots} is a file: give a folder for the pictures")
+    options = config.parse(config.EvaluateConfig, argv, make_parser())
+    plots, rate, count = options.plots, options.data.sampling_rate, options.watch.num_eval_samples
+    if plots and os.path.exists(plots) and not os.path.isdir(plots):
+        raise UserError(f"--plots {plots} is a file: give a folder for the pictures")
 
-    real_audio = load_audio(args.real_dir, args.sampling_rate)
-    generated_audio = load_audio(args.generated_dir, args.sampling_rate)
+    real_audio = load_audio(options.real_dir, rate)
+    generated_audio = load_audio(options.generated_dir, rate)
     if real_audio.channels != generated_audio.channels:
-        raise UserError(f"{args.real_dir} has {real_audio.channels} channel(s) but "
-                        f"{args.generated_dir} has {generated_audio.channels}: compare audio "
+        raise UserError(f"{options.real_dir} has {real_audio.channels} channel(s) but "
+                        f"{options.generated_dir} has {generated_audio.channels}: compare audio "
                         f"with the same number of channels")
-    real_starts, window = full_window_starts(real_audio, args.num_blocks)
-    generated_starts, _ = full_window_starts(generated_audio, args.num_blocks)
-    rng = np.random.default_rng(args.seed)
-    real = sample_windows(real_audio, real_starts, window, args.num_eval_samples, rng)
-    generated = sample_windows(generated_audio, generated_starts, window,
-                               args.num_eval_samples, rng)
+    real_starts, window = full_window_starts(real_audio, options.model.num_blocks)
+    generated_starts, _ = full_window_starts(generated_audio, options.model.num_blocks)
+    rng = np.random.default_rng(options.seed)
+    real = sample_windows(real_audio, real_starts, window, count, rng)
+    generated = sample_windows(generated_audio, generated_starts, window, count, rng)
     training = gather(real_audio.buffer, real_starts, window)  # int16: the check is scale-free
-    metrics = compute_metrics(real, generated, args.sampling_rate, training, seed=args.seed)
+    metrics = compute_metrics(real, generated, rate, training, seed=options.seed)
 
-    if args.plots:
+    if plots:
         try:
-            paths = save_plots(real, generated, args.sampling_rate, args.plots)
-            paths.append(write_report(args.plots, metrics))
+            paths = save_plots(real, generated, rate, plots)
+            paths.append(write_report(plots, metrics))
         except OSError as error:
-            raise UserError(f"cannot write to --plots {args.plots} ({error.strerror}): "
-                            f"choose a folder you can write to") from None
+            raise UserError(f"cannot write to --plots {plots} ({error.strerror}): choose a "
+                            f"folder you can write to") from None
         note("wrote " + ", ".join(paths))
-    print(json.dumps(metrics) if args.json else format_table(metrics))
+    print(json.dumps(metrics) if options.json else format_table(metrics))
     return 0
 
 

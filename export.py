@@ -49,7 +49,7 @@ def tflite_model(concrete_function, float16=False):
     weights stored in half precision."""
     import tensorflow as tf
 
-    from internals import freeze_variables
+    from private_apis import freeze_variables
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [freeze_variables(concrete_function)])
@@ -101,14 +101,14 @@ def replaceable(folder):
                         f"folder (nothing was written)")
 
 
-def export_checkpoint(args, recipe):
+def export_checkpoint(config, recipe):
     """--export DIR: the chosen checkpoint's generator as SavedModel and LiteRT models."""
-    from jobs import chosen_generator, file_stem
+    from generation import chosen_generator, file_stem
 
-    folder = os.path.abspath(args.export)
+    folder = os.path.abspath(config.job.export)
     replaceable(folder)
-    generator, config, step, directory, path, which = chosen_generator(args, recipe)
-    info = export_info(config, recipe, step, which, path, file_stem(directory, step))
+    generator, made_of, step, directory, path, which = chosen_generator(config, recipe)
+    info = export_info(made_of, recipe, step, which, path, file_stem(directory, step))
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".export-", dir=parent)

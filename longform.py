@@ -9,11 +9,12 @@ windows overlap, joined by a crossfade, so the music drifts instead of cutting (
 
 import itertools
 import math
+import os
 
 import numpy as np
 
 from rules import LATENT_DIM
-from utils import UserError, float_above, int_in_range, positive_float
+from utils import UserError, write_wav
 
 
 def file_name(stem, seed, index, duration=None):
@@ -127,23 +128,6 @@ def default_crossfade(window, sampling_rate):
     return min(window // 4, sampling_rate)
 
 
-def add_walk_flags(parser, also=""):
-    """The flags of generated files and latent walks, shared by the trainers and play.py
-    (`also`: another flag that crossfades, the trainers' --interpolate)."""
-    parser.add_argument("--output_dir", default="generated_samples",
-                        help="where generated files go")
-    parser.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
-                        help="with --generate: each file lasts exactly this long, made of "
-                             "windows along a smooth latent walk joined by crossfades "
-                             "(default: one window)")
-    parser.add_argument("--anchor_every", type=int_in_range(1, 1_000_000), default=4,
-                        help="windows between the walk's random anchor latents")
-    parser.add_argument("--crossfade", type=float_above(0.0, inclusive=True), default=None,
-                        metavar="SECONDS", help=f"with --duration{' or ' + also if also else ''}"
-                        f": overlap of neighbouring windows (default: a quarter of the window, "
-                        f"at most 1 s)")
-
-
 def crossfade_samples(seconds, window, sampling_rate):
     """--crossfade in samples (the default without it); a one-line error if it is not
     shorter than a window."""
@@ -167,6 +151,20 @@ def pieces(generator, count, seed, prior, window, batch, samples=None, overlap=0
     return [join_windows(generate_windows(generator, latent_walk(rng, needed, prior,
                                                                  anchor_every), batch),
                          overlap, samples) for _ in range(count)]
+
+
+def write_files(generator, walk_config, count, seed, prior, window, batch, rate, stem):
+    """The files --generate writes, the trainers' and play.py's: `count` pieces of a seed
+    (pieces(), as the walk flags config.WalkConfig ask) as 16-bit WAV files in
+    --output_dir, named by file_name; returns the pieces."""
+    samples = None if walk_config.duration is None else round(walk_config.duration * rate)
+    made = pieces(generator, count, seed, prior, window, batch, samples,
+                  crossfade_samples(walk_config.crossfade, window, rate),
+                  walk_config.anchor_every)
+    for i, audio in enumerate(made):
+        write_wav(os.path.join(walk_config.output_dir,
+                               file_name(stem, seed, i, walk_config.duration)), audio, rate)
+    return made
 
 
 def walk(rng, prior, anchor_every=4):

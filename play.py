@@ -13,6 +13,7 @@ chunk by chunk ahead of playback, crossfading window into window with no gaps, u
 (or --chunks). longform.py (NumPy) makes the walks and crossfades for both.
 """
 
+import dataclasses
 import json
 import os
 import queue
@@ -21,17 +22,11 @@ import threading
 
 import numpy as np
 
+import config
 import longform
-from internals import native_stderr_hidden
+from private_apis import native_stderr_hidden
 from rules import DEFAULT_BATCH_SIZE, MAX_BLOCKS
-from utils import (
-    ArgumentParser,
-    UserError,
-    int_in_range,
-    run_cli,
-    to_int16,
-    write_wav,
-)
+from utils import UserError, run_cli, to_int16
 
 EXPORT_FILE = "model.json"  # what export.py writes beside the models
 CHUNK_QUEUE = 2  # chunks rendered ahead of playback
@@ -81,31 +76,27 @@ def batch_of(info):
     return DEFAULT_BATCH_SIZE[min(info["stage"], MAX_BLOCKS)]
 
 
-def generate(args, generator, info):
+def generate(options, generator, info):
     """The files of the trainer's --generate, from the export."""
-    rate, window = info["sampling_rate"], info["window"]
-    samples = None if args.duration is None else round(args.duration * rate)
-    pieces = longform.pieces(generator, args.generate, args.seed, info["prior"], window,
-                             batch_of(info), samples,
-                             longform.crossfade_samples(args.crossfade, window, rate),
-                             args.anchor_every)
-    for i, audio in enumerate(pieces):
-        write_wav(os.path.join(args.output_dir, longform.file_name(
-            info["file_stem"], args.seed, i, args.duration)), audio, rate)
-    print(f"wrote {len(pieces)} files of {len(pieces[0]) / rate:.2f} s to {args.output_dir} "
-          f"(seed {args.seed})")
+    rate = info["sampling_rate"]
+    pieces = longform.write_files(generator, options.walk, options.generate, options.seed,
+                                  info["prior"], info["window"], batch_of(info), rate,
+                                  info["file_stem"])
+    print(f"wrote {len(pieces)} files of {len(pieces[0]) / rate:.2f} s to "
+          f"{options.walk.output_dir} (seed {options.seed})")
     return 0
 
 
-def chunks(generator, info, args):
+def chunks(generator, info, options):
     """Endless int16 chunks of a latent walk, each chunk_windows windows crossfaded on from
     the last: every chunk holds chunk_windows x (window - overlap) samples."""
     window, rate = info["window"], info["sampling_rate"]
-    overlap = longform.crossfade_samples(args.crossfade, window, rate)
-    walk = longform.walk(np.random.default_rng(args.seed), info["prior"], args.anchor_every)
+    overlap = longform.crossfade_samples(options.walk.crossfade, window, rate)
+    walk = longform.walk(np.random.default_rng(options.seed), info["prior"],
+                         options.walk.anchor_every)
     joiner = longform.Joiner(overlap)
     while True:
-        latents = np.stack([next(walk) for _ in range(args.chunk_windows)])
+        latents = np.stack([next(walk) for _ in range(options.chunk_windows)])
         windows = longform.generate_windows(generator, latents, batch_of(info))
         yield to_int16(np.concatenate([joiner.push(w) for w in windows]))
 
@@ -134,10 +125,10 @@ def sound_card(info):
     return stream.write
 
 
-def live(args, generator, info):
+def live(options, generator, info):
     """--live: the endless walk, rendered ahead, to the sound card or standard output."""
     rate, channels = info["sampling_rate"], info["channels"]
-    if args.stdout:
+    if options.stdout:
         out = sys.stdout.buffer
         write = out.write
         print(f"raw PCM on standard output: signed 16-bit little-endian, {rate} Hz, {channels} "
@@ -146,12 +137,13 @@ def live(args, generator, info):
         write = sound_card(info)
     ready, stop = queue.Queue(CHUNK_QUEUE), threading.Event()
     renderer = threading.Thread(target=render_ahead, daemon=True,
-                                args=(chunks(generator, info, args), args.chunks, ready, stop))
+                                args=(chunks(generator, info, options), options.chunks, ready,
+                                      stop))
     renderer.start()
     try:
         while (chunk := ready.get()) is not None:
             write(chunk.astype("<i2").tobytes())
-            if args.stdout:
+            if options.stdout:
                 out.flush()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
@@ -162,44 +154,24 @@ def live(args, generator, info):
     return 0
 
 
+PLAY_FLAGS = ("export", "generate", "output_dir", "duration", "anchor_every", "crossfade", "live",
+              "stdout", "chunks", "chunk_windows", "seed", "float16")
+
+
 def make_parser():
-    parser = ArgumentParser(description="Play an exported generator with LiteRT, no "
-                            "TensorFlow: files as --generate writes them, or an endless "
-                            "latent walk.")
-    parser.add_argument("export", help="a folder written by a trainer's --export DIR")
-    parser.add_argument("--generate", type=int_in_range(1, 1_000_000), default=None, metavar="N",
-                        help="write N files, as the trainer's --generate (--duration alone: "
-                             "one file)")
-    longform.add_walk_flags(parser, "--live")
-    parser.add_argument("--live", action="store_true",
-                        help="play an endless latent walk until Ctrl+C")
-    parser.add_argument("--stdout", action="store_true",
-                        help="with --live: raw 16-bit PCM on standard output instead of the "
-                             "sound card")
-    parser.add_argument("--chunks", type=int_in_range(1, sys.maxsize), default=None,
-                        help="with --live: stop after this many chunks (default: never)")
-    parser.add_argument("--chunk_windows", type=int_in_range(1, 4096), default=4,
-                        help="with --live: windows rendered at a time")
-    parser.add_argument("--seed", type=int_in_range(0, 2**31 - 1), default=None,
-                        help="seed of the latents (default: random, printed)")
-    parser.add_argument("--float16", action="store_true",
-                        help="the export's smaller model (float16 weights)")
-    return parser
+    return config.make_parser(
+        config.PlayConfig, "Play an exported generator with LiteRT, no TensorFlow: files as "
+        "--generate writes them, or an endless latent walk.", PLAY_FLAGS, positional=("export",))
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
-    if args.duration is not None and args.generate is None and not args.live:
-        args.generate = 1
-    if bool(args.generate) == bool(args.live):
-        raise UserError("say what to play: --generate N (or --duration S) or --live")
-    if (args.stdout or args.chunks) and not args.live:
-        raise UserError("--stdout and --chunks go with --live")
-    generator, info = load_export(args.export, args.float16)
-    if args.seed is None:
-        args.seed = int(np.random.default_rng().integers(2**31))
-        print(f"seed {args.seed} (pass --seed {args.seed} to repeat it)", file=sys.stderr)
-    return live(args, generator, info) if args.live else generate(args, generator, info)
+    options = config.parse(config.PlayConfig, argv, make_parser())
+    generator, info = load_export(options.export, options.float16)
+    if options.seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+        print(f"seed {seed} (pass --seed {seed} to repeat it)", file=sys.stderr)
+        options = dataclasses.replace(options, seed=seed)
+    return (live if options.live else generate)(options, generator, info)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense l
 FEATURES = BASE_LENGTH * BASE_FEATURE_MAPS  # the critic's flattened features (table 7.2)
 MAX_AUGMENTATION_LEVEL = 9
 CONV_FORMS = ("framework", "matmul")  # how a convolution runs (conv_forms.py chooses)
+CONV_FORM_CHOICES = ("auto",) + CONV_FORMS  # --conv_forms: measured, or one forced
+EVAL_SAMPLES = 256  # generated and real windows an evaluation compares, by default, up to...
+EVAL_MAX_SAMPLES = 1 << 23  # ... this many samples (8 windows of 65 s at stage 8)
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker")  # --distribution (distribute.py)
 # How much of the training iteration one traced graph holds (--graph): all of it, or one
 # update (one critic update traced once and called five times).
 GRAPHS = ("iteration", "update")

@@ -1,7 +1,8 @@
 """Train the WaveGAN baseline (report §7.4, §7.5), preview it or generate from it.
 
-One fixed window of 16384 samples (1 s at 16 kHz), no stages; the loader, WGAN-GP step,
-checkpoints, summaries, preview and generation are the progressive trainer's (session.py).
+One fixed window of 16384 samples (1 s at 16 kHz), no stages; the loader, training
+iteration, checkpoints, summaries, preview and generation are the progressive trainer's
+(cli.py).
     python train.py --data_dir data/demo
     python train.py --data_dir data/demo --phaseshuffle_rad 0     # phase shuffle off
     python train.py --preview                                     # beside training
@@ -13,12 +14,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import session
-from recipe import Recipe
-from rules import MAX_PHASESHUFFLE_RAD, WAVEGAN_BLOCKS, default_batch_size
-from utils import ArgumentParser, int_in_range
-
-NUM_BLOCKS = WAVEGAN_BLOCKS  # the window of progressive stage 5: 16384 samples
+import cli
+from rules import WAVEGAN_BLOCKS
+from runs import Recipe
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -30,30 +28,25 @@ def build_networks(config, dtype, generator_only=False):
     return networks
 
 
-def make_config(args, channels):
+def make_config(model, sampling_rate, channels):
     """What a checkpoint of this run is made of, saved beside it as config.json."""
-    return {"model": "wavegan", "num_blocks": NUM_BLOCKS, "frozen": False, "channels": channels,
-            "sampling_rate": args.sampling_rate, "phaseshuffle_rad": args.phaseshuffle_rad}
+    return {"model": "wavegan", "num_blocks": WAVEGAN_BLOCKS, "frozen": False,
+            "channels": channels, "sampling_rate": sampling_rate,
+            "phaseshuffle_rad": model.phaseshuffle_rad}
 
 
-# The original baseline followed each preview slice by window // 2 zeros.
-RECIPE = Recipe(model="wavegan", build_networks=build_networks, config=make_config,
-                checkpoint_root=lambda args: args.checkpoint_dir, growing=False,
-                prior="uniform", preview_gap=lambda window: window // 2)
-
-
-def make_parser():
-    parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--phaseshuffle_rad", type=int_in_range(0, MAX_PHASESHUFFLE_RAD),
-                        default=2, help="shift each critic activation by up to this many "
-                                        "samples (WaveGAN §3.3); 0 turns phase shuffle off")
-    session.add_flags(parser, checkpoint_dir="checkpoints/wavegan",
-                      batch_help=str(default_batch_size(NUM_BLOCKS)))
-    return parser
+# Its one window is progressive stage 5's (WAVEGAN_BLOCKS), its checkpoints in the run's
+# folder; the original baseline followed each preview slice by window // 2 zeros.
+RECIPE = Recipe(model="wavegan", description=__doc__.split("\n")[0],
+                build_networks=build_networks, make_config=make_config,
+                checkpoint_root=lambda checkpoint_dir, model: checkpoint_dir,
+                model_flags=("phaseshuffle_rad",),
+                defaults={"checkpoint_dir": "checkpoints/wavegan", "num_blocks": WAVEGAN_BLOCKS},
+                growing=False, preview_gap=lambda window: window // 2)
 
 
 def main(argv=None):
-    return session.run(make_parser().parse_args(argv), RECIPE)
+    return cli.main(RECIPE, argv)
 
 
 if __name__ == "__main__":

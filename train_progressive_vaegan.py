@@ -16,9 +16,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import session
+import cli
 import train_progressive
-from recipe import Recipe
+from runs import Recipe
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -30,20 +30,20 @@ def build_networks(config, dtype, generator_only=False):
     return networks
 
 
-def make_config(args, channels):
-    return train_progressive.make_config(args, channels, model="vaegan")
+def make_config(model, sampling_rate, channels):
+    return train_progressive.make_config(model, sampling_rate, channels, name="vaegan")
 
 
-RECIPE = Recipe(model="vaegan", build_networks=build_networks, config=make_config,
-                checkpoint_root=lambda args: os.path.join(args.checkpoint_dir, "vaegan"),
-                prior="normal", iteration="VAEGANIteration")
-
-
-DESCRIPTION = __doc__.split("\n")[0]
+RECIPE = Recipe(model="vaegan", description=__doc__.split("\n")[0],
+                build_networks=build_networks, make_config=make_config,
+                checkpoint_root=lambda checkpoint_dir, model: os.path.join(checkpoint_dir,
+                                                                           "vaegan"),
+                model_flags=train_progressive.STAGE_FLAGS, prior="normal",
+                iteration="VAEGANIteration")
 
 
 def main(argv=None):
-    return session.run(train_progressive.parse_args(argv, DESCRIPTION), RECIPE)
+    return cli.main(RECIPE, argv)
 
 
 if __name__ == "__main__":

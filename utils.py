@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from internals import DefaultsHelpFormatter
+from private_apis import DefaultsHelpFormatter
 from rules import MAX_INT16
 
 

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from train_step import stage_convolutions, stage_parser
 
 from conv_forms import forward_backward_seconds
-from internals import import_tensorflow
+from private_apis import import_tensorflow
 from rules import CONV_FORMS, STANDARD, VARIANTS, default_batch_size
 from utils import int_in_range
 

@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import export
 import longform
 import rules
-from internals import import_tensorflow
 from play import LiteGenerator
+from private_apis import import_tensorflow
 from utils import ArgumentParser, int_in_range, run_cli
 
 

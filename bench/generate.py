@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import rules
-from internals import import_tensorflow
+from private_apis import import_tensorflow
 from utils import ArgumentParser, int_in_range
 
 SAMPLING_RATE, STANDARD = rules.SAMPLING_RATE, rules.STANDARD

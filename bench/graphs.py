@@ -1,7 +1,7 @@
 """--graph iteration against --graph update, in one process: the first iteration (tracing and
 graph optimisation included) and later iterations, alternately timed.
 
-It builds train_progressive.py's run with --graph update (recipe.build_training, as
+It builds train_progressive.py's run with --graph update (runs.build_run, as
 bench/train_step.py) and, beside its three per-update functions, one function of the whole
 iteration made of the same updates (what --graph iteration traces), so both share the networks,
 optimisers and batches. The first call of each is timed once (the per-update one first), then

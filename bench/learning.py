@@ -343,7 +343,7 @@ def main(argv=None):
         raise UserError("each --arm needs a label of its own")
     if not os.path.isdir(args.folder):
         raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
-    from internals import import_tensorflow
+    from private_apis import import_tensorflow
     import_tensorflow()
     report = (cost(args) if args.cost else side_by_side(args) if args.arm else learn(args))
     if args.json:

@@ -8,7 +8,7 @@ layer 100 -> 16 x 1024 and five transposed convolutions (kernel 25, stride 4) to
 samples; D five convolutions with leaky ReLU (0.2) and phase shuffle (radius 2, one shift per
 batch and layer) and a dense layer. An iteration is 5 critic updates with the gradient
 penalty (weight 10) and 1 generator update, Adam(1e-4, 0.5, 0.9), on batches of noise.
-This side is train.py's own iteration (recipe.build_training, --conv_forms auto); the PyTorch
+This side is train.py's own iteration (runs.build_run, --conv_forms auto); the PyTorch
 side is written here, float32 or bfloat16 autocast. It installs nothing: without PyTorch
 (`pip install torch`) it says so and exits 0.
 """
@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import SEED, time_alternately, training_run  # puts the project on the path
 
-from internals import import_tensorflow
+from private_apis import import_tensorflow
 from rules import (
     BASE_LENGTH,
     KERNEL_SIZE,
@@ -115,9 +115,11 @@ def our_wavegan(batch, mixed):
     radius."""
     import_tensorflow()
     import train
+    from config import ModelConfig
+    from rules import SAMPLING_RATE, WAVEGAN_BLOCKS
 
-    config = train.make_config(train.make_parser().parse_args([]), 1)
-    run, iterator, policy, _, forms = training_run(train.NUM_BLOCKS, batch, mixed,
+    config = train.make_config(ModelConfig(), SAMPLING_RATE, 1)
+    run, iterator, policy, _, forms = training_run(WAVEGAN_BLOCKS, batch, mixed,
                                                    recipe=train.RECIPE, config=config)
     return ((lambda: float(run.iteration(iterator)["d_loss"])), policy, forms,
             config["phaseshuffle_rad"])

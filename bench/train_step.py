@@ -1,7 +1,7 @@
 """Benchmark the training step: seconds per iteration and achieved GFLOP/s against the single
 most expensive convolution of the stage timed alone (the practical peak of this machine).
 
-It builds train_progressive.py's networks and iteration with recipe.build_training (the code
+It builds train_progressive.py's networks and iteration with runs.build_run (the code
 the trainer runs, not a copy) and feeds it make_dataset's prefetched batches of noise, distributed
 as --distribution says. After --warmup iterations (the first traces the step) it times
 --iterations iterations of 5 D and 1 G updates each.
@@ -28,10 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import conv_forms
-from distribute import DISTRIBUTIONS, distribute, make_strategy
-from internals import import_tensorflow
-from recipe import build_training
+from distribute import distribute, make_strategy
+from private_apis import import_tensorflow
 from rules import (
+    DISTRIBUTIONS,
     EMA_DECAY,
     GRAPHS,
     MAX_BLOCKS,
@@ -40,6 +40,7 @@ from rules import (
     default_batch_size,
     window_length,
 )
+from runs import build_run
 from utils import ArgumentParser, int_in_range
 
 SEED = 0
@@ -165,6 +166,7 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     the forms. Returns (run, iterator, dtype policy, strategy, the forms' line)."""
     import_tensorflow()
     import train_progressive
+    from config import ModelConfig
     from dataloader import AudioData, make_dataset
     from precision import precision
 
@@ -172,14 +174,12 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     policy, loss_scale = precision(mixed)
     if recipe is None:
         recipe = train_progressive.RECIPE
-        config = train_progressive.make_config(
-            train_progressive.parse_args(["--num_blocks", str(stage)], "", variants=True), 1)
+        config = train_progressive.make_config(ModelConfig(num_blocks=stage), SAMPLING_RATE, 1)
     noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
                                                                1), dtype=np.int16)
     audio = AudioData(noise, SAMPLING_RATE, "noise")
     iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
-    run = build_training(recipe, config, policy, loss_scale, SEED, strategy, xla, EMA_DECAY,
-                         graph)
+    run = build_run(recipe, config, policy, loss_scale, SEED, strategy, xla, EMA_DECAY, graph)
     with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
         forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
                                   policy, forms_mode, conv_forms_cache or

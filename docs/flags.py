@@ -1,4 +1,5 @@
-"""Write docs/flags.md, every flag of every command, from the commands' own parsers:
+"""Write docs/flags.md, every flag of every command, from the commands' own parsers (built
+from the one definition of every flag, config.py):
 
     python docs/flags.py > docs/flags.md
 
@@ -12,10 +13,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import cli
 import dataloader
 import evaluate
-import internals
 import play
+import private_apis
 import train
 import train_progressive
 import train_progressive_vaegan
@@ -24,11 +26,9 @@ import train_progressive_vaegan
 def commands():
     """(command line, parser) of every command that takes flags."""
     return [
-        ("python train_progressive.py", train_progressive.make_parser(
-            train_progressive.DESCRIPTION, variants=True)),
-        ("python train_progressive_vaegan.py", train_progressive.make_parser(
-            train_progressive_vaegan.DESCRIPTION)),
-        ("python train.py", train.make_parser()),
+        ("python train_progressive.py", cli.make_parser(train_progressive.RECIPE)),
+        ("python train_progressive_vaegan.py", cli.make_parser(train_progressive_vaegan.RECIPE)),
+        ("python train.py", cli.make_parser(train.RECIPE)),
         ("python dataloader.py FOLDER", dataloader.make_parser()),
         ("python evaluate.py REAL_DIR GENERATED_DIR", evaluate.make_parser()),
         ("python play.py EXPORT", play.make_parser()),
@@ -60,7 +60,7 @@ def cell(text):
 def table(command, parser):
     lines = [f"## `{command}`", "", cell(parser.description), "",
              "| flag | default | what it does |", "|---|---|---|"]
-    for action in internals.parser_actions(parser):
+    for action in private_apis.parser_actions(parser):
         if not action.option_strings or action.help == argparse.SUPPRESS:
             continue
         if action.dest == "help":

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from internals import custom_gradients_released
+from private_apis import custom_gradients_released
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def conv_forms_cache_removed():
 @pytest.fixture(scope="module", autouse=True)
 def module_graphs_released():
     """Free, when a module is done, the graphs of the iterations its tests built directly
-    (recipe.build_training, not through a trainer's command, which frees its own)."""
+    (runs.build_run, not through a trainer's command, which frees its own)."""
     with custom_gradients_released():
         yield
 

@@ -23,9 +23,9 @@ from helpers import DEMO, ROOT, SHORT, TINY, ema_and_raw, networks_of, weights
 from helpers import run as run_main
 
 import checkpoints
-import recipe
+import runs
+import train_loop
 import train_progressive
-import training
 from utils import run_cli
 
 run = functools.partial(run_main, train_progressive.main)
@@ -179,7 +179,7 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
     nets = train_progressive.build_networks(checkpoints.read_config(directory), "float32")
     checkpoints.restore(tf.train.Checkpoint(**nets), checkpoints.latest_checkpoint(directory),
                    partial=True)
-    assert training.weights_fingerprint(nets) == fingerprints[0]
+    assert train_loop.weights_fingerprint(nets) == fingerprints[0]
 
 
 @pytest.mark.parametrize("tf_config, message", [
@@ -244,7 +244,7 @@ def test_xla_trains_a_frozen_stage_with_early_blocks_bit_identical(xla):
     source = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(compiled, 1)), config1)
     trained = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(compiled, 2, True)), config2)
     without = networks_of(checkpoints.latest_checkpoint(checkpoints.stage_dir(plain, 2, True)), config2)
-    fresh = recipe.build_training(train_progressive.RECIPE, config2, "float32", None,
+    fresh = runs.build_run(train_progressive.RECIPE, config2, "float32", None,
                                   seed=0).networks  # the new layers' initial weights
     for name in ("generator", "discriminator"):
         early = list(trained[name].early_blocks())

@@ -1,6 +1,6 @@
-"""The house rules of the code (docs/code_map.md): short functions, imports only downwards
-through the floors with no circle, generated docs in step with the code, no references to
-files outside the repository."""
+"""The house rules of the code (docs/code_map.md): imports only downwards through the floors
+with no circle, flags defined and read in one module, checkpoints made in one module,
+generated docs in step with the code, no references to files outside the repository."""
 
 import ast
 import glob
@@ -10,8 +10,6 @@ import subprocess
 import sys
 
 from helpers import ROOT
-
-MAX_FUNCTION_LINES = 60
 
 
 def modules():
@@ -24,12 +22,36 @@ def parse(path):
         return ast.parse(f.read())
 
 
-def test_no_function_over_sixty_lines():
-    long = [(name, node.name, node.end_lineno - node.lineno + 1)
-            for name, path in modules().items() for node in ast.walk(parse(path))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
-    assert long == []
+def calls(attribute):
+    """{module: lines} of the project's modules calling something named `attribute`
+    (x.attribute(...) or attribute(...))."""
+    found = {}
+    for name, path in modules().items():
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Call):
+                called = node.func
+                called = called.attr if isinstance(called, ast.Attribute) else \
+                    getattr(called, "id", None)
+                if called == attribute:
+                    found.setdefault(name, []).append(node.lineno)
+    return found
+
+
+def test_flags_are_defined_parsed_and_read_in_config_alone():
+    """Every flag is a field of config.py's dataclasses, parsed there into them: no other
+    module adds an argument, parses a command line or reads a parsed namespace (args.x)."""
+    assert set(calls("add_argument")) == {"config"}
+    assert set(calls("parse_args")) == {"config"}
+    namespace_reads = [(name, node.lineno) for name, path in modules().items()
+                       for node in ast.walk(parse(path))
+                       if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                       and node.value.id in ("args", "namespace")]
+    assert namespace_reads == []
+
+
+def test_checkpoints_are_made_and_managed_in_checkpoints_py_alone():
+    assert set(calls("Checkpoint")) == {"checkpoints"}
+    assert set(calls("CheckpointManager")) == {"checkpoints"}
 
 
 def imports_of(path, names):

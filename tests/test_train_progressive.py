@@ -44,7 +44,7 @@ import iteration
 import longform
 import losses
 import precision
-import recipe
+import runs
 import train_progressive
 from rules import GRAPHS, window_length
 from utils import to_int16
@@ -119,7 +119,7 @@ def test_moving_average_survives_resume_growing_and_freezing(chain):
     for key in early:
         np.testing.assert_array_equal(ema["fz_3"][0][key], ema["s1_3"][1][key])
         np.testing.assert_array_equal(ema["fz_3"][1][key], ema["s1_3"][1][key])
-    initial = weights(recipe.build_training(train_progressive.RECIPE, config2, "float32",
+    initial = weights(runs.build_run(train_progressive.RECIPE, config2, "float32",
                                             None, seed=0).networks["generator"])
     start = {key: ema["s1_3"][0][key] if key.startswith("projection/") else initial[key]
              for key in ema["fz_1"][0] if key not in early}
@@ -344,14 +344,14 @@ def test_real_and_fake_are_scored_in_one_call_only_where_examples_are_scored_alo
 
 def test_rms_summaries_average_over_every_channel(tmp_path):
     """A choice (the original took channel 0 only): stereo loudness counts both channels."""
-    import training
+    import train_loop
     real = np.zeros([2, 64, 2], np.float32)
     real[:, :, 1] = 0.5  # silent left channel, right at 0.5: RMS sqrt(0.125) over both
     fake = np.full([2, 64, 2], 0.25, np.float32)
     out = {"real": tf.constant(real), "g_loss": 0.0, "d_loss": 0.0, "real_output": 0.0,
            "fake_output": 0.0, "mixed_output": 0.0}
     writer = tf.summary.create_file_writer(str(tmp_path))
-    training.write_summaries(tf, writer, 1, out, tf.constant(fake), 16000)
+    train_loop.write_summaries(tf, writer, 1, out, tf.constant(fake), 16000)
     scalars = tensorboard_scalars(str(tmp_path))
     assert scalars["real_input_rms"] == [(1, pytest.approx(math.sqrt(0.125)))]
     assert scalars["G_output_rms"] == [(1, pytest.approx(0.25))]

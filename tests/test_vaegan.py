@@ -36,7 +36,7 @@ import longform
 import losses
 import model_vaegan as mv
 import precision
-import recipe
+import runs
 import train_progressive_vaegan as tv
 from rules import GRAPHS
 from utils import to_int16
@@ -129,7 +129,7 @@ def test_reconstruction_term_sums_over_the_batch():
 # --------------------------------------------------------------------------- one iteration
 
 def optimisers_for(nets, loss_scale=None):
-    """One Adam of the report's per network, built on its trainable variables, as session's."""
+    """One Adam of the report's per network, built on its trainable variables, as runs.build_run's."""
     optimizers = {name + "_optimizer": adam.make_optimizer(loss_scale) for name in nets}
     for name, net in nets.items():
         optimizers[name + "_optimizer"].build(net.trainable_variables)
@@ -224,7 +224,7 @@ def test_a_wgan_gp_iteration_consumes_five_batches():
     nets = train_progressive.build_networks(CONFIG | {"model_variant": "standard"}, "float32")
     rng = tf.random.Generator.from_seed(0)
     gan = iterations.Iteration(nets, optimisers_for(nets), tf.Variable(0, dtype=tf.int64),
-                               rng, lambda batch: recipe.draw_latent(rng, batch, "uniform"),
+                               rng, lambda batch: runs.draw_latent(rng, batch, "uniform"),
                                None, graph=GRAPHS[1])
     iterator = iter(numbered_batches())
     gan(iterator)

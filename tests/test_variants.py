@@ -22,6 +22,7 @@ from helpers import DEMO, networks_of, tensorboard_tags, weights
 from helpers import run as run_main
 
 import checkpoints
+import cli
 import evaluate
 import model_progressive as mp
 import train_progressive
@@ -352,13 +353,13 @@ def test_vaegan_does_not_offer_variants(tmp_path):
     code, _, err = run("--model_variant", "pggan", "--checkpoint_dir", str(tmp_path),
                        main=train_progressive_vaegan.main)
     assert code == 2 and err.count("\n") == 1 and "--model_variant" in err
-    args = train_progressive.parse_args(["--num_blocks", "2"], "vaegan")
-    assert train_progressive_vaegan.make_config(args, 1)["model_variant"] == "standard"
+    model = cli.parse(train_progressive_vaegan.RECIPE, ["--num_blocks", "2", "--seed", "0"]).model
+    assert train_progressive_vaegan.make_config(model, 16000, 1)["model_variant"] == "standard"
 
 
 def test_pggan_records_sample_norm():
-    args = train_progressive.parse_args(["--model_variant", "pggan"], "", variants=True)
-    assert train_progressive.make_config(args, 1)["use_sample_norm"] is True
+    model = cli.parse(train_progressive.RECIPE, ["--model_variant", "pggan", "--seed", "0"]).model
+    assert train_progressive.make_config(model, 16000, 1)["use_sample_norm"] is True
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Training that watches itself: the moving-average generator, the quality curve, the best
-checkpoint and the collapse watchdog (moving_average.py, watch.py, training.py)."""
+checkpoint and the collapse watchdog (moving_average.py, watch.py, train_loop.py)."""
 
 import functools
 import json
@@ -14,7 +14,7 @@ from helpers import DEMO, run, tensorboard_scalars, warm_decay, weights
 import checkpoints
 import dataloader
 import evaluate
-import recipe
+import runs
 import train_progressive
 import watch
 
@@ -28,7 +28,7 @@ train = functools.partial(run, train_progressive.main)
 @pytest.mark.slow
 def test_moving_average_is_the_formula_of_the_recorded_weights():
     """After K generator updates: avg_k = b_k avg_(k-1) + (1 - b_k) w_k, avg_0 = w_0."""
-    run_ = recipe.build_training(train_progressive.RECIPE, CONFIG, "float32", None, seed=3,
+    run_ = runs.build_run(train_progressive.RECIPE, CONFIG, "float32", None, seed=3,
                                  ema_decay=0.9)
     generator, average = run_.networks["generator"], run_.average.average
     expected = weights(generator)
@@ -48,7 +48,7 @@ def test_moving_average_is_the_formula_of_the_recorded_weights():
 
 
 def test_no_moving_average_with_decay_zero():
-    run_ = recipe.build_training(train_progressive.RECIPE, CONFIG, "float32", None, seed=0,
+    run_ = runs.build_run(train_progressive.RECIPE, CONFIG, "float32", None, seed=0,
                                  ema_decay=0.0)
     assert run_.average is None and run_.sound_generator is run_.networks["generator"]
     assert "generator_ema" not in run_.optional

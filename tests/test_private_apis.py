@@ -1,4 +1,4 @@
-"""internals.py: every use of another library's private or undocumented behaviour. Each test
+"""private_apis.py: every use of another library's private or undocumented behaviour. Each test
 fails, naming the function, when an upgrade changes what the function relies on."""
 
 import argparse
@@ -14,12 +14,12 @@ import tensorflow as tf
 from helpers import ROOT
 from tensorboard.plugins.audio import metadata
 
-import internals
+import private_apis
 
 
 def test_defaults_help_formatter_shows_each_default_once():
     """argparse must still call the private _get_help_string for every flag's help."""
-    parser = argparse.ArgumentParser(formatter_class=internals.DefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(formatter_class=private_apis.DefaultsHelpFormatter)
     parser.add_argument("--level", type=int, default=0, help="a level")
     parser.add_argument("--rate", type=int, default=16000, help="a rate")
     parser.add_argument("--fast", action="store_true", help="a switch")
@@ -30,14 +30,14 @@ def test_defaults_help_formatter_shows_each_default_once():
         "DefaultsHelpFormatter: argparse no longer shows defaults through _get_help_string"
     assert "a switch (default" not in text and "a seed (default" not in text
     assert text.count("default") == 3
-    assert [action.dest for action in internals.parser_actions(parser)] == \
+    assert [action.dest for action in private_apis.parser_actions(parser)] == \
         ["help", "level", "rate", "fast", "seed", "size"], \
         "parser_actions: argparse's private _actions list changed"
 
 
 def test_import_tensorflow_hides_its_start_up_lines():
-    script = f"import sys; sys.path.insert(0, {ROOT!r}); import internals; " \
-             "tf = internals.import_tensorflow(); print(tf.__version__)"
+    script = f"import sys; sys.path.insert(0, {ROOT!r}); import private_apis; " \
+             "tf = private_apis.import_tensorflow(); print(tf.__version__)"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120, env=env, check=True)
@@ -48,11 +48,11 @@ def test_import_tensorflow_hides_its_start_up_lines():
 def test_custom_gradient_registry_is_where_it_was_and_is_cleaned():
     import model_progressive
 
-    registry = internals.custom_gradient_names()
+    registry = private_apis.custom_gradient_names()
     assert registry is not None, \
         "custom_gradient_names: tensorflow.python.framework.ops._gradient_registry moved"
     before = set(registry)
-    with internals.custom_gradients_released():
+    with private_apis.custom_gradients_released():
         @tf.function
         def slope(x):
             with tf.GradientTape() as tape:
@@ -73,13 +73,13 @@ def test_a_failed_save_leaves_a_temp_folder_and_a_readable_reason(tmp_path):
                                          str(tmp_path), max_to_keep=3)
     with pytest.raises(tf.errors.OpError) as error:
         manager.save(checkpoint_number=1)
-    assert internals.error_reason(error.value) == "Is a directory", \
+    assert private_apis.error_reason(error.value) == "Is a directory", \
         "error_reason: TensorFlow's message no longer ends in '; <cause> [Op:<name>]'"
     assert "ckpt-1_temp" in os.listdir(tmp_path), \
         "remove_partial_checkpoint: TensorFlow no longer writes into ckpt-<N>_temp"
-    internals.remove_partial_checkpoint(str(tmp_path), 1)
+    private_apis.remove_partial_checkpoint(str(tmp_path), 1)
     assert "ckpt-1_temp" not in os.listdir(tmp_path)
-    assert internals.error_reason(OSError(28, "No space left on device")) == \
+    assert private_apis.error_reason(OSError(28, "No space left on device")) == \
         "No space left on device"
 
 
@@ -87,7 +87,7 @@ def test_audio_summary_is_what_tensorboard_reads(tmp_path):
     clips = np.random.default_rng(0).uniform(-0.9, 0.9, (2, 300, 2)).astype(np.float32)
     writer = tf.summary.create_file_writer(str(tmp_path))
     with writer.as_default(step=4):
-        assert internals.write_audio_summary("generator_output", tf.constant(clips), 8000, 4)
+        assert private_apis.write_audio_summary("generator_output", tf.constant(clips), 8000, 4)
     writer.flush()
     (name,) = os.listdir(tmp_path)
     values = [(event.step, value) for event in tf.compat.v1.train.summary_iterator(

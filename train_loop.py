@@ -24,9 +24,9 @@ import conv_forms
 import longform
 from dataloader import load, make_dataset, summary
 from distribute import distribute, make_strategy
-from internals import write_audio_summary
-from recipe import Training, build_training
+from private_apis import write_audio_summary
 from rules import default_batch_size, window_length
+from runs import Run, build_run
 from utils import UserError
 
 SUMMARY_CLIPS = 3
@@ -136,11 +136,11 @@ def weights_fingerprint(networks):
 @dataclass
 class Stage:
     """A stage's training, set up: the run, its data and where it writes."""
-    args: object
+    config: object           # config.RunConfig: the flags
     recipe: object
-    run: Training
+    run: Run
     audio: object
-    config: dict
+    config_json: dict        # what the networks are made of (config.json)
     strategy: object
     batch_size: int
     policy: str
@@ -179,8 +179,8 @@ class Stage:
 
     def feed(self, seed):
         """Batches in the order of seed, split across the replicas."""
-        dataset = make_dataset(self.audio, self.config["num_blocks"], self.batch_size,
-                               self.args.augmentation_level, seed)
+        dataset = make_dataset(self.audio, self.config_json["num_blocks"], self.batch_size,
+                               self.config.data.augmentation_level, seed)
         self.iterator = distribute(dataset, self.strategy)
 
     def scalar(self, tag, value):
@@ -190,52 +190,53 @@ class Stage:
         self.writer.flush()
 
 
-def build(args, recipe):
+def build(config, recipe):
     """Data, strategy, run and restore chain of a stage: its Stage, or None when --max_steps
     is already reached."""
-
     from precision import precision
 
-    audio = load(args, args.data_dir)  # bad data fails before TensorFlow's ops
-    config = recipe.config(args, audio.channels)
-    batch_size = args.batch_size or default_batch_size(config["num_blocks"])
-    strategy = make_strategy(args.distribution)  # before any op: multi_worker needs that
+    train = config.train
+    audio = load(config.data, config.checkpoint_dir)  # bad data fails before TensorFlow's ops
+    config_json = recipe.make_config(config.model, config.data.sampling_rate, audio.channels)
+    batch_size = train.batch_size or default_batch_size(config_json["num_blocks"])
+    strategy = make_strategy(train.distribution)  # before any op: multi_worker needs that
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise UserError(f"--batch_size {batch_size} does not divide among the {replicas} "
-                        f"replicas of --distribution {args.distribution}: use a multiple of "
+                        f"replicas of --distribution {train.distribution}: use a multiple of "
                         f"{replicas}")
-    policy, loss_scale = precision(args.use_mixed_precision_training)
-    stage = Stage(args, recipe, None, audio, config, strategy, batch_size, policy, "")
+    policy, loss_scale = precision(train.use_mixed_precision_training)
+    stage = Stage(config, recipe, None, audio, config_json, strategy, batch_size, policy, "")
     stage.say(summary(audio))
-    stage.feed(args.seed)  # a stage with too little audio is refused here
-    if args.use_mixed_precision_training and policy == "float32":
+    stage.feed(config.seed)  # a stage with too little audio is refused here
+    if train.use_mixed_precision_training and policy == "float32":
         stage.say("mixed precision: no GPU and no bfloat16 support in this CPU, training in "
                   "float32")
-    stage.run = build_training(recipe, config, policy, loss_scale, args.seed, strategy,
-                               args.xla, args.ema_decay, args.graph)
+    stage.run = build_run(recipe, config_json, policy, loss_scale, config.seed, strategy,
+                          train.xla, config.watch.ema_decay, train.graph)
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
-                                args.conv_forms, args.conv_forms_cache or
-                                conv_forms.default_cache(args.checkpoint_dir)))
+                                train.conv_forms, train.conv_forms_cache or
+                                conv_forms.default_cache(config.checkpoint_dir)))
     stage.directory, how = checkpoints.start_stage(
-        stage.run, recipe.checkpoint_root(args), config["num_blocks"],
-        config.get("frozen", False), config, recipe.growing)
+        stage.run, recipe.checkpoint_root(config.checkpoint_dir, config.model),
+        config_json["num_blocks"], config_json.get("frozen", False), config_json,
+        recipe.growing)
     stage.say(how)
     if stage.chief:
-        checkpoints.write_config(stage.directory, config)
-    if args.max_steps is not None and stage.step >= args.max_steps:
-        stage.say(f"step {stage.step} already reaches --max_steps {args.max_steps}: nothing "
+        checkpoints.write_config(stage.directory, config_json)
+    if train.max_steps is not None and stage.step >= train.max_steps:
+        stage.say(f"step {stage.step} already reaches --max_steps {train.max_steps}: nothing "
                   f"to do")
         return None
     return stage
 
 
-def set_up(args, recipe):
-    """The Stage of args, ready to train, its start reported; None when there is nothing to
-    do."""
+def set_up(config, recipe):
+    """The Stage of the configuration, ready to train, its start reported; None when there is
+    nothing to do."""
     import tensorflow as tf
 
-    stage = build(args, recipe)
+    stage = build(config, recipe)
     if stage is None:
         return None
     stage.saver = checkpoints.Saver(stage.run, stage.directory)
@@ -248,15 +249,16 @@ def set_up(args, recipe):
     if stage.chief:
         stage.writer = tf.summary.create_file_writer(stage.directory)
         # Fixed latents for the generator_output summary: the same sounds over time.
-        stage.summary_latents = longform.draw_latents(args.seed + 1, stage.batch_size,
+        stage.summary_latents = longform.draw_latents(config.seed + 1, stage.batch_size,
                                                       recipe.prior)
         watch_over(stage)
-    config, replicas = stage.config, stage.strategy.num_replicas_in_sync
-    what = (f"stage {config['num_blocks']}{' (frozen)' if config.get('frozen') else ''}"
+    made_of, replicas = stage.config_json, stage.strategy.num_replicas_in_sync
+    train = config.train
+    what = (f"stage {made_of['num_blocks']}{' (frozen)' if made_of.get('frozen') else ''}"
             if recipe.growing else recipe.model)
-    where = (f", {replicas} replicas of {args.distribution}" if args.distribution != "none"
-             else "") + (", XLA" if args.xla else "")
-    stage.say(f"training {what}: windows of {window_length(config['num_blocks'])} samples, "
+    where = (f", {replicas} replicas of {train.distribution}" if train.distribution != "none"
+             else "") + (", XLA" if train.xla else "")
+    stage.say(f"training {what}: windows of {window_length(made_of['num_blocks'])} samples, "
               f"batch {stage.batch_size}, {stage.audio.seconds:.1f} s of audio, "
               f"{stage.policy}{where}; TensorBoard: tensorboard --logdir {stage.directory}")
     return stage
@@ -268,20 +270,20 @@ def watch_over(stage):
     import evaluate
     import watch
 
-    args = stage.args
-    stage.watchdog = watch.Watchdog(args.collapse_rms_ratio, args.collapse_full_scale,
-                                    args.collapse_frechet_factor, args.collapse_patience)
-    if not args.eval_every_secs:
+    options = stage.config.watch
+    stage.watchdog = watch.Watchdog(options.collapse_rms_ratio, options.collapse_full_scale,
+                                    options.collapse_frechet_factor, options.collapse_patience)
+    if not options.eval_every_secs:
         return
-    window = window_length(stage.config["num_blocks"])
-    count = args.num_eval_samples or evaluate.default_eval_count(window)
-    stage.curve = watch.QualityCurve(stage.audio, stage.config["num_blocks"], count,
-                                     args.seed, stage.recipe.prior)
+    num_blocks = stage.config_json["num_blocks"]
+    count = options.num_eval_samples or evaluate.default_eval_count(window_length(num_blocks))
+    stage.curve = watch.QualityCurve(stage.audio, num_blocks, count, stage.config.seed,
+                                     stage.recipe.prior)
     stage.saver.keep_best()
     refs = stage.curve.references
     best = (f"; the best so far: {stage.best.distance:.4g} at step {stage.best.record['step']}"
             if stage.best.record else "")
-    stage.say(f"evaluations every {args.eval_every_secs:g} s on {len(stage.curve.real)} "
+    stage.say(f"evaluations every {options.eval_every_secs:g} s on {len(stage.curve.real)} "
               f"windows: Frechet mel distance of real music "
               f"{refs['real']['frechet_mel_distance']:.4g}, of noise at its loudness "
               f"{refs['noise']['frechet_mel_distance']:.4g}{best}")
@@ -339,7 +341,7 @@ def evaluate_now(stage):
 
 def induce_collapse(stage):
     """Test-only (--induce_collapse_at_step): zero the generator's output layer, once."""
-    if stage.args.induce_collapse_at_step == stage.step and not stage.induced:
+    if stage.config.watch.induce_collapse_at_step == stage.step and not stage.induced:
         stage.induced = True
         output = list(stage.run.networks["generator"].named_layers().values())[-1]
         for weight in output.weights:
@@ -349,23 +351,23 @@ def induce_collapse(stage):
 def on_collapse(stage, symptom):
     """--on_collapse: roll back to best/, stop (exit code 3) or warn; returns an exit code
     to stop with, or None to go on."""
-    args = stage.args
+    options = stage.config.watch
     stage.say(f"collapse at step {stage.step}: {symptom}")
     stage.scalar("Watchdog/collapse", 1.0)
-    if args.on_collapse == "warn" or args.distribution == "multi_worker":
+    if options.on_collapse == "warn" or stage.config.train.distribution == "multi_worker":
         stage.say("training goes on (--on_collapse warn; under multi_worker the chief alone "
                   "watches and only warns)")
         return None
     best = stage.best.path if stage.best else None
-    if args.on_collapse == "rollback" and not best:
+    if options.on_collapse == "rollback" and not best:
         stage.say("no best checkpoint to roll back to yet (it is kept by evaluations): "
                   "training goes on")
         return None
-    if args.on_collapse == "rollback" and stage.rollbacks < args.max_rollbacks:
+    if options.on_collapse == "rollback" and stage.rollbacks < options.max_rollbacks:
         roll_back(stage, best)
         return None
-    why = ("--on_collapse stop" if args.on_collapse == "stop" else
-           f"{stage.rollbacks} rollbacks already (--max_rollbacks {args.max_rollbacks})")
+    why = ("--on_collapse stop" if options.on_collapse == "stop" else
+           f"{stage.rollbacks} rollbacks already (--max_rollbacks {options.max_rollbacks})")
     stage.save()
     print(f"error: training collapsed at step {stage.step} ({symptom}) and stopped: {why}; the "
           f"best checkpoint is {best}", file=sys.stderr, flush=True)
@@ -375,19 +377,19 @@ def on_collapse(stage, symptom):
 def roll_back(stage, best):
     """Restore best/, re-draw data order and latents from a new seed, scale the learning
     rates."""
-    args = stage.args
+    options = stage.config.watch
     notes = checkpoints.resume(stage.run, best)
     stage.rollbacks += 1
-    seed = args.seed + ROLLBACK_SEED_STRIDE * stage.rollbacks
+    seed = stage.config.seed + ROLLBACK_SEED_STRIDE * stage.rollbacks
     stage.run.rng.reset_from_seed(seed)
     stage.feed(seed)
     for optimizer in stage.run.optimizers.values():
-        optimizer.learning_rate.assign(optimizer.learning_rate * args.rollback_lr_factor)
+        optimizer.learning_rate.assign(optimizer.learning_rate * options.rollback_lr_factor)
     stage.saver.reread()  # the steps after best's are trained and saved again
     rate = float(stage.run.optimizers["generator_optimizer"].learning_rate)
     stage.say(f"rolled back to {best} (step {stage.step}), new seed {seed} for data order "
               f"and latents, learning rate {rate:.3g} (rollback {stage.rollbacks} of "
-              f"{args.max_rollbacks})" + "".join(f"; {note}" for note in notes))
+              f"{options.max_rollbacks})" + "".join(f"; {note}" for note in notes))
     stage.scalar("Watchdog/rollback", float(stage.rollbacks))
 
 
@@ -407,13 +409,13 @@ def watch_step(stage, out, summaries, evaluations):
 
 def loop(stage):
     """Train until --max_steps or a signal, saving on the way; returns the exit code."""
-    args = stage.args
-    progress = Progress(stage.step, args.log_every_secs)
-    summaries, saves = Every(args.summary_every_secs), Every(args.save_every_secs, now=False)
-    evaluations = Every(args.eval_every_secs)
+    train = stage.config.train
+    progress = Progress(stage.step, train.log_every_secs)
+    summaries, saves = Every(train.summary_every_secs), Every(train.save_every_secs, now=False)
+    evaluations = Every(stage.config.watch.eval_every_secs)
     saved_step = stage.step
     with StopSignal() as stop:
-        while not stop.requested and (args.max_steps is None or stage.step < args.max_steps):
+        while not stop.requested and (train.max_steps is None or stage.step < train.max_steps):
             out = stage.run.iteration(stage.iterator)
             if not bool(out["finite"]):  # all-reduced: every worker stops here
                 print(f"error: non-finite loss or gradient at step {stage.step} (D_loss "
@@ -430,7 +432,7 @@ def loop(stage):
                 saved_step = stage.save()
         if stage.step != saved_step or stage.saver.latest is None:
             stage.save()
-    if args.distribution == "multi_worker":
+    if train.distribution == "multi_worker":
         resolver = stage.strategy.cluster_resolver
         print(f"{resolver.task_type} {resolver.task_id}: stopped at step {stage.step}, weights "
               f"{weights_fingerprint(stage.run.networks)}", flush=True)
@@ -439,7 +441,8 @@ def loop(stage):
     return 0
 
 
-def train(args, recipe):
-    """Train a stage until --max_steps or a signal; returns the exit code."""
-    stage = set_up(args, recipe)
+def train(config, recipe):
+    """Train a stage (config: config.RunConfig) until --max_steps or a signal; returns the
+    exit code."""
+    stage = set_up(config, recipe)
     return 0 if stage is None else loop(stage)

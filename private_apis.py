@@ -1,7 +1,7 @@
 """Every use of another library's private or undocumented behaviour, in one place.
 
 Each works around something the public API lacks, and each has a test in
-tests/test_internals.py that fails loudly, naming the function, when an upgrade of
+tests/test_private_apis.py that fails loudly, naming the function, when an upgrade of
 TensorFlow, TensorBoard or Python changes what it relies on. TensorFlow is imported inside
 the functions, never at the top: the flag parsers import this module before it loads.
 """

@@ -6,6 +6,7 @@ config.json beside it, and draws its latents with longform.draw_latents (NumPy),
 same seed gives the same latents in every job, and in a player without TensorFlow.
 """
 
+import dataclasses
 import os
 import time
 
@@ -30,33 +31,33 @@ REFERENCE_KEYS = ("frechet_mel_distance", "loudness.rms_ratio", "ndb.ndb_over_k"
 PREVIEW_POLL_SECS = 1.0
 
 
-def stage_folder(args, recipe):
+def stage_folder(config, recipe):
     """The folder of the stage the flags name (the run's folder for WaveGAN)."""
-    root = recipe.checkpoint_root(args)
+    root = recipe.checkpoint_root(config.checkpoint_dir, config.model)
     if not recipe.growing:
         return root
-    return stage_dir(root, args.num_blocks, getattr(args, "freeze_early_layers", False))
+    return stage_dir(root, config.model.num_blocks, config.model.freeze_early_layers)
 
 
-def chosen_checkpoint(args, recipe):
+def chosen_checkpoint(config, recipe):
     """(stage folder, checkpoint path) of the flags: --checkpoint of the stage."""
-    directory = stage_folder(args, recipe)
+    directory = stage_folder(config, recipe)
     pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
             if recipe.growing else "point --checkpoint_dir at a training run")
-    return directory, find_checkpoint(directory, args.checkpoint, pick)
+    return directory, find_checkpoint(directory, config.job.checkpoint, pick)
 
 
-def chosen_generator(args, recipe):
+def chosen_generator(config, recipe):
     """The generator of the chosen stage's checkpoint (--checkpoint, --raw_generator):
-    (generator, config, step, stage folder, checkpoint path, which weights), with a line
+    (generator, config.json, step, stage folder, checkpoint path, which weights), with a line
     saying which."""
-    directory, path = chosen_checkpoint(args, recipe)
-    generator, config, step, which = load_generator(directory, recipe, path,
-                                                    args.raw_generator)
-    if which == "generator" and not args.raw_generator:
+    directory, path = chosen_checkpoint(config, recipe)
+    raw = config.job.raw_generator
+    generator, config_json, step, which = load_generator(directory, recipe, path, raw)
+    if which == "generator" and not raw:
         print(f"note: {path} has no moving-average generator (trained with --ema_decay 0 or "
               f"by an earlier version): using its trained weights")
-    return generator, config, step, directory, path, which
+    return generator, config_json, step, directory, path, which
 
 
 def file_stem(directory, step):
@@ -64,40 +65,37 @@ def file_stem(directory, step):
     return f"{os.path.basename(os.path.normpath(directory))}_step{step:08d}"
 
 
-def generate(args, recipe):
+def generate(config, recipe):
     """--generate N: N WAV files from the latest checkpoint, of one window each or, with
     --duration, of windows along a latent walk joined by crossfades (longform.py)."""
-    generator, config, step, directory, path, _ = chosen_generator(args, recipe)
-    name = file_stem(directory, step)
-    rate, window = config["sampling_rate"], window_length(config["num_blocks"])
-    samples = None if args.duration is None else round(args.duration * rate)
-    pieces = longform.pieces(generator, args.generate, args.seed, recipe.prior, window,
-                             default_batch_size(config["num_blocks"]), samples,
-                             longform.crossfade_samples(args.crossfade, window, rate),
-                             args.anchor_every)
-    for i, audio in enumerate(pieces):
-        write_wav(os.path.join(args.output_dir,
-                               longform.file_name(name, args.seed, i, args.duration)), audio, rate)
+    generator, made_of, step, directory, path, _ = chosen_generator(config, recipe)
+    rate, num_blocks = made_of["sampling_rate"], made_of["num_blocks"]
+    pieces = longform.write_files(generator, config.walk, config.job.generate, config.seed,
+                                  recipe.prior, window_length(num_blocks),
+                                  default_batch_size(num_blocks), rate,
+                                  file_stem(directory, step))
     print(f"wrote {len(pieces)} files of {len(pieces[0])} samples ({len(pieces[0]) / rate:.2f} s)"
-          f" x {pieces[0].shape[1]} channels to {args.output_dir} (from {path}, seed "
-          f"{args.seed})")
+          f" x {pieces[0].shape[1]} channels to {config.walk.output_dir} (from {path}, seed "
+          f"{config.seed})")
     return 0
 
 
-def interpolate(args, recipe):
+def interpolate(config, recipe):
     """--interpolate A B: one file morphing over --steps windows from the latent of seed A
     (the first file `--generate --seed A` writes) to that of seed B, crossfaded."""
-    generator, config, step, directory, path, _ = chosen_generator(args, recipe)
+    generator, made_of, step, directory, path, _ = chosen_generator(config, recipe)
     name = file_stem(directory, step)
-    rate, window = config["sampling_rate"], window_length(config["num_blocks"])
-    a, b = (longform.draw_latents(seed, 1, recipe.prior)[0] for seed in args.interpolate)
-    latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, args.steps or 8), recipe.prior)
+    rate, window = made_of["sampling_rate"], window_length(made_of["num_blocks"])
+    first, last = config.job.interpolate
+    a, b = (longform.draw_latents(seed, 1, recipe.prior)[0] for seed in (first, last))
+    latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, config.job.steps or 8),
+                                   recipe.prior)
     windows = longform.generate_windows(generator, latents.astype(np.float32),
-                               default_batch_size(config["num_blocks"]))
-    overlap = longform.crossfade_samples(args.crossfade, window, rate)
+                                        default_batch_size(made_of["num_blocks"]))
+    overlap = longform.crossfade_samples(config.walk.crossfade, window, rate)
     audio = longform.join_windows(windows, overlap)
-    out = write_wav(os.path.join(args.output_dir, f"{name}_interpolate_{args.interpolate[0]}"
-                                                  f"_to_{args.interpolate[1]}.wav"), audio, rate)
+    out = write_wav(os.path.join(config.walk.output_dir,
+                                 f"{name}_interpolate_{first}_to_{last}.wav"), audio, rate)
     print(f"wrote {out}: {len(windows)} windows, {len(audio) / rate:.2f} s (from {path})")
     return 0
 
@@ -107,40 +105,42 @@ def write_preview(writer, directory, recipe, path, latents, raw=False):
     silence, and a `preview` audio summary."""
     import tensorflow as tf
 
-    from internals import write_audio_summary
+    from private_apis import write_audio_summary
 
-    generator, config, step, _ = load_generator(directory, recipe, path, raw)
+    generator, made_of, step, _ = load_generator(directory, recipe, path, raw)
     slices = generator(latents).numpy()
     gap = np.zeros((recipe.preview_gap(slices.shape[1]), slices.shape[2]), dtype=np.float32)
     audio = np.concatenate([part for s in slices for part in (s, gap)])
     out = write_wav(os.path.join(directory, "preview", f"{step:08d}.wav"), audio,
-                    config["sampling_rate"])
+                    made_of["sampling_rate"])
     with writer.as_default(step=step):
-        write_audio_summary("preview", tf.constant(slices), config["sampling_rate"], step)
+        write_audio_summary("preview", tf.constant(slices), made_of["sampling_rate"], step)
     writer.flush()
     print(f"wrote {out}", flush=True)
 
 
-def preview(args, recipe):
+def preview(config, recipe):
     """--preview: 5 fixed latents, one preview file per new checkpoint (§7.4, appendix B)."""
     import tensorflow as tf
 
-    directory = stage_folder(args, recipe)
-    watched = os.path.join(directory, BEST_FOLDER) if args.checkpoint == "best" else directory
-    if args.once or args.checkpoint not in ("latest", "best"):
-        chosen_checkpoint(args, recipe)
-    latents = longform.draw_latents(args.seed, PREVIEW_SLICES, recipe.prior)
+    job = config.job
+    directory = stage_folder(config, recipe)
+    watched = os.path.join(directory, BEST_FOLDER) if job.checkpoint == "best" else directory
+    one = job.once or job.checkpoint not in ("latest", "best")
+    if one:
+        chosen_checkpoint(config, recipe)
+    latents = longform.draw_latents(config.seed, PREVIEW_SLICES, recipe.prior)
     writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
     done = None
     print(f"previewing new checkpoints of {watched} (Ctrl+C to stop)", flush=True)
     try:
         while True:
-            path = (latest_checkpoint(watched) if args.checkpoint in ("latest", "best")
-                    else args.checkpoint)
+            path = (latest_checkpoint(watched) if job.checkpoint in ("latest", "best")
+                    else job.checkpoint)
             if path and path != done:
-                write_preview(writer, directory, recipe, path, latents, args.raw_generator)
+                write_preview(writer, directory, recipe, path, latents, job.raw_generator)
                 done = path
-                if args.once or args.checkpoint not in ("latest", "best"):
+                if one:
                     return 0
             time.sleep(PREVIEW_POLL_SECS)
     except KeyboardInterrupt:
@@ -148,27 +148,28 @@ def preview(args, recipe):
         return 0
 
 
-def evaluate_checkpoint(args, recipe):
+def evaluate_checkpoint(config, recipe):
     """--evaluate: M windows generated by the chosen stage's latest checkpoint against M random
     whole windows of --data_dir at that stage; metrics.json and PNGs in
     <stage folder>/evaluation/<step>/, the table on stdout."""
     import evaluate
 
-    generator, config, step, directory, path, _ = chosen_generator(args, recipe)
-    rate, num_blocks = config["sampling_rate"], config["num_blocks"]
-    args.sampling_rate = rate  # the checkpoint's
-    audio = load(args, args.data_dir)
-    if audio.channels != config["channels"]:
-        raise UserError(f"{path} makes {config['channels']}-channel audio but {args.data_dir} "
+    generator, made_of, step, directory, path, _ = chosen_generator(config, recipe)
+    rate, num_blocks, data_dir = made_of["sampling_rate"], made_of["num_blocks"], \
+        config.data.data_dir
+    audio = load(dataclasses.replace(config.data, sampling_rate=rate),  # the checkpoint's
+                 config.checkpoint_dir)
+    if audio.channels != made_of["channels"]:
+        raise UserError(f"{path} makes {made_of['channels']}-channel audio but {data_dir} "
                         f"holds {audio.channels}-channel audio: evaluate against the kind of "
                         f"data it was trained on")
     print(summary(audio))
     starts, window = evaluate.full_window_starts(audio, num_blocks)
-    rng = np.random.default_rng(args.seed)
-    count = args.num_eval_samples or evaluate.default_eval_count(window)
+    rng = np.random.default_rng(config.seed)
+    count = config.watch.num_eval_samples or evaluate.default_eval_count(window)
     real, other = evaluate.sample_windows(audio, starts, window, count, rng, sets=2)
     training, total = evaluate.memorisation_windows(audio, window, rng)
-    latents = longform.draw_latents(args.seed, count, recipe.prior)
+    latents = longform.draw_latents(config.seed, count, recipe.prior)
     generated = longform.generate_windows(generator, latents, default_batch_size(num_blocks))
     if not np.isfinite(generated).all():
         raise UserError(f"the generator of {path} outputs NaN or infinite values: it diverged, "
@@ -176,10 +177,10 @@ def evaluate_checkpoint(args, recipe):
     searched = (f"all {total}" if len(training) == total
                 else f"a random {len(training)} of the {total}")
     print(f"evaluating {path} (step {step}): {count} generated against {len(real)} real "
-          f"windows of {window} samples from {args.data_dir}; memorisation check over "
-          f"{searched} whole windows; seed {args.seed}", flush=True)
-    metrics = evaluate.compute_metrics(real, generated, rate, training, seed=args.seed)
-    references = evaluate.reference_metrics(real, other, rate, args.seed)
+          f"windows of {window} samples from {data_dir}; memorisation check over "
+          f"{searched} whole windows; seed {config.seed}", flush=True)
+    metrics = evaluate.compute_metrics(real, generated, rate, training, seed=config.seed)
+    references = evaluate.reference_metrics(real, other, rate, config.seed)
     metrics.update({f"reference.{name}.{key}": ref[key] for name, ref in references.items()
                     for key in REFERENCE_KEYS})
     out_dir = os.path.join(directory, "evaluation", f"{step:08d}")

@@ -1,21 +1,24 @@
-"""Building a training run: what a trainer says about itself (Recipe) and everything a run is
-made of (Training: networks, optimisers, step counter, random stream, training iteration and
-checkpoint), the same for the three trainers and bench/train_step.py (report §7.6).
+"""A training run: what a trainer says about itself (Recipe) and everything a run is made of
+(Run: networks, optimisers, step counter, random stream, moving average, training iteration
+and checkpoint), built the same way for the three trainers and bench/ (report §7.6).
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rules import AVERAGE, GRAPHS, LATENT_DIM
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipe:
     """What one trainer does differently from the others."""
     model: str                       # name stored in config.json
-    build_networks: Callable         # (config, dtype policy) -> {"generator": G, ...}
-    config: Callable                 # (args, channels) -> dict saved beside the checkpoints
-    checkpoint_root: Callable        # args -> folder holding the stage folders (or the run)
+    description: str                 # the first line of its --help
+    build_networks: Callable         # (config.json dict, dtype policy) -> {"generator": G, ...}
+    make_config: Callable            # (ModelConfig, sampling rate, channels) -> config.json
+    checkpoint_root: Callable        # (checkpoint_dir, ModelConfig) -> folder of the stages
+    model_flags: tuple = ()          # the ModelConfig fields it offers as flags
+    defaults: dict = field(default_factory=dict)  # its own defaults of other flags
     growing: bool = True             # progressive restore chain, or one fixed stage
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
@@ -23,7 +26,7 @@ class Recipe:
 
 
 @dataclass
-class Training:
+class Run:
     """What a training run is made of; `checkpoint` holds all of it but the iteration
     (checkpoints.contents)."""
     networks: dict
@@ -56,12 +59,12 @@ def draw_latent(rng, batch, prior):
     return rng.uniform(shape, -1.0, 1.0) if prior == "uniform" else rng.normal(shape)
 
 
-def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
-                   ema_decay=0.0, graph=GRAPHS[0]):
+def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
+              ema_decay=0.0, graph=GRAPHS[0]):
     """Networks (frozen as config says), one optimiser per network built on its trainable
     variables, step counter, random stream, the generator's moving average (unless ema_decay
     is 0) and training iteration. Initial weights come from seed; the average starts as the
-    generator (stages.start_stage carries it from a checkpoint)."""
+    generator (checkpoints.start_stage carries it from a checkpoint)."""
     import keras
     import tensorflow as tf
 
@@ -97,6 +100,6 @@ def build_training(recipe, config, policy, loss_scale, seed, strategy=None, xla=
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:
         optional[AVERAGE] = average.average
-    run = Training(networks, optimizers, step, rng, train, optional, average)
+    run = Run(networks, optimizers, step, rng, train, optional, average)
     run.checkpoint = make_checkpoint(run)
     return run

@@ -1,0 +1,60 @@
+"""The trainers' command line: their flags, parsed once into a config.RunConfig, and the
+dispatch to training or to a job that uses a checkpoint (report §7.4 "train.py", appendix B).
+
+A trainer (train_progressive.py, train_progressive_vaegan.py, train.py) describes only what
+differs in a runs.Recipe and calls main(recipe, argv). TensorFlow is imported only once the
+flags are checked, so that a bad flag is one fast line.
+"""
+
+import dataclasses
+import random
+
+import config
+from distribute import check_cluster
+from private_apis import custom_gradients_released, import_tensorflow
+
+
+def offered(recipe):
+    """The flags a trainer offers: every field of RunConfig but the model fields it lacks."""
+    model = {f.name for f in config.leaves(config.ModelConfig)}
+    return {f.name for f in config.leaves(config.RunConfig)} - model | set(recipe.model_flags)
+
+
+def make_parser(recipe):
+    return config.make_parser(config.RunConfig, recipe.description, offered(recipe),
+                              recipe.defaults)
+
+
+def parse(recipe, argv=None):
+    """The trainer's flags as its RunConfig, checked; a seed drawn (and said) where none is
+    given."""
+    run = config.parse(config.RunConfig, argv, make_parser(recipe), recipe.defaults)
+    if run.train.distribution == "multi_worker":
+        check_cluster()  # before any data is read
+    if run.seed is None and not run.job.interpolate:  # interpolation's seeds are A and B
+        seed = random.randrange(2**31)
+        print(f"seed {seed} (pass --seed {seed} to repeat this run)")
+        run = dataclasses.replace(run, seed=seed)
+    return run
+
+
+def dispatch(run, recipe):
+    """Training, or the one job the flags ask for; returns the exit code."""
+    import_tensorflow()
+    import generation
+    from export import export_checkpoint
+    from train_loop import train
+
+    job = {"generate": generation.generate, "interpolate": generation.interpolate,
+           "evaluate": generation.evaluate_checkpoint, "export": export_checkpoint,
+           "preview": generation.preview}.get(run.job.name)
+    if job is not None:
+        return job(run, recipe)
+    with custom_gradients_released():
+        return train(run, recipe)
+
+
+def main(recipe, argv=None):
+    """A trainer's command: its flags, then training or a job; returns the exit code."""
+    return dispatch(parse(recipe, argv), recipe)
+

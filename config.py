@@ -1,0 +1,420 @@
+"""The one typed configuration of a run, made once from the command line.
+
+Every flag of every command is a field of a frozen dataclass here, with its default, its
+range (the parser of its values) and its help, defined once (nanoGPT's config block, typed).
+A command builds its parser from the dataclass it takes (`parser`), parses its arguments into
+it (`parse`), and hands each part of the code the fields it needs: the parsed flags are read
+here alone. The dataclasses validate themselves when they are made: a bad value or
+combination is one line (utils.UserError) before anything is read or written. No
+TensorFlow, so that flags are checked in a fraction of a second.
+
+    RunConfig                   a trainer's command (train_progressive.py, train.py, ...)
+      model: ModelConfig        what the networks are: the stage and its options
+      data: DataConfig          reading a folder of audio (dataloader.py)
+      checkpoint_dir, seed
+      train: TrainConfig        the training loop: batch, precision, devices, step, saves
+      watch: WatchConfig        the moving average, the quality curve, the collapse watchdog
+      job: JobConfig            a job that uses a checkpoint instead of training
+      walk: WalkConfig          generated files and latent walks (shared with play.py)
+
+docs/flags.md is generated from the parsers (python docs/flags.py > docs/flags.md).
+"""
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+
+from private_apis import parser_actions
+from rules import (
+    CONV_FORM_CHOICES,
+    DEFAULT_BATCH_SIZE,
+    DISTRIBUTIONS,
+    EMA_DECAY,
+    EVAL_SAMPLES,
+    GRAPHS,
+    MAX_AUGMENTATION_LEVEL,
+    MAX_BLOCKS,
+    MAX_PHASESHUFFLE_RAD,
+    MIN_BLOCKS,
+    SAMPLING_RATE,
+    STANDARD,
+    VARIANTS,
+)
+from utils import (
+    ArgumentParser,
+    UserError,
+    float_above,
+    fraction_below_one,
+    int_in_range,
+    non_negative_float,
+    positive_float,
+)
+
+SEEDS = int_in_range(0, 2**31 - 1)
+COUNTS = int_in_range(1, 1_000_000)  # files to write
+ON_COLLAPSE = ("rollback", "stop", "warn")
+CHECKPOINT_DIR = "checkpoints"
+
+
+def flag(default, help, *, parse=None, choices=None, metavar=None, nargs=None, hidden=False):
+    """A field that is also the command-line flag --<field name>. A bool field is a switch;
+    parse turns the flag's text into the value (and says what is wrong with bad text)."""
+    return field(default=default, metadata={
+        "help": argparse.SUPPRESS if hidden else help, "parse": parse, "choices": choices,
+        "metavar": metavar, "nargs": nargs})
+
+
+def seed_flag(default, help):
+    return flag(default, help, parse=SEEDS)
+
+
+def json_flag():
+    return flag(False, "print one JSON object")
+
+
+# --------------------------------------------------------------------------- the groups
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the networks are made of: the stage and its options (report §7.6, §7.7)."""
+    num_blocks: int = flag(
+        5, "stage: number of blocks; windows of 2^(4+2N) samples (5: 16384 = 1 s, 8: "
+           "1048576 = 65 s)", parse=int_in_range(MIN_BLOCKS, MAX_BLOCKS))
+    freeze_early_layers: bool = flag(
+        False, "the transition stage between N-1 and N: blocks 1..N-1 stay as stage N-1 left "
+               "them, block N, the 1x1 layers and the dense layers train; needs N >= 2")
+    use_sample_norm: bool = flag(False, "sample normalisation after every generator "
+                                        "activation")
+    no_feature_map_smoothing: bool = flag(
+        False, "feature maps 1024/2^b for every block (32, 16, 8, 4 for blocks 5-8) instead "
+               "of the smoothed 48, 32, 24, 16")
+    model_variant: str = flag(
+        STANDARD, "the main model or one of the report's experimental variants (§7.7): "
+                  "asymmetric adds a stride-1 convolution to every discriminator block, "
+                  "extended to every block of both networks, pggan adds PGGAN's equalised "
+                  "learning rate, sample normalisation and minibatch standard deviation",
+        choices=tuple(VARIANTS))
+    phaseshuffle_rad: int = flag(
+        2, "shift each critic activation by up to this many samples (WaveGAN §3.3); 0 turns "
+           "phase shuffle off", parse=int_in_range(0, MAX_PHASESHUFFLE_RAD))
+
+    def __post_init__(self):
+        if self.freeze_early_layers and self.num_blocks < 2:
+            raise UserError("--freeze_early_layers needs --num_blocks 2 or more: stage 1 has "
+                            "no earlier blocks to freeze")
+        always = VARIANTS[self.model_variant].sample_norm
+        if self.use_sample_norm and always is False:
+            raise UserError(f"--use_sample_norm is not offered with --model_variant "
+                            f"{self.model_variant} (nor was it in the original): drop one of "
+                            f"them")
+        if always:  # always on in the pggan variant
+            object.__setattr__(self, "use_sample_norm", True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Reading a folder of audio (dataloader.py, report §7.6 "data loader")."""
+    data_dir: str = flag("data", "folder of training audio, subfolders included")
+    sampling_rate: int = flag(SAMPLING_RATE, "audio at other rates is resampled to this",
+                              parse=int_in_range(1, 1_000_000))
+    audio_cache: str | None = flag(
+        None, "where decoded audio is cached, so that later starts decode nothing and read it "
+              "memory-mapped (default: <checkpoint_dir>/audio_cache)", metavar="DIR")
+    no_audio_cache: bool = flag(False, "decode every file at every start and hold the audio "
+                                       "in memory")
+    strict: bool = flag(False, "refuse a file that cannot be decoded or decodes shorter than "
+                               "its header states, instead of skipping it or using it as "
+                               "decoded")
+    augmentation_level: int = flag(
+        0, "also train on windows offset by k*window/10, k=1..L; for small datasets",
+        parse=int_in_range(0, MAX_AUGMENTATION_LEVEL))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop: batch, precision, devices, how long, saves and summaries."""
+    batch_size: int | None = flag(
+        None, f"windows per batch (default: the report's for the stage, "
+              f"{', '.join(map(str, DEFAULT_BATCH_SIZE.values()))} for stages 1-8); lower it "
+              f"on out-of-memory errors", parse=int_in_range(1, 1 << 20))
+    use_mixed_precision_training: bool = flag(
+        False, "float32 variables with float16 compute and a fixed loss scale of 32 on a GPU, "
+               "bfloat16 compute on a CPU")
+    distribution: str = flag(
+        "none", "training only. none: one device; mirrored: every GPU of this machine "
+                "(without GPUs, every logical CPU device); multi_worker: the machines of the "
+                "TF_CONFIG environment variable (docs/scaling.md). --batch_size is the global "
+                "batch, split across replicas", choices=DISTRIBUTIONS)
+    conv_forms: str = flag(
+        "auto", "how the kernel-25 convolutions run: auto times the framework's convolution "
+                "and a matrix product for each shape on this device at start-up (cached) and "
+                "uses the faster; framework or matmul forces one", choices=CONV_FORM_CHOICES)
+    conv_forms_cache: str | None = flag(
+        None, "where --conv_forms auto keeps its timings (default: "
+              "<checkpoint_dir>/conv_forms.json)", metavar="FILE")
+    xla: bool = flag(False, "training only: compile each update's forward pass, gradient "
+                            "penalty and gradients with XLA (for GPUs; slower on a CPU, see "
+                            "docs/scaling.md)")
+    graph: str = flag(
+        GRAPHS[0], "training only: what one traced graph holds. iteration: the whole "
+                   "iteration (5 critic updates and the generator's), the fastest step; "
+                   "update: one update, traced once and called for each, so the trainer "
+                   "starts sooner (for short runs and tests)", choices=GRAPHS)
+    max_steps: int | None = flag(
+        None, "stop when the step (generator updates) reaches this (default: train until "
+              "Ctrl+C)", parse=int_in_range(1, sys.maxsize))
+    save_every_secs: float = flag(300.0, "seconds between checkpoints", parse=positive_float)
+    summary_every_secs: float = flag(120.0, "seconds between TensorBoard summaries",
+                                     parse=positive_float)
+    log_every_secs: float = flag(5.0, "seconds between console progress lines",
+                                 parse=positive_float)
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """Training that watches itself: the moving average, the quality curve and the collapse
+    watchdog (docs/watching.md)."""
+    ema_decay: float = flag(
+        EMA_DECAY, "decay of the moving-average generator that preview, generation and "
+                   "evaluation use; 0 turns it off", parse=fraction_below_one)
+    eval_every_secs: float = flag(
+        600.0, "seconds between evaluations of the moving-average generator against real "
+               "windows (TensorBoard Eval/*); they keep the best checkpoint in <stage "
+               "folder>/best/; 0 turns them off", parse=non_negative_float)
+    num_eval_samples: int | None = flag(
+        None, "generated and real windows compared by --evaluate and by the evaluations "
+              f"during training (default: {EVAL_SAMPLES}, fewer at stages 6-8)",
+        parse=int_in_range(1, 1 << 20), metavar="M")
+    on_collapse: str = flag(
+        "rollback", "what a collapse does: roll back to best/ with a new data order and "
+                    "latents, stop with exit code 3, or only say so", choices=ON_COLLAPSE)
+    collapse_rms_ratio: float = flag(
+        0.05, "collapsed when the raw generator's RMS falls below this share of the real RMS "
+              "after having been audible (silence)", parse=non_negative_float)
+    collapse_full_scale: float = flag(
+        0.5, "collapsed when more than this share of generated samples is at full scale",
+        parse=non_negative_float)
+    collapse_frechet_factor: float = flag(
+        3.0, "collapsed when the Frechet mel distance is over this many times the best",
+        parse=float_above(1.0))
+    collapse_patience: int = flag(
+        3, "observations in a row (evaluations, or summaries for silence and full scale) "
+           "before a collapse is declared", parse=int_in_range(1, 1000))
+    rollback_lr_factor: float = flag(1.0, "learning rates are multiplied by this at each "
+                                          "rollback", parse=positive_float)
+    max_rollbacks: int = flag(3, "after this many rollbacks a collapse stops training (exit "
+                                 "3)", parse=int_in_range(0, 1000))
+    # Test-only: zero the generator's output layer at this step, once, to induce a collapse.
+    induce_collapse_at_step: int | None = flag(None, "", parse=int_in_range(1, sys.maxsize),
+                                               hidden=True)
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    """Generated files and latent walks (longform.py), shared by the trainers and play.py."""
+    output_dir: str = flag("generated_samples", "where generated files go")
+    duration: float | None = flag(
+        None, "with --generate: each file lasts exactly this long, made of windows along a "
+              "smooth latent walk joined by crossfades (default: one window)",
+        parse=positive_float, metavar="SECONDS")
+    anchor_every: int = flag(4, "windows between the walk's random anchor latents",
+                             parse=int_in_range(1, 1_000_000))
+    crossfade: float | None = flag(
+        None, "with --duration (or a trainer's --interpolate, or --live): overlap of "
+              "neighbouring windows (default: a quarter of the window, at most 1 s)",
+        parse=float_above(0.0, inclusive=True), metavar="SECONDS")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A job that uses a checkpoint instead of training (report §7.4 "preview", appendix B)."""
+    preview: bool = flag(False, "instead of training, write 5 fixed-latent slices for every "
+                                "new checkpoint to <checkpoint folder>/preview/ until Ctrl+C")
+    once: bool = flag(False, "with --preview: preview the latest checkpoint and exit")
+    evaluate: bool = flag(
+        False, "instead of training, compare windows generated by the latest checkpoint with "
+               "windows of --data_dir (evaluate.py's metrics); writes <checkpoint "
+               "folder>/evaluation/<step>/")
+    generate: int | None = flag(None, "instead of training, write N generated WAV files from "
+                                      "the latest checkpoint", parse=COUNTS, metavar="N")
+    export: str | None = flag(None, "instead of training, write the generator as a SavedModel "
+                                    "and LiteRT models with model.json to DIR, for play.py or "
+                                    "any LiteRT runtime", metavar="DIR")
+    checkpoint: str = flag("latest", "with a job: the stage's latest checkpoint, its best "
+                                     "(kept by the evaluations during training) or a "
+                                     "checkpoint path", metavar="latest|best|PATH")
+    raw_generator: bool = flag(False, "with a job: the trained weights instead of the moving "
+                                      "average")
+    interpolate: tuple | None = flag(
+        None, "instead of training, write one file that morphs from the latent of seed A to "
+              "that of seed B", parse=SEEDS, nargs=2, metavar=("A", "B"))
+    steps: int | None = flag(None, "with --interpolate: windows from A to B (default: 8)",
+                             parse=int_in_range(2, 1_000_000))
+
+    @property
+    def chosen(self):
+        """The flags of the jobs asked for."""
+        return [name for name, on in (("--preview", self.preview), ("--generate", self.generate),
+                                      ("--interpolate", self.interpolate),
+                                      ("--evaluate", self.evaluate), ("--export", self.export))
+                if on]
+
+    @property
+    def name(self):
+        """The one job asked for ("generate", ...), or None: training."""
+        return self.chosen[0][2:] if self.chosen else None
+
+    def __post_init__(self):
+        if self.once and not self.preview:
+            raise UserError("--once goes with --preview: add --preview, or drop --once")
+        if len(self.chosen) > 1:
+            raise UserError(f"{' and '.join(self.chosen)} are separate jobs: use one of them")
+        if self.steps is not None and not self.interpolate:
+            raise UserError("--steps goes with --interpolate: add --interpolate A B")
+        if self.interpolate is not None:
+            object.__setattr__(self, "interpolate", tuple(self.interpolate))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A trainer's command: training a stage, or one job with its checkpoint."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    checkpoint_dir: str = flag(CHECKPOINT_DIR, "where checkpoints and TensorBoard logs go")
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int | None = seed_flag(None, "seed for initial weights, data order, latents and "
+                                       "generation (default: random, printed)")
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    job: JobConfig = field(default_factory=JobConfig)
+    walk: WalkConfig = field(default_factory=WalkConfig)
+
+    def __post_init__(self):
+        job = self.job.name
+        if self.train.distribution == "multi_worker" and self.seed is None:
+            raise UserError("--distribution multi_worker needs --seed, the same on every "
+                            "worker (they draw the same latents and initial weights)")
+        if self.watch.num_eval_samples is not None and job not in (None, "evaluate"):
+            raise UserError("--num_eval_samples goes with training or --evaluate")
+        if job is None and (self.job.checkpoint != "latest" or self.job.raw_generator):
+            raise UserError("--checkpoint and --raw_generator go with --preview, --generate, "
+                            "--interpolate, --evaluate or --export")
+        if self.walk.duration is not None and not self.job.generate:
+            raise UserError("--duration goes with --generate: add --generate N")
+        if self.walk.crossfade is not None and self.walk.duration is None \
+                and not self.job.interpolate:
+            raise UserError("--crossfade goes with --generate N --duration S or "
+                            "--interpolate A B")
+
+
+# --------------------------------------------------------------------------- the other tools
+
+@dataclass(frozen=True)
+class DataCheckConfig:
+    """python dataloader.py FOLDER: a folder of audio checked before a long run."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    checkpoint_dir: str = flag(CHECKPOINT_DIR, "the trainers' --checkpoint_dir, whose "
+                                               "audio_cache folder is the default decode cache")
+    json: bool = json_flag()
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """python evaluate.py REAL_DIR GENERATED_DIR: two folders of audio compared."""
+    real_dir: str = flag(None, "folder of real (training) audio")
+    generated_dir: str = flag(None, "folder of generated audio")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    seed: int = seed_flag(0, "seed for the choice of windows and the k-means of NDB/K")
+    data: DataConfig = field(default_factory=DataConfig)
+    json: bool = json_flag()
+    plots: str | None = flag(None, "write waveform, zoom, spectrogram and loudness PNGs and "
+                                   "metrics.json to DIR", metavar="DIR")
+
+
+@dataclass(frozen=True)
+class PlayConfig:
+    """python play.py EXPORT: an exported generator played without TensorFlow."""
+    export: str = flag(None, "a folder written by a trainer's --export DIR")
+    generate: int | None = flag(None, "write N files, as the trainer's --generate (--duration "
+                                      "alone: one file)", parse=COUNTS, metavar="N")
+    walk: WalkConfig = field(default_factory=WalkConfig)
+    live: bool = flag(False, "play an endless latent walk until Ctrl+C")
+    stdout: bool = flag(False, "with --live: raw 16-bit PCM on standard output instead of the "
+                               "sound card")
+    chunks: int | None = flag(None, "with --live: stop after this many chunks (default: never)",
+                              parse=int_in_range(1, sys.maxsize))
+    chunk_windows: int = flag(4, "with --live: windows rendered at a time",
+                              parse=int_in_range(1, 4096))
+    seed: int | None = seed_flag(None, "seed of the latents (default: random, printed)")
+    float16: bool = flag(False, "the export's smaller model (float16 weights)")
+
+    def __post_init__(self):
+        if self.walk.duration is not None and self.generate is None and not self.live:
+            object.__setattr__(self, "generate", 1)  # --duration alone: one file
+        if bool(self.generate) == bool(self.live):
+            raise UserError("say what to play: --generate N (or --duration S) or --live")
+        if (self.stdout or self.chunks) and not self.live:
+            raise UserError("--stdout and --chunks go with --live")
+
+
+# --------------------------------------------------------------------------- parsing
+
+def leaves(cls):
+    """The flag fields of a configuration class, nested ones included, in order."""
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.type):
+            yield from leaves(f.type)
+        else:
+            yield f
+
+
+def add_flags(parser, cls, offer=None, defaults=None, positional=()):
+    """A flag on parser for each field of cls (nested included) named in offer (every field
+    if None); `defaults` overrides a field's default for this command, fields in `positional`
+    become positional arguments."""
+    defaults = defaults or {}
+    for f in leaves(cls):
+        if offer is not None and f.name not in offer:
+            continue
+        meta = f.metadata
+        default = defaults.get(f.name, f.default)
+        if isinstance(f.default, bool):
+            parser.add_argument(f"--{f.name}", action="store_true", help=meta["help"])
+            continue
+        names = [f.name] if f.name in positional else [f"--{f.name}"]
+        options = {"default": default} if f.name not in positional else {}
+        parser.add_argument(*names, type=meta["parse"], choices=meta["choices"],
+                            metavar=meta["metavar"], nargs=meta["nargs"], help=meta["help"],
+                            **options)
+
+
+def make_parser(cls, description, offer=None, defaults=None, positional=()):
+    """An argparse parser of the fields of cls (see add_flags): defaults in --help, bad
+    flags one line and exit code 2."""
+    parser = ArgumentParser(description=description)
+    add_flags(parser, cls, offer, defaults, positional)
+    return parser
+
+
+def build(cls, values, defaults=None):
+    """An instance of cls from {field name: value} (nested configurations too); a field
+    without a value takes `defaults`' or its own default."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.type):
+            kwargs[f.name] = build(f.type, values, defaults)
+        elif f.name in values:
+            kwargs[f.name] = values[f.name]
+        elif defaults and f.name in defaults:
+            kwargs[f.name] = defaults[f.name]
+    return cls(**kwargs)
+
+
+def parse(cls, argv, parser, defaults=None):
+    """argv parsed by parser into an instance of cls: the one place the parsed flags are
+    read."""
+    values = vars(parser.parse_args(argv))
+    offered = {action.dest for action in parser_actions(parser)}
+    return build(cls, {name: values[name] for name in offered if name in values}, defaults)
