@@ -1,5 +1,5 @@
 """Using a checkpoint: preview, generation, interpolation and evaluation (report §7.4 "preview",
-appendix B; §8 for the loudness comparison evaluate.py automates).
+appendix B; §8 for the loudness comparison that metrics.py automates).
 
 Every job reads the chosen stage's latest checkpoint with the generator built from the
 config.json beside it, and draws its latents with longform.draw_latents (NumPy), so that the
@@ -25,9 +25,6 @@ from rules import default_batch_size, window_length
 from utils import UserError, write_wav
 
 PREVIEW_SLICES = 5
-# What metrics.json keeps of the two references (real against real, noise at its loudness).
-REFERENCE_KEYS = ("frechet_mel_distance", "loudness.rms_ratio", "ndb.ndb_over_k",
-                  "ndb.js_divergence")
 PREVIEW_POLL_SECS = 1.0
 
 
@@ -153,6 +150,8 @@ def evaluate_checkpoint(config, recipe):
     whole windows of --data_dir at that stage; metrics.json and PNGs in
     <stage folder>/evaluation/<step>/, the table on stdout."""
     import evaluate
+    import metrics
+    import pictures
 
     generator, made_of, step, directory, path, _ = chosen_generator(config, recipe)
     rate, num_blocks, data_dir = made_of["sampling_rate"], made_of["num_blocks"], \
@@ -164,11 +163,10 @@ def evaluate_checkpoint(config, recipe):
                         f"holds {audio.channels}-channel audio: evaluate against the kind of "
                         f"data it was trained on")
     print(summary(audio))
-    starts, window = evaluate.full_window_starts(audio, num_blocks)
-    rng = np.random.default_rng(config.seed)
+    window = window_length(num_blocks)
     count = config.watch.num_eval_samples or evaluate.default_eval_count(window)
-    real, other = evaluate.sample_windows(audio, starts, window, count, rng, sets=2)
-    training, total = evaluate.memorisation_windows(audio, window, rng)
+    real, other, training, total = evaluate.comparison_windows(audio, num_blocks, count,
+                                                               config.seed)
     latents = longform.draw_latents(config.seed, count, recipe.prior)
     generated = longform.generate_windows(generator, latents, default_batch_size(num_blocks))
     if not np.isfinite(generated).all():
@@ -179,17 +177,17 @@ def evaluate_checkpoint(config, recipe):
     print(f"evaluating {path} (step {step}): {count} generated against {len(real)} real "
           f"windows of {window} samples from {data_dir}; memorisation check over "
           f"{searched} whole windows; seed {config.seed}", flush=True)
-    metrics = evaluate.compute_metrics(real, generated, rate, training, seed=config.seed)
-    references = evaluate.reference_metrics(real, other, rate, config.seed)
-    metrics.update({f"reference.{name}.{key}": ref[key] for name, ref in references.items()
-                    for key in REFERENCE_KEYS})
+    measured = metrics.compute_metrics(real, generated, rate, training, seed=config.seed)
+    references = metrics.reference_metrics(real, other, rate, config.seed)
+    measured.update({f"reference.{name}.{key}": ref[key] for name, ref in references.items()
+                     for key in metrics.reference_keys()})
     out_dir = os.path.join(directory, "evaluation", f"{step:08d}")
     try:
-        paths = evaluate.save_plots(real, generated, rate, out_dir)
-        paths.append(evaluate.write_report(out_dir, metrics))
+        paths = pictures.save_plots(real, generated, rate, out_dir)
+        paths.append(metrics.write_report(out_dir, measured))
     except OSError as error:
         raise UserError(f"cannot write to {out_dir} ({error.strerror}): make the checkpoint "
                         f"folder writable") from None
-    print(evaluate.format_table(metrics, references))
+    print(metrics.format_table(measured, references))
     print("wrote " + ", ".join(paths))
     return 0

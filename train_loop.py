@@ -109,14 +109,14 @@ def write_summaries(tf, writer, step, out, fake, sampling_rate):
 
 
 def write_image_summaries(tf, writer, step, real, fake, sampling_rate):
-    """evaluate.py's pictures of the real batch against the generated summary batch, as the
+    """pictures.py's pictures of the real batch against the generated summary batch, as the
     TensorBoard images evaluation/waveforms, /zoom, /spectrograms and /loudness. Drawn only
     at summary time."""
-    import evaluate
+    import pictures
 
     real, fake = (np.nan_to_num(tf.cast(x, tf.float32).numpy(), posinf=1.0, neginf=-1.0)
                   for x in (real, fake))
-    images = evaluate.render_plots(real, fake, sampling_rate)
+    images = pictures.render_plots(real, fake, sampling_rate)
     with writer.as_default(step=step):
         for name, png in images.items():
             tf.summary.image("evaluation/" + os.path.splitext(name)[0],
@@ -304,10 +304,10 @@ def write_all_summaries(stage, out):
 
 def check_summary(stage, real, raw):
     """The watchdog's look at the raw generator's summary batch: silence or full scale."""
-    import evaluate
+    import metrics
 
     rms = [float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) for x in (real, raw)]
-    symptom = stage.watchdog.symptom(*rms, evaluate.full_scale_fraction(raw))
+    symptom = stage.watchdog.symptom(*rms, metrics.full_scale_fraction(raw))
     return stage.watchdog.observe("summary", symptom)
 
 
@@ -316,26 +316,26 @@ def evaluate_now(stage):
     it completes, or None."""
     import tensorflow as tf
 
-    import evaluate
-    from watch import TAGS
+    import metrics
+    import pictures
 
-    metrics, generated = stage.curve.measure(stage.run.sound_generator)
+    measured, generated = stage.curve.measure(stage.run.sound_generator)
     with stage.writer.as_default(step=stage.step):
-        for key, tag in TAGS.items():
-            if metrics[key] is not None:
-                tf.summary.scalar(tag, metrics[key])
-        done = evaluate.progress(metrics["frechet_mel_distance"], stage.curve.references)
+        for key, tag in metrics.tags().items():
+            if measured[key] is not None:
+                tf.summary.scalar(tag, measured[key])
+        done = metrics.progress(measured["frechet_mel_distance"], stage.curve.references)
         if done is not None:
             tf.summary.scalar("Eval/progress_from_noise", done)
-        png = evaluate.render_plots(stage.curve.real, generated, stage.audio.sampling_rate,
+        png = pictures.render_plots(stage.curve.real, generated, stage.audio.sampling_rate,
                                     names=["spectrograms.png"])["spectrograms.png"]
         tf.summary.image("Eval/spectrograms", tf.io.decode_png(png, channels=3)[None])
     stage.writer.flush()
-    symptom = stage.watchdog.symptom(metrics["loudness.real_rms"], None,  # the summaries'
-                                     metrics["full_scale_fraction"],
-                                     metrics["frechet_mel_distance"], stage.best.distance)
-    kept = symptom is None and stage.best.offer(stage.step, metrics, stage.saver.size)
-    stage.say(stage.curve.line(stage.step, metrics) + ("; kept as the best" if kept else ""))
+    symptom = stage.watchdog.symptom(measured["loudness.real_rms"], None,  # the summaries'
+                                     measured["loudness.full_scale_fraction"],
+                                     measured["frechet_mel_distance"], stage.best.distance)
+    kept = symptom is None and stage.best.offer(stage.step, measured, stage.saver.size)
+    stage.say(stage.curve.line(stage.step, measured) + ("; kept as the best" if kept else ""))
     return stage.watchdog.observe("evaluation", symptom)
 
 

@@ -2,7 +2,7 @@
 watchdog.
 
 Every --eval_every_secs the chief generates windows with the moving-average generator and
-compares them with a fixed, seeded sample of real windows drawn at start-up (evaluate.py's
+compares them with a fixed, seeded sample of real windows drawn at start-up (metrics.py's
 metrics), each reading put against two references computed once: other real windows (the
 floor) and white noise at the real loudness (the ceiling). The checkpoint with the lowest
 Frechet mel distance so far is kept in <stage folder>/best/, apart from the rotation of the
@@ -13,50 +13,43 @@ generated audio is stuck at full scale, or the Frechet distance is far above the
 
 import numpy as np
 
-import evaluate
 import longform
-from rules import default_batch_size, window_length
-
-TAGS = {"frechet_mel_distance": "Eval/frechet_mel_distance", "loudness.rms_ratio":
-        "Eval/rms_ratio", "ndb.ndb_over_k": "Eval/ndb_over_k",
-        "memorisation.fraction_below": "Eval/memorisation_fraction"}
+import metrics
+from evaluate import comparison_windows
+from rules import default_batch_size
 
 
 class QualityCurve:
     """Evaluations during training against real windows drawn once, at start-up."""
 
     def __init__(self, audio, num_blocks, count, seed, prior):
-        window = window_length(num_blocks)
-        starts, _ = evaluate.full_window_starts(audio, num_blocks)
-        rng = np.random.default_rng(seed)
-        self.real, other = evaluate.sample_windows(audio, starts, window, count, rng, sets=2)
-        self.training, _ = evaluate.memorisation_windows(audio, window, rng)
+        self.real, other, self.training, _ = comparison_windows(audio, num_blocks, count, seed)
         self.latents = longform.draw_latents(seed + 2, len(self.real), prior)
         self.rate, self.seed = audio.sampling_rate, seed
         self.batch = default_batch_size(num_blocks)
-        self.references = evaluate.reference_metrics(self.real, other, self.rate, seed)
+        self.references = metrics.reference_metrics(self.real, other, self.rate, seed)
 
     def measure(self, generator):
         """(metrics of generator's windows, the windows)."""
         generated = longform.generate_windows(generator, self.latents, self.batch)
         if not np.isfinite(generated).all():
             generated = np.nan_to_num(generated, nan=0.0, posinf=1.0, neginf=-1.0)
-        metrics = evaluate.compute_metrics(self.real, generated, self.rate, self.training,
-                                           seed=self.seed)
-        metrics["full_scale_fraction"] = evaluate.full_scale_fraction(generated)
-        return metrics, generated
+        return metrics.compute_metrics(self.real, generated, self.rate, self.training,
+                                       seed=self.seed), generated
 
-    def line(self, step, metrics):
+    def line(self, step, measured):
         """The console line of an evaluation."""
-        distance = metrics["frechet_mel_distance"]
-        done = evaluate.progress(distance, self.references)
+        distance = measured["frechet_mel_distance"]
+        done = metrics.progress(distance, self.references)
         way = f", {100 * done:.0f} % of the way from noise" if done is not None else ""
         refs = self.references
         return (f"evaluation at step {step}: Frechet mel distance {distance:.4g} (real music "
                 f"{refs['real']['frechet_mel_distance']:.4g}, noise "
                 f"{refs['noise']['frechet_mel_distance']:.4g}{way}), RMS ratio "
-                f"{metrics['loudness.rms_ratio']:.3g}, NDB/K {metrics['ndb.ndb_over_k']:.3g}, "
-                f"copies {metrics['memorisation.fraction_below']:.3g}")
+                f"{measured['loudness.rms_ratio']:.3g}, spectral distance "
+                f"{measured['spectrum.distance_db']:.3g} dB, NDB/K "
+                f"{measured['ndb.ndb_over_k']:.3g}, copies "
+                f"{measured['memorisation.fraction_below']:.3g}")
 
 
 class Watchdog:

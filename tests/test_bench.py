@@ -1,5 +1,5 @@
-"""bench/: the FLOP count of an iteration, a run of bench/train_step.py, bench/pictures.py and
-bench/pytorch_wavegan.py where PyTorch is missing."""
+"""bench/: the FLOP count of an iteration, a run of bench/train_step.py,
+bench/summary_pictures.py and bench/pytorch_wavegan.py where PyTorch is missing."""
 
 import contextlib
 import io
@@ -161,11 +161,11 @@ def test_pytorch_comparison_without_pytorch_says_so_and_exits_0(monkeypatch):
 
 
 def test_pictures_benchmark_times_the_summary_pictures_of_each_stage():
-    import pictures
+    import summary_pictures
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert pictures.main(["--stages", "1", "5", "--channels", "1", "--repeats", "1",
+        assert summary_pictures.main(["--stages", "1", "5", "--channels", "1", "--repeats", "1",
                               "--json"]) == 0
     result = json.loads(out.getvalue())
     assert result["channels"] == 1 and list(result["seconds_by_stage"]) == ["1", "5"]

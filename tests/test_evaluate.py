@@ -21,6 +21,8 @@ from helpers import DEMO, ROOT
 
 import dataloader
 import evaluate
+import metrics
+import pictures
 from dataloader import Windows, gather
 from rules import window_length
 from utils import run_cli
@@ -33,7 +35,9 @@ KEYS = {
     "sampling_rate", "window_samples", "channels", "num_real", "num_generated", "num_training",
     "loudness.real_mean_abs", "loudness.generated_mean_abs", "loudness.mean_abs_ratio",
     "loudness.real_rms", "loudness.generated_rms", "loudness.rms_ratio",
+    "loudness.real_full_scale_fraction", "loudness.full_scale_fraction",
     "frechet_mel_distance", "mel.n_fft", "mel.bands",
+    "spectrum.distance_db", "spectrum.real_centroid_hz", "spectrum.generated_centroid_hz",
     "ndb.bins", "ndb.different_bins", "ndb.ndb_over_k", "ndb.js_divergence",
     "memorisation.min", "memorisation.median", "memorisation.mean", "memorisation.max",
     "memorisation.fraction_below", "memorisation.threshold", "memorisation.max_lag",
@@ -89,18 +93,18 @@ def results(splits):
     """compute_metrics of every split and of every bad case, computed once."""
     out = {}
     for name, (real, generated) in splits.items():
-        out[name, "halves"] = evaluate.compute_metrics(real, generated, RATE)
+        out[name, "halves"] = metrics.compute_metrics(real, generated, RATE)
         for case, bad in bad_cases(real).items():
-            out[name, case] = evaluate.compute_metrics(real, bad, RATE)
+            out[name, case] = metrics.compute_metrics(real, bad, RATE)
     return out
 
 
 # --------------------------------------------------------------------------- the metrics
 
 def test_every_key_is_present_and_json_serialisable(results):
-    for metrics in results.values():
-        assert set(metrics) == KEYS
-        assert json.loads(json.dumps(metrics, allow_nan=False)) == metrics
+    for measured in results.values():
+        assert set(measured) == KEYS
+        assert json.loads(json.dumps(measured, allow_nan=False)) == measured
 
 
 @pytest.mark.parametrize("split", ["interleaved", "pieces"])
@@ -113,6 +117,9 @@ def test_disjoint_halves_of_the_demo_are_near_best(results, split):
     assert m["frechet_mel_distance"] < frechet
     assert m["ndb.bins"] >= 10 and m["ndb.ndb_over_k"] <= ndb_k
     assert m["ndb.js_divergence"] < js
+    assert m["spectrum.distance_db"] < 3.0  # measured: 0.87 and 2.15 dB
+    assert m["spectrum.generated_centroid_hz"] == pytest.approx(
+        m["spectrum.real_centroid_hz"], rel=0.15)
     # Different music is not a copy: nothing near the real windows.
     assert m["memorisation.fraction_below"] == 0 and m["memorisation.min"] > 0.15
     assert m["stereo.real_channel_correlation"] is None
@@ -126,6 +133,11 @@ def test_noise_and_silence_are_clearly_worse(results, split, case):
     assert m["frechet_mel_distance"] > max(WORSE_FRECHET, 20 * halves["frechet_mel_distance"])
     assert m["ndb.ndb_over_k"] >= WORSE_NDB_NOISE
     assert m["ndb.js_divergence"] >= max(WORSE_JS_NOISE, 4 * halves["ndb.js_divergence"])
+    # The linear-frequency distance ranks silence worst of all (a score that silence could
+    # fool would be a bug): measured 23 dB for noise at the real loudness, 40 for loud
+    # noise, 56 for silence.
+    assert m["spectrum.distance_db"] > 20.0
+    assert results[split, "silence"]["spectrum.distance_db"] >= m["spectrum.distance_db"]
     if case == "noise":
         assert m["loudness.rms_ratio"] > 3 and m["loudness.mean_abs_ratio"] > 3
     elif case == "silence":
@@ -142,6 +154,8 @@ def test_a_quarter_of_the_loudness_is_clearly_worse(results, split):
     halves, m = results[split, "halves"], results[split, "quarter"]
     assert m["loudness.rms_ratio"] == pytest.approx(0.25, abs=1e-4)
     assert m["loudness.mean_abs_ratio"] == pytest.approx(0.25, abs=1e-4)
+    assert m["spectrum.distance_db"] == pytest.approx(20 * np.log10(4), abs=0.01)
+    assert m["spectrum.generated_centroid_hz"] == pytest.approx(m["spectrum.real_centroid_hz"])
     assert m["frechet_mel_distance"] > max(WORSE_FRECHET, 1.5 * halves["frechet_mel_distance"])
     assert m["ndb.ndb_over_k"] >= WORSE_NDB_QUARTER
     assert m["ndb.ndb_over_k"] > halves["ndb.ndb_over_k"]
@@ -152,9 +166,41 @@ def test_a_quarter_of_the_loudness_is_clearly_worse(results, split):
 
 def test_the_same_windows_score_best(splits):
     real = splits["pieces"][0]
-    m = evaluate.compute_metrics(real, real, RATE)
+    m = metrics.compute_metrics(real, real, RATE)
     assert m["loudness.rms_ratio"] == pytest.approx(1) and m["ndb.different_bins"] == 0
     assert m["frechet_mel_distance"] < 1e-6 and m["ndb.js_divergence"] < 1e-9
+    assert m["spectrum.distance_db"] == 0.0
+
+
+def test_spectral_centroid_of_a_tone_is_its_frequency():
+    t = np.arange(4096) / RATE
+    tone = np.tile(0.5 * np.sin(2 * np.pi * 1000.0 * t)[None, :, None], (8, 1, 1))
+    m = metrics.compute_metrics(tone, tone * 0.5, RATE)
+    assert m["spectrum.real_centroid_hz"] == pytest.approx(1000.0, rel=0.02)
+    assert m["spectrum.distance_db"] == pytest.approx(20 * np.log10(2), abs=0.01)
+
+
+def test_a_metric_is_one_registered_function(splits):
+    """Registering a function is all a new metric takes: compute_metrics returns its keys,
+    the table shows its rows, the quality curve logs its tagged rows and --evaluate keeps
+    its references."""
+    row = metrics.Row("peak.generated", "peak |amplitude|", "generated near real",
+                      real_key="peak.real", reference=True, tag="Eval/peak")
+
+    @metrics.register_metric(row)
+    def peak(c):
+        return {"peak.real": float(np.abs(c.real).max()),
+                "peak.generated": float(np.abs(c.generated).max())}
+    try:
+        real, generated = splits["pieces"]
+        m = metrics.compute_metrics(real, generated[:4] * 0.5, RATE)
+        assert m["peak.generated"] == pytest.approx(0.5 * float(np.abs(generated[:4]).max()))
+        assert "peak |amplitude|" in metrics.format_table(m)
+        assert metrics.tags()["peak.generated"] == "Eval/peak"
+        assert "peak.generated" in metrics.reference_keys()
+    finally:
+        del metrics.METRICS["peak"]
+    assert "peak.generated" not in metrics.compute_metrics(real, real[:2], RATE)
 
 
 def test_memorisation_finds_copies_of_training_windows(splits, demo):
@@ -166,16 +212,16 @@ def test_memorisation_finds_copies_of_training_windows(splits, demo):
     generated[7] = 0.3 * training[5]                      # a quieter copy
     generated[11, :-5] = training[60, 5:]                 # a copy 5 samples off
     generated[11, -5:] = 0
-    m = evaluate.compute_metrics(real, generated, RATE, training_windows=training)
+    m = metrics.compute_metrics(real, generated, RATE, training_windows=training)
     assert m["num_training"] == len(training) and m["memorisation.max_lag"] == 8
     assert m["memorisation.min"] < 1e-4
     assert m["memorisation.fraction_below"] == pytest.approx(3 / 20)
-    distances, _ = evaluate.nearest_distances(generated, training)
+    distances, _ = metrics.nearest_distances(generated, training)
     assert np.flatnonzero(distances < 0.05).tolist() == [3, 7, 11]
     assert distances[[3, 7, 11]].max() < 1e-4
     # int16 training windows (what the CLI passes) give the same distances.
     as_int16 = np.rint(training * 32767).astype(np.int16)
-    assert np.allclose(evaluate.nearest_distances(generated, as_int16)[0], distances, atol=1e-4)
+    assert np.allclose(metrics.nearest_distances(generated, as_int16)[0], distances, atol=1e-4)
     assert window == 16384
 
 
@@ -184,21 +230,21 @@ def test_stereo_channel_correlation():
     music = rng.normal(0, 0.1, (16, 4096, 1)).astype(np.float32)
     identical = np.concatenate([music, music], axis=2)
     independent = rng.normal(0, 0.1, (16, 4096, 2)).astype(np.float32)
-    m = evaluate.compute_metrics(identical, independent, RATE)
+    m = metrics.compute_metrics(identical, independent, RATE)
     assert m["stereo.real_channel_correlation"] == pytest.approx(1.0)
     assert abs(m["stereo.generated_channel_correlation"]) < 0.02
     assert m["channels"] == 2
-    assert evaluate.channel_correlation(-identical[:, :, :1].repeat(2, axis=2)) == \
+    assert metrics.channel_correlation(-identical[:, :, :1].repeat(2, axis=2)) == \
         pytest.approx(1.0)
-    assert evaluate.channel_correlation(np.concatenate([music, -music], axis=2)) == \
+    assert metrics.channel_correlation(np.concatenate([music, -music], axis=2)) == \
         pytest.approx(-1.0)
-    assert evaluate.channel_correlation(np.zeros((2, 64, 2))) is None
+    assert metrics.channel_correlation(np.zeros((2, 64, 2))) is None
     # Channels are analysed one by one: an anti-phase pair has the same spectra, not silence.
     anti_phase = np.concatenate([music, -music], axis=2)
-    m = evaluate.compute_metrics(identical, anti_phase, RATE)
+    m = metrics.compute_metrics(identical, anti_phase, RATE)
     assert m["stereo.generated_channel_correlation"] == pytest.approx(-1.0)
     assert m["frechet_mel_distance"] < 1e-6 and m["loudness.rms_ratio"] == pytest.approx(1.0)
-    assert evaluate.channel_correlation(music) is None
+    assert metrics.channel_correlation(music) is None
 
 
 @pytest.mark.parametrize("num_blocks", [1, 2, 3, 4])
@@ -209,8 +255,8 @@ def test_short_windows_degrade_gracefully(demo, num_blocks):
     picked = every[np.sort(rng.choice(len(every), 512, replace=False))]
     real, generated = picked[0::2], picked[1::2]
     noise = rng.uniform(-1, 1, real.shape).astype(np.float32)
-    good = evaluate.compute_metrics(real, generated, RATE)
-    bad = evaluate.compute_metrics(real, noise, RATE)
+    good = metrics.compute_metrics(real, generated, RATE)
+    bad = metrics.compute_metrics(real, noise, RATE)
     for m in (good, bad):
         assert set(m) == KEYS and m["window_samples"] == window
         assert all(m[key] is not None for key in KEYS if not key.startswith("stereo."))
@@ -226,7 +272,7 @@ def test_few_windows_and_mono_2d_input():
     rng = np.random.default_rng(2)
     real = rng.normal(0, 0.1, (1, 64)).astype(np.float32)  # [windows, samples]: mono
     generated = rng.normal(0, 0.1, (3, 64, 1)).astype(np.float32)
-    m = evaluate.compute_metrics(real, generated, RATE)
+    m = metrics.compute_metrics(real, generated, RATE)
     assert m["ndb.bins"] == 1 and m["ndb.ndb_over_k"] == 0 and m["channels"] == 1
     assert m["num_real"] == 1 and m["num_generated"] == 3
     json.dumps(m, allow_nan=False)
@@ -235,13 +281,13 @@ def test_few_windows_and_mono_2d_input():
 def test_bad_arrays_are_refused():
     real = np.zeros((4, 256, 1), np.float32)
     with pytest.raises(ValueError, match="generated has windows of shape"):
-        evaluate.compute_metrics(real, np.zeros((4, 128, 1), np.float32), RATE)
+        metrics.compute_metrics(real, np.zeros((4, 128, 1), np.float32), RATE)
     with pytest.raises(ValueError, match="training_windows has windows"):
-        evaluate.compute_metrics(real, real, RATE, np.zeros((4, 256, 2), np.float32))
+        metrics.compute_metrics(real, real, RATE, np.zeros((4, 256, 2), np.float32))
     with pytest.raises(ValueError, match="NaN"):
-        evaluate.compute_metrics(real, np.full((4, 256, 1), np.nan, np.float32), RATE)
+        metrics.compute_metrics(real, np.full((4, 256, 1), np.nan, np.float32), RATE)
     with pytest.raises(ValueError, match="non-empty"):
-        evaluate.compute_metrics(real, np.zeros((0, 256, 1), np.float32), RATE)
+        metrics.compute_metrics(real, np.zeros((0, 256, 1), np.float32), RATE)
 
 
 # --------------------------------------------------------------------------- pictures, report
@@ -254,7 +300,7 @@ def test_save_plots_writes_pngs_that_open(splits, tmp_path, channels):
     import matplotlib.image
 
     real, generated = (x[:8].repeat(channels, axis=2) for x in splits["pieces"])
-    paths = evaluate.save_plots(real, generated, RATE, str(tmp_path / "plots"))
+    paths = pictures.save_plots(real, generated, RATE, str(tmp_path / "plots"))
     names = [os.path.basename(p) for p in paths]
     assert names == ["waveforms.png", "zoom.png", "spectrograms.png", "loudness.png"]
     for path in paths:
@@ -268,7 +314,7 @@ def test_save_plots_writes_pngs_that_open(splits, tmp_path, channels):
 
 def test_save_plots_on_short_windows_and_silence(tmp_path):
     silence = np.zeros((2, 64, 1), np.float32)
-    paths = evaluate.save_plots(silence, silence, RATE, str(tmp_path))
+    paths = pictures.save_plots(silence, silence, RATE, str(tmp_path))
     assert len(paths) == 4 and all(os.path.getsize(p) > 1000 for p in paths)
 
 
@@ -278,8 +324,8 @@ def test_waveform_envelope_keeps_every_span_extreme_in_few_points():
     rng = np.random.default_rng(3)
     x = (0.1 * rng.standard_normal(1 << 20)).astype(np.float32)
     x[123_457], x[999_999] = 0.95, -0.9
-    at, values = evaluate.envelope(x)
-    assert len(at) == len(values) == evaluate.PLOT_POINTS
+    at, values = pictures.envelope(x)
+    assert len(at) == len(values) == pictures.PLOT_POINTS
     assert np.all(np.diff(at) >= 0) and at[0] == 0 and at[-1] < len(x)
     assert values.max() == np.float32(0.95) and values.min() == np.float32(-0.9)
     starts = at[::2]
@@ -287,18 +333,18 @@ def test_waveform_envelope_keeps_every_span_extreme_in_few_points():
     np.testing.assert_array_equal(values[0::2], [s.min() for s in spans])
     np.testing.assert_array_equal(values[1::2], [s.max() for s in spans])
     short = x[:4000]
-    at, values = evaluate.envelope(short)
+    at, values = pictures.envelope(short)
     np.testing.assert_array_equal(at, np.arange(4000))
     np.testing.assert_array_equal(values, short)
 
 
 def test_write_report_and_format_table(results, tmp_path):
-    metrics = results["pieces", "halves"]
-    path = evaluate.write_report(str(tmp_path / "out"), metrics)
+    measured = results["pieces", "halves"]
+    path = metrics.write_report(str(tmp_path / "out"), measured)
     assert path == str(tmp_path / "out" / "metrics.json")
     with open(path) as f:
-        assert json.load(f) == metrics
-    table = evaluate.format_table(metrics)
+        assert json.load(f) == measured
+    table = metrics.format_table(measured)
     for row in ("mean |amplitude|", "RMS", "Frechet log-mel distance", "NDB/K (K = 14)",
                 "JS divergence", "nearest real: min", "share below 0.05",
                 "channel correlation"):
@@ -333,23 +379,23 @@ def test_cli_prints_the_table(folders, capsys):
     assert lines[0].startswith("32 real and 32 generated windows of 16384 samples")
     assert "nearest real among 70 windows" in lines[0]
     assert lines[1].split() == ["metric", "real", "generated", "better"]
-    assert len(lines) == 16 and err == ""
+    assert len(lines) == 2 + len(metrics.table_rows()) and err == ""
 
 
 def test_cli_json_has_every_key_and_is_seeded(folders, capsys, tmp_path):
     argv = [*folders, "--num_blocks", "4", "--num_eval_samples", "64", "--json", "--seed", "3"]
     code, out, err = run_main(argv + ["--plots", str(tmp_path / "p")], capsys)
     assert code == 0 and len(out.splitlines()) == 1
-    metrics = json.loads(out)
-    assert set(metrics) == KEYS
-    assert metrics["window_samples"] == 4096 and metrics["num_real"] == 64
-    assert metrics["num_training"] == 281  # every whole stage-4 window of pieces 1-2
+    measured = json.loads(out)
+    assert set(measured) == KEYS
+    assert measured["window_samples"] == 4096 and measured["num_real"] == 64
+    assert measured["num_training"] == 281  # every whole stage-4 window of pieces 1-2
     assert sorted(os.listdir(tmp_path / "p")) == ["loudness.png", "metrics.json", "spectrograms.png",
                                                   "waveforms.png", "zoom.png"]
     with open(tmp_path / "p" / "metrics.json") as f:
-        assert json.load(f) == metrics
+        assert json.load(f) == measured
     assert err.startswith("wrote ")
-    assert json.loads(run_main(argv, capsys)[1]) == metrics  # same seed, same numbers
+    assert json.loads(run_main(argv, capsys)[1]) == measured  # same seed, same numbers
     assert json.loads(run_main(argv[:-1] + ["4"], capsys)[1]) != metrics
 
 

@@ -14,6 +14,7 @@ from helpers import DEMO, run, tensorboard_scalars, warm_decay, weights
 import checkpoints
 import dataloader
 import evaluate
+import metrics
 import runs
 import train_progressive
 import watch
@@ -66,14 +67,14 @@ def test_references_put_real_music_below_noise(demo):
     real, other = evaluate.sample_windows(demo, starts, window, 64,
                                           np.random.default_rng(0), sets=2)
     assert not set(map(bytes, real)) & set(map(bytes, other))  # disjoint windows
-    refs = evaluate.reference_metrics(real, other, 16000)
+    refs = metrics.reference_metrics(real, other, 16000)
     floor, ceiling = (refs[name]["frechet_mel_distance"] for name in ("real", "noise"))
     assert 0 <= floor < ceiling / 10
     assert refs["noise"]["loudness.rms_ratio"] == pytest.approx(1.0, abs=0.05)
-    assert evaluate.progress(floor, refs) == pytest.approx(1.0)
-    assert evaluate.progress(ceiling, refs) == pytest.approx(0.0)
-    assert evaluate.progress((floor + ceiling) / 2, refs) == pytest.approx(0.5)
-    table = evaluate.format_table(evaluate.compute_metrics(real, other, 16000), refs)
+    assert metrics.progress(floor, refs) == pytest.approx(1.0)
+    assert metrics.progress(ceiling, refs) == pytest.approx(0.0)
+    assert metrics.progress((floor + ceiling) / 2, refs) == pytest.approx(0.5)
+    table = metrics.format_table(metrics.compute_metrics(real, other, 16000), refs)
     assert "real vs real" in table and "% of the way from noise" in table
 
 

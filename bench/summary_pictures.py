@@ -1,9 +1,9 @@
 """Benchmark the pictures of an image summary: seconds to draw the four pictures
-(evaluate.render_plots, which training writes to TensorBoard every --summary_every_secs) of
+(pictures.render_plots, which training writes to TensorBoard every --summary_every_secs) of
 one random window of each stage, the median of --repeats drawings after one warm-up.
 
-    python bench/pictures.py                     # stages 1-8, stereo
-    python bench/pictures.py --stages 7 8 --channels 1 --json
+    python bench/summary_pictures.py                     # stages 1-8, stereo
+    python bench/summary_pictures.py --stages 7 8 --channels 1 --json
 """
 
 import json
@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-import evaluate
+import pictures
 from rules import MAX_BLOCKS, MIN_BLOCKS, SAMPLING_RATE, window_length
 from utils import ArgumentParser, int_in_range
 
@@ -28,7 +28,7 @@ def picture_seconds(stage, channels, seed=0):
     real, generated = (rng.uniform(-1, 1, (2, window_length(stage), channels))
                        .astype(np.float32) for _ in range(2))
     start = time.perf_counter()
-    evaluate.render_plots(real, generated, SAMPLING_RATE)
+    pictures.render_plots(real, generated, SAMPLING_RATE)
     return time.perf_counter() - start
 
 
