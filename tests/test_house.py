@@ -142,6 +142,19 @@ def test_no_reference_to_files_outside_the_repository():
     assert found == []
 
 
+def test_every_test_the_docs_name_exists():
+    """docs/differences.md pins each behaviour with a named test: the name must be real."""
+    defined = set()
+    for path in glob.glob(os.path.join(ROOT, "tests", "test_*.py")):
+        defined |= {node.name for node in ast.walk(parse(path))
+                    if isinstance(node, ast.FunctionDef)}
+    named = set()
+    for path in glob.glob(os.path.join(ROOT, "docs", "*.md")):
+        with open(path) as f:
+            named |= set(re.findall(r"`(test_\w+)`", f.read()))
+    assert named - defined == set()
+
+
 def test_readme_is_short_and_links_every_docs_page():
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()

@@ -523,3 +523,20 @@ def test_freeze_early_layers_trains_block_n_the_1x1_and_the_dense_layers():
     assert sum(int(np.prod(v.shape)) for v in D.trainable_variables) == 836_097
     assert len(G.non_trainable_variables) == 4  # blocks 1 and 2
     assert len(D.non_trainable_variables) == 4
+
+
+def test_layers_start_from_the_frameworks_default_initialisers():
+    """Glorot-uniform kernels and zero biases, the original's (TF1's) defaults: every kernel
+    within its Glorot limit sqrt(6 / (fan_in + fan_out)) with the uniform distribution's
+    spread, every bias zero."""
+    for network in (mp.Generator(2), mp.Discriminator(2)):
+        for name, layer in network.named_layers().items():
+            kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+            receptive = int(np.prod(kernel.shape[:-2])) if kernel.ndim > 2 else 1
+            fan_in, fan_out = (kernel.shape[-2] * receptive, kernel.shape[-1] * receptive)
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            assert np.abs(kernel).max() <= limit * (1 + 1e-6), name  # float32 rounding
+            if kernel.size >= 1000:
+                assert kernel.std() == pytest.approx(limit / np.sqrt(3), rel=0.05), name
+            assert not bias.any(), name
+

@@ -21,6 +21,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 from helpers import (
+    DEMO,
     PICTURES,
     ROOT,
     TINY,
@@ -47,7 +48,7 @@ import metrics as metrics_module
 import precision
 import runs
 import train_progressive
-from rules import GRAPHS, window_length
+from rules import GRAPHS, default_batch_size, window_length
 from utils import to_int16
 
 run = functools.partial(run_main, train_progressive.main)
@@ -268,6 +269,45 @@ def test_adam_has_the_reports_settings_and_tensorflow_1s_epsilon():
     assert (float(optimizer.learning_rate), optimizer.beta_1, optimizer.beta_2) == \
         (pytest.approx(1e-4), 0.5, 0.9)
     assert optimizer.epsilon == 1e-8  # Keras's default is 1e-7
+
+
+def test_critic_loss_is_wasserstein_with_a_gradient_penalty_of_weight_ten():
+    """D_loss = mean(D(fake)) - mean(D(real)) + 10 mean((||grad D(x_hat)||_2 - 1)^2), the norm
+    over (time, channels); G_loss = -mean(D(fake)) (§6.8, the original's train_progressive)."""
+    assert losses.GP_WEIGHT == 10.0
+    loss, mean = losses.WGANGP(), tf.reduce_mean
+    d_real, d_fake = tf.constant([[1.0], [3.0]]), tf.constant([[-2.0], [0.0]])
+    penalty = tf.constant([0.5, 1.5])
+    assert float(loss.critic(mean, d_real, d_fake, penalty)) == pytest.approx(-1 - 2 + 10 * 1)
+    assert float(loss.generator(mean, d_fake)) == pytest.approx(1.0)
+    # A linear critic D(x) = sum(w x) has the input gradient w everywhere: the penalty is
+    # (||w|| - 1)^2 whatever real, fake and alpha.
+    w = tf.constant(np.random.default_rng(0).normal(size=(1, 8, 2)), tf.float32)
+    real, fake = tf.ones([3, 8, 2]), tf.zeros([3, 8, 2])
+    penalties, _ = losses.gradient_penalty(lambda x: tf.reduce_sum(w * x, axis=[1, 2]), real,
+                                           fake, tf.constant([[[0.1]], [[0.5]], [[0.9]]]))
+    np.testing.assert_allclose(penalties.numpy(), (float(tf.norm(w)) - 1) ** 2, rtol=1e-5)
+
+
+def test_training_latents_are_uniform_in_minus_one_to_one():
+    """z: 100 values from U(-1, 1) (§7.4); the VAE-GAN's prior is N(0, 1)."""
+    assert train_progressive.RECIPE.prior == "uniform"
+    z = runs.draw_latent(tf.random.Generator.from_seed(0), 20000, "uniform").numpy()
+    assert z.shape == (20000, 100) and z.min() >= -1.0 and z.max() <= 1.0
+    assert z.mean() == pytest.approx(0.0, abs=0.01) and z.var() == pytest.approx(1 / 3, rel=0.01)
+    assert z.min() < -0.999 and z.max() > 0.999
+
+
+@pytest.mark.slow
+def test_each_stage_trains_at_the_reports_batch_size(tmp_path):
+    """The report's table (appendix B.2), used when --batch_size is not given."""
+    assert {n: default_batch_size(n) for n in range(1, 9)} == \
+        {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}
+    code, out, err = run_main(train_progressive.main, "--data_dir", DEMO, "--num_blocks", "1",
+                              "--max_steps", "1", "--seed", "0", "--checkpoint_dir",
+                              str(tmp_path), tiny=False)
+    assert code == 0, err
+    assert "batch 128," in out
 
 
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
