@@ -80,6 +80,17 @@ def comparison_windows(audio, num_blocks, count, seed):
     return real, other, training, total
 
 
+def write_evaluation(folder, real, generated, sampling_rate, measured, fix):
+    """The pictures of an evaluation and its metrics.json in folder; returns their paths. A
+    folder that cannot be written is one line, ending in `fix`."""
+    try:
+        paths = pictures.save_plots(real, generated, sampling_rate, folder)
+        paths.append(metrics.write_report(folder, measured))
+    except OSError as error:
+        raise UserError(f"cannot write to {folder} ({error.strerror}): {fix}") from None
+    return paths
+
+
 EVALUATE_FLAGS = ("real_dir", "generated_dir", "num_blocks", "num_eval_samples", "seed",
                   "sampling_rate", "json", "plots")
 
@@ -113,13 +124,8 @@ def main(argv=None):
     measured = metrics.compute_metrics(real, generated, rate, training, seed=options.seed)
 
     if plots:
-        try:
-            paths = pictures.save_plots(real, generated, rate, plots)
-            paths.append(metrics.write_report(plots, measured))
-        except OSError as error:
-            raise UserError(f"cannot write to --plots {plots} ({error.strerror}): choose a "
-                            f"folder you can write to") from None
-        note("wrote " + ", ".join(paths))
+        note("wrote " + ", ".join(write_evaluation(plots, real, generated, rate, measured,
+                                                   "choose a folder you can write to")))
     print(json.dumps(measured) if options.json else metrics.format_table(measured))
     return 0
 

@@ -151,7 +151,6 @@ def evaluate_checkpoint(config, recipe):
     <stage folder>/evaluation/<step>/, the table on stdout."""
     import evaluate
     import metrics
-    import pictures
 
     generator, made_of, step, directory, path, _ = chosen_generator(config, recipe)
     rate, num_blocks, data_dir = made_of["sampling_rate"], made_of["num_blocks"], \
@@ -181,13 +180,9 @@ def evaluate_checkpoint(config, recipe):
     references = metrics.reference_metrics(real, other, rate, config.seed)
     measured.update({f"reference.{name}.{key}": ref[key] for name, ref in references.items()
                      for key in metrics.reference_keys()})
-    out_dir = os.path.join(directory, "evaluation", f"{step:08d}")
-    try:
-        paths = pictures.save_plots(real, generated, rate, out_dir)
-        paths.append(metrics.write_report(out_dir, measured))
-    except OSError as error:
-        raise UserError(f"cannot write to {out_dir} ({error.strerror}): make the checkpoint "
-                        f"folder writable") from None
+    paths = evaluate.write_evaluation(os.path.join(directory, "evaluation", f"{step:08d}"),
+                                      real, generated, rate, measured,
+                                      "make the checkpoint folder writable")
     print(metrics.format_table(measured, references))
     print("wrote " + ", ".join(paths))
     return 0
