@@ -15,9 +15,12 @@ from private_apis import custom_gradients_released, import_tensorflow
 
 
 def offered(recipe):
-    """The flags a trainer offers: every field of RunConfig but the model fields it lacks."""
-    model = {f.name for f in config.leaves(config.ModelConfig)}
-    return {f.name for f in config.leaves(config.RunConfig)} - model | set(recipe.model_flags)
+    """The flags a trainer offers: every field of RunConfig but the model fields it lacks
+    (and growing's, for a trainer of one fixed window)."""
+    lacks = {f.name for f in config.leaves(config.ModelConfig)} - set(recipe.model_flags)
+    if not recipe.growing:
+        lacks |= {f.name for f in config.leaves(config.GrowConfig)}
+    return {f.name for f in config.leaves(config.RunConfig)} - lacks
 
 
 def make_parser(recipe):
@@ -43,6 +46,7 @@ def dispatch(run, recipe):
     import_tensorflow()
     import generation
     from export import export_checkpoint
+    from grow import grow
     from train_loop import train
 
     job = {"generate": generation.generate, "interpolate": generation.interpolate,
@@ -50,6 +54,8 @@ def dispatch(run, recipe):
            "preview": generation.preview}.get(run.job.name)
     if job is not None:
         return job(run, recipe)
+    if run.grow.grow_to is not None:
+        return grow(run, recipe)  # each stage releases its graphs
     with custom_gradients_released():
         return train(run, recipe)
 

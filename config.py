@@ -30,7 +30,8 @@ from rules import (
     CONV_FORM_CHOICES,
     DEFAULT_BATCH_SIZE,
     DISTRIBUTIONS,
-    EMA_DECAY,
+    EMA_HALF_LIFE,
+    EMA_RAMPUP,
     EVAL_SAMPLES,
     GRAPHS,
     MAX_AUGMENTATION_LEVEL,
@@ -175,9 +176,18 @@ class TrainConfig:
 class WatchConfig:
     """Training that watches itself: the moving average, the quality curve and the collapse
     watchdog (docs/watching.md)."""
-    ema_decay: float = flag(
-        EMA_DECAY, "decay of the moving-average generator that preview, generation and "
-                   "evaluation use; 0 turns it off", parse=fraction_below_one)
+    ema_half_life: float = flag(
+        EMA_HALF_LIFE, "half-life of the moving-average generator that preview, generation "
+                       "and evaluation use, in windows seen (StyleGAN2-ADA's ema_kimg x 1000)",
+        parse=positive_float, metavar="WINDOWS")
+    ema_rampup: float = flag(
+        EMA_RAMPUP, "the half-life is at most this share of the windows the stage has seen, "
+                    "so that the average follows a short run (StyleGAN2-ADA's ema_rampup); 0: "
+                    "no ramp-up", parse=fraction_below_one)
+    ema_decay: float | None = flag(
+        None, "a fixed decay d of the moving average instead of the half-life, with "
+              "TensorFlow's warm-up min(d, (1 + t) / (10 + t)); 0 turns the average off",
+        parse=fraction_below_one)
     eval_every_secs: float = flag(
         600.0, "seconds between evaluations of the moving-average generator against real "
                "windows (TensorBoard Eval/*); they keep the best checkpoint in <stage "
@@ -224,6 +234,34 @@ class WalkConfig:
         None, "with --duration (or a trainer's --interpolate, or --live): overlap of "
               "neighbouring windows (default: a quarter of the window, at most 1 s)",
         parse=float_above(0.0, inclusive=True), metavar="SECONDS")
+
+
+@dataclass(frozen=True)
+class GrowConfig:
+    """Growing by itself: the report's stage-by-stage workflow as one command (grow.py)."""
+    grow_to: int | None = flag(
+        None, "grow by itself up to stage N: train stage --num_blocks (default: the lowest "
+              "stage not yet grown, from 1), then each next stage's frozen transition and "
+              "stable stage, each ending when its quality curve plateaus or its budget ends "
+              "(docs/growing.md); the same command again goes on where it stopped",
+        parse=int_in_range(MIN_BLOCKS, MAX_BLOCKS), metavar="N")
+    plateau_patience: int = flag(
+        4, "with --grow_to: a stage has plateaued when its best score has not improved over "
+           "its last this many evaluations...", parse=int_in_range(1, 1000), metavar="K")
+    plateau_margin: float = flag(
+        0.02, "...by more than this share of the best before them", parse=fraction_below_one)
+    plateau_min_evaluations: int = flag(
+        6, "with --grow_to: a stage ends on a plateau only after this many evaluations",
+        parse=int_in_range(1, 1000))
+    stage_steps: int | None = flag(
+        None, "with --grow_to: a stable stage ends after this many steps at most (a frozen "
+              "transition after --frozen_share of them)", parse=int_in_range(1, sys.maxsize))
+    stage_minutes: float | None = flag(
+        None, "with --grow_to: a stable stage ends after this many minutes of training at most "
+              "(a frozen transition after --frozen_share of them)", parse=positive_float)
+    frozen_share: float = flag(
+        0.5, "with --grow_to: a frozen transition's share of a stable stage's budget",
+        parse=float_above(0.0))
 
 
 @dataclass(frozen=True)
@@ -286,11 +324,15 @@ class RunConfig:
     seed: int | None = seed_flag(None, "seed for initial weights, data order, latents and "
                                        "generation (default: random, printed)")
     watch: WatchConfig = field(default_factory=WatchConfig)
+    grow: GrowConfig = field(default_factory=GrowConfig)
     job: JobConfig = field(default_factory=JobConfig)
     walk: WalkConfig = field(default_factory=WalkConfig)
+    given: frozenset = field(default=frozenset(), metadata={})  # the flags given, by name
 
     def __post_init__(self):
         job = self.job.name
+        if self.grow.grow_to is not None:
+            self.check_growing()
         if self.train.distribution == "multi_worker" and self.seed is None:
             raise UserError("--distribution multi_worker needs --seed, the same on every "
                             "worker (they draw the same latents and initial weights)")
@@ -305,6 +347,31 @@ class RunConfig:
                 and not self.job.interpolate:
             raise UserError("--crossfade goes with --generate N --duration S or "
                             "--interpolate A B")
+        grow_flags = sorted(f"--{f.name}" for f in leaves(GrowConfig)
+                            if f.name in self.given and f.name != "grow_to")
+        if grow_flags and self.grow.grow_to is None:
+            raise UserError(f"{', '.join(grow_flags)} go with --grow_to N")
+
+    def check_growing(self):
+        """--grow_to's one-line refusals, before anything is read or written."""
+        grow, first = self.grow, self.model.num_blocks
+        clashes = [flag for flag, on in (
+            ("--freeze_early_layers", self.model.freeze_early_layers),
+            ("--max_steps", self.train.max_steps is not None),
+            ("--distribution multi_worker", self.train.distribution == "multi_worker"),
+            *((name, True) for name in self.job.chosen)) if on]
+        if clashes:
+            raise UserError(f"--grow_to decides the stages and when each ends: drop "
+                            f"{' and '.join(clashes)} (--stage_steps and --stage_minutes "
+                            f"bound each stage)")
+        if "num_blocks" in self.given and grow.grow_to < first:
+            raise UserError(f"--grow_to {grow.grow_to} is below the first stage, --num_blocks "
+                            f"{first}: grow to {first} or more")
+        if not self.watch.eval_every_secs and grow.stage_steps is None \
+                and grow.stage_minutes is None:
+            raise UserError("--grow_to ends a stage on a plateau of its evaluations or at its "
+                            "budget: keep --eval_every_secs above 0, or give --stage_steps or "
+                            "--stage_minutes")
 
 
 # --------------------------------------------------------------------------- the other tools
@@ -366,7 +433,7 @@ def leaves(cls):
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(f.type):
             yield from leaves(f.type)
-        else:
+        elif "help" in f.metadata:
             yield f
 
 
@@ -398,13 +465,16 @@ def make_parser(cls, description, offer=None, defaults=None, positional=()):
     return parser
 
 
-def build(cls, values, defaults=None):
+def build(cls, values, defaults=None, given=frozenset()):
     """An instance of cls from {field name: value} (nested configurations too); a field
-    without a value takes `defaults`' or its own default."""
+    without a value takes `defaults`' or its own default; a field `given` gets the names of
+    the flags given."""
     kwargs = {}
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(f.type):
             kwargs[f.name] = build(f.type, values, defaults)
+        elif f.name == "given":
+            kwargs[f.name] = frozenset(given)
         elif f.name in values:
             kwargs[f.name] = values[f.name]
         elif defaults and f.name in defaults:
@@ -416,5 +486,22 @@ def parse(cls, argv, parser, defaults=None):
     """argv parsed by parser into an instance of cls: the one place the parsed flags are
     read."""
     values = vars(parser.parse_args(argv))
-    offered = {action.dest for action in parser_actions(parser)}
-    return build(cls, {name: values[name] for name in offered if name in values}, defaults)
+    actions = parser_actions(parser)
+    offered = {action.dest for action in actions}
+    return build(cls, {name: values[name] for name in offered if name in values}, defaults,
+                 given_flags(parser, actions, argv))
+
+
+def given_flags(parser, actions, argv):
+    """The names of the flags argv gives (a default given explicitly counts as given): argv
+    parsed again with every default a marker."""
+    marker = object()
+    saved = {action.dest: action.default for action in actions}
+    try:
+        for action in actions:
+            action.default = marker
+        values = vars(parser.parse_args(argv))
+    finally:
+        for action in actions:
+            action.default = saved[action.dest]
+    return {name for name, value in values.items() if value is not marker and name != "help"}

@@ -474,6 +474,12 @@ def stereo(c):
             "stereo.generated_channel_correlation": channel_correlation(c.generated)}
 
 
+def quality_score(measured):
+    """The one number that decides: the plateau of a grown stage, best/ and the watchdog's
+    "far from the best" (lower is better)."""
+    return measured["frechet_mel_distance"]
+
+
 def tags():
     """{key: TensorBoard tag} of the rows the quality curve logs."""
     return {row.key: row.tag for row in table_rows() if row.tag}

@@ -30,7 +30,8 @@ DISTRIBUTIONS = ("none", "mirrored", "multi_worker")  # --distribution (distribu
 # update (one critic update traced once and called five times).
 GRAPHS = ("iteration", "update")
 AVERAGE = "generator_ema"    # the moving-average generator's name in checkpoints
-EMA_DECAY = 0.999            # its decay by default
+EMA_HALF_LIFE = 10_000      # its half-life in windows seen, by default (StyleGAN2-ADA's 10 kimg)
+EMA_RAMPUP = 0.05           # and at most this share of the windows the stage has seen
 
 # Report, appendix B.2: default batch size of each stage.
 DEFAULT_BATCH_SIZE = {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}

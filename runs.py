@@ -60,10 +60,10 @@ def draw_latent(rng, batch, prior):
 
 
 def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
-              ema_decay=0.0, graph=GRAPHS[0]):
+              average_rule=None, graph=GRAPHS[0]):
     """Networks (frozen as config says), one optimiser per network built on its trainable
-    variables, step counter, random stream, the generator's moving average (unless ema_decay
-    is 0) and training iteration. Initial weights come from seed; the average starts as the
+    variables, step counter, random stream, the generator's moving average (moving by
+    average_rule, moving_average.rule's; none if None) and training iteration. Initial weights come from seed; the average starts as the
     generator (checkpoints.start_stage carries it from a checkpoint)."""
     import keras
     import tensorflow as tf
@@ -87,9 +87,9 @@ def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False
             optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
             optimizers[name + "_optimizer"].build(network.trainable_variables)
         average = None
-        if ema_decay:
+        if average_rule is not None:
             average = MovingAverage(networks["generator"], recipe.build_networks(
-                config, "float32", generator_only=True)["generator"], ema_decay)
+                config, "float32", generator_only=True)["generator"], average_rule)
             average.copy()
     step = tf.Variable(0, dtype=tf.int64, name="step")
     rng = tf.random.Generator.from_seed(seed)

@@ -22,6 +22,7 @@ import numpy as np
 import checkpoints
 import conv_forms
 import longform
+import moving_average
 from dataloader import load, make_dataset, summary
 from distribute import distribute, make_strategy
 from private_apis import write_audio_summary
@@ -153,6 +154,8 @@ class Stage:
     watchdog: object = None  # watch.Watchdog
     rollbacks: int = 0
     induced: bool = False    # --induce_collapse_at_step has acted
+    end: object = None       # grow.End of a grown stage: its plateau and budget, or None
+    stopped: str = ""        # why the loop stopped: user, max_steps, plateau, budget, ...
 
     @property
     def chief(self):
@@ -212,8 +215,11 @@ def build(config, recipe):
     if train.use_mixed_precision_training and policy == "float32":
         stage.say("mixed precision: no GPU and no bfloat16 support in this CPU, training in "
                   "float32")
+    watch = config.watch
+    average = moving_average.rule(watch.ema_decay, watch.ema_half_life, watch.ema_rampup,
+                                  batch_size)
     stage.run = build_run(recipe, config_json, policy, loss_scale, config.seed, strategy,
-                          train.xla, config.watch.ema_decay, train.graph)
+                          train.xla, average, train.graph)
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 train.conv_forms, train.conv_forms_cache or
                                 conv_forms.default_cache(config.checkpoint_dir)))
@@ -336,6 +342,8 @@ def evaluate_now(stage):
                                      measured["frechet_mel_distance"], stage.best.distance)
     kept = symptom is None and stage.best.offer(stage.step, measured, stage.saver.size)
     stage.say(stage.curve.line(stage.step, measured) + ("; kept as the best" if kept else ""))
+    if stage.end is not None:
+        stage.end.evaluated(stage, measured)
     return stage.watchdog.observe("evaluation", symptom)
 
 
@@ -407,29 +415,44 @@ def watch_step(stage, out, summaries, evaluations):
     return on_collapse(stage, symptom) if symptom else None
 
 
+def why_stop(stage, stop):
+    """Why training stops now, or None: a signal ("user"), --max_steps, or what a grown
+    stage's end (stage.end) says ("plateau", "budget")."""
+    max_steps = stage.config.train.max_steps
+    if stop.requested:
+        return "user"
+    if max_steps is not None and stage.step >= max_steps:
+        return "max_steps"
+    return stage.end.reason(stage) if stage.end is not None else None
+
+
 def loop(stage):
-    """Train until --max_steps or a signal, saving on the way; returns the exit code."""
+    """Train until why_stop says, saving on the way; returns the exit code, and says why it
+    stopped in stage.stopped."""
     train = stage.config.train
     progress = Progress(stage.step, train.log_every_secs)
     summaries, saves = Every(train.summary_every_secs), Every(train.save_every_secs, now=False)
     evaluations = Every(stage.config.watch.eval_every_secs)
     saved_step = stage.step
     with StopSignal() as stop:
-        while not stop.requested and (train.max_steps is None or stage.step < train.max_steps):
+        while not (stopped := why_stop(stage, stop)):
             out = stage.run.iteration(stage.iterator)
             if not bool(out["finite"]):  # all-reduced: every worker stops here
                 print(f"error: non-finite loss or gradient at step {stage.step} (D_loss "
                       f"{float(out['d_loss'])}, G_loss {float(out['g_loss'])}): stopped "
                       f"without saving; the last good checkpoint is "
                       f"{stage.saver.latest}", file=sys.stderr, flush=True)
+                stage.stopped = "non-finite"
                 return 1
             if stage.chief:
                 progress.update(stage.step, out)
             code = watch_step(stage, out, summaries, evaluations)
             if code is not None:
+                stage.stopped = "collapse"
                 return code
             if saves.due():
                 saved_step = stage.save()
+        stage.stopped = stopped
         if stage.step != saved_step or stage.saver.latest is None:
             stage.save()
     if train.distribution == "multi_worker":

@@ -28,11 +28,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import conv_forms
+import moving_average
 from distribute import distribute, make_strategy
 from private_apis import import_tensorflow
 from rules import (
     DISTRIBUTIONS,
-    EMA_DECAY,
+    EMA_HALF_LIFE,
+    EMA_RAMPUP,
     GRAPHS,
     MAX_BLOCKS,
     MIN_BLOCKS,
@@ -179,7 +181,8 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
                                                                1), dtype=np.int16)
     audio = AudioData(noise, SAMPLING_RATE, "noise")
     iterator = distribute(make_dataset(audio, stage, batch, seed=SEED), strategy)
-    run = build_run(recipe, config, policy, loss_scale, SEED, strategy, xla, EMA_DECAY, graph)
+    average = moving_average.rule(None, EMA_HALF_LIFE, EMA_RAMPUP, batch)
+    run = build_run(recipe, config, policy, loss_scale, SEED, strategy, xla, average, graph)
     with tempfile.TemporaryDirectory(prefix="bench_forms_") as scratch:
         forms = conv_forms.choose(run.networks.values(), batch // strategy.num_replicas_in_sync,
                                   policy, forms_mode, conv_forms_cache or

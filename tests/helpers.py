@@ -37,9 +37,15 @@ def ema_and_raw(path, config, build_networks=None):
     return weights(nets["generator_ema"]), weights(nets["generator"])
 
 
-def warm_decay(step, decay=0.999):
-    """The moving average's decay at a step, written out: min(decay, (1 + t) / (10 + t))."""
+def warm_decay(step, decay):
+    """A fixed --ema_decay's decay at a step, written out: min(decay, (1 + t) / (10 + t))."""
     return min(decay, (1 + step) / (10 + step))
+
+
+def half_life_decay(step, batch=2, half_life=10_000, rampup=0.05):
+    """The moving average's decay at a step by default, written out: 0.5^(B / h) with the
+    half-life h = min(H, rampup x t B) windows (StyleGAN2-ADA's rule; the tests' batch 2)."""
+    return 0.5 ** (batch / min(half_life, rampup * step * batch))
 
 
 def run(main, *argv, tiny=True):

@@ -28,12 +28,12 @@ from helpers import (
     assert_checkpoint_keys_unchanged,
     check_report,
     ema_and_raw,
+    half_life_decay,
     networks_of,
     read,
     saved_step,
     tensorboard_scalars,
     tensorboard_tags,
-    warm_decay,
     weights,
 )
 from helpers import run as run_main
@@ -92,8 +92,9 @@ def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
 
 
 def assert_average(average, previous, raw, step, layers=None):
-    """average = b previous + (1 - b) raw, b the decay at step, for every (named) weight."""
-    b = warm_decay(step)
+    """average = b previous + (1 - b) raw, b the default decay at step, for every (named)
+    weight."""
+    b = half_life_decay(step)
     for key in (layers or average):
         np.testing.assert_allclose(average[key], b * previous[key] + (1 - b) * raw[key],
                                    rtol=1e-5, atol=1e-6, err_msg=key)

@@ -15,6 +15,7 @@ import checkpoints
 import dataloader
 import evaluate
 import metrics
+import moving_average
 import runs
 import train_progressive
 import watch
@@ -30,7 +31,7 @@ train = functools.partial(run, train_progressive.main)
 def test_moving_average_is_the_formula_of_the_recorded_weights():
     """After K generator updates: avg_k = b_k avg_(k-1) + (1 - b_k) w_k, avg_0 = w_0."""
     run_ = runs.build_run(train_progressive.RECIPE, CONFIG, "float32", None, seed=3,
-                                 ema_decay=0.9)
+                          average_rule=moving_average.FixedDecay(0.9))
     generator, average = run_.networks["generator"], run_.average.average
     expected = weights(generator)
     assert all(np.array_equal(expected[k], v) for k, v in weights(average).items())
@@ -45,12 +46,26 @@ def test_moving_average_is_the_formula_of_the_recorded_weights():
         for key, value in weights(average).items():
             np.testing.assert_allclose(value, expected[key], rtol=1e-5, atol=1e-7,
                                        err_msg=f"{key} after {k} updates")
-    assert warm_decay(10_000) == 0.999
+    assert warm_decay(10_000, 0.999) == 0.999
+
+
+def test_half_life_follows_the_stage_as_stylegan2_ada():
+    """b = 0.5^(B / h), h = min(H, r t B): a twentieth of the stage's windows early on, then
+    the half-life of H windows; the rule the flags choose."""
+    rule = moving_average.HalfLife(windows=10_000, rampup=0.05, batch=16)
+    for step in (1, 10, 300, 12_500, 10**6):
+        h = min(10_000, 0.05 * step * 16)
+        assert float(rule.beta(step)) == pytest.approx(0.5 ** (16 / h), rel=1e-6)
+    assert float(rule.beta(300)) == pytest.approx(0.5 ** (1 / 15), rel=1e-6)  # 15 steps
+    assert float(moving_average.HalfLife(100.0, 0.0, 4).beta(1)) == pytest.approx(0.5 ** 0.04)
+    assert moving_average.rule(0.0, 10_000, 0.05, 16) is None
+    assert moving_average.rule(0.99, 10_000, 0.05, 16) == moving_average.FixedDecay(0.99)
+    assert moving_average.rule(None, 500, 0.1, 8) == moving_average.HalfLife(500, 0.1, 8)
 
 
 def test_no_moving_average_with_decay_zero():
     run_ = runs.build_run(train_progressive.RECIPE, CONFIG, "float32", None, seed=0,
-                                 ema_decay=0.0)
+                          average_rule=None)
     assert run_.average is None and run_.sound_generator is run_.networks["generator"]
     assert "generator_ema" not in run_.optional
 
