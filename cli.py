@@ -12,6 +12,7 @@ import random
 import config
 from distribute import check_cluster
 from private_apis import custom_gradients_released, import_tensorflow
+from utils import UserError
 
 
 def offered(recipe):
@@ -32,6 +33,9 @@ def parse(recipe, argv=None):
     """The trainer's flags as its RunConfig, checked; a seed drawn (and said) where none is
     given."""
     run = config.parse(config.RunConfig, argv, make_parser(recipe), recipe.defaults)
+    if run.job.prior == "posterior" and not recipe.posterior:
+        raise UserError(f"--prior posterior is the VAE-GAN's (where its encoder puts the data): "
+                        f"the {recipe.model} trainer samples its prior; drop --prior")
     if run.train.distribution == "multi_worker":
         check_cluster()  # before any data is read
     if run.seed is None and not run.job.interpolate:  # interpolation's seeds are A and B

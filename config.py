@@ -284,6 +284,11 @@ class JobConfig:
                                      "checkpoint path", metavar="latest|best|PATH")
     raw_generator: bool = flag(False, "with a job: the trained weights instead of the moving "
                                       "average")
+    prior: str = flag(
+        "trainer", "with a job: the latents' distribution. trainer: the trainer's prior "
+                   "(U(-1, 1), the VAE-GAN's N(0, 1)); posterior: the VAE-GAN only, a Gaussian "
+                   "fitted to where its encoder puts the training windows (kept with each "
+                   "checkpoint)", choices=("trainer", "posterior"))
     interpolate: tuple | None = flag(
         None, "instead of training, write one file that morphs from the latent of seed A to "
               "that of seed B", parse=SEEDS, nargs=2, metavar=("A", "B"))
@@ -338,9 +343,10 @@ class RunConfig:
                             "worker (they draw the same latents and initial weights)")
         if self.watch.num_eval_samples is not None and job not in (None, "evaluate"):
             raise UserError("--num_eval_samples goes with training or --evaluate")
-        if job is None and (self.job.checkpoint != "latest" or self.job.raw_generator):
-            raise UserError("--checkpoint and --raw_generator go with --preview, --generate, "
-                            "--interpolate, --evaluate or --export")
+        if job is None and (self.job.checkpoint != "latest" or self.job.raw_generator
+                            or self.job.prior != "trainer"):
+            raise UserError("--checkpoint, --raw_generator and --prior go with --preview, "
+                            "--generate, --interpolate, --evaluate or --export")
         if self.walk.duration is not None and not self.job.generate:
             raise UserError("--duration goes with --generate: add --generate N")
         if self.walk.crossfade is not None and self.walk.duration is None \

@@ -109,6 +109,8 @@ def export_checkpoint(config, recipe):
     replaceable(folder)
     generator, made_of, step, directory, path, which = chosen_generator(config, recipe)
     info = export_info(made_of, recipe, step, which, path, file_stem(directory, step))
+    if config.job.prior == "posterior":  # the map onto the posterior is inside the model
+        info["latents"] = "N(0, 1), mapped inside the model onto the encoder's aggregate posterior"
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".export-", dir=parent)

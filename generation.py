@@ -18,10 +18,12 @@ from checkpoints import (
     find_checkpoint,
     latest_checkpoint,
     load_generator,
+    restore_entries,
+    saved_entries,
     stage_dir,
 )
 from dataloader import load, summary
-from rules import default_batch_size, window_length
+from rules import POSTERIOR, default_batch_size, window_length
 from utils import UserError, write_wav
 
 PREVIEW_SLICES = 5
@@ -44,16 +46,32 @@ def chosen_checkpoint(config, recipe):
     return directory, find_checkpoint(directory, config.job.checkpoint, pick)
 
 
-def chosen_generator(config, recipe):
-    """The generator of the chosen stage's checkpoint (--checkpoint, --raw_generator):
-    (generator, config.json, step, stage folder, checkpoint path, which weights), with a line
-    saying which."""
-    directory, path = chosen_checkpoint(config, recipe)
-    raw = config.job.raw_generator
-    generator, config_json, step, which = load_generator(directory, recipe, path, raw)
-    if which == "generator" and not raw:
+def job_generator(directory, recipe, path, job):
+    """The generator a job plays from checkpoint path (checkpoints.load_generator), fed from
+    the aggregate posterior with --prior posterior: (generator, config.json, step, which)."""
+    generator, config_json, step, which = load_generator(directory, recipe, path,
+                                                         job.raw_generator)
+    if which == "generator" and not job.raw_generator:
         print(f"note: {path} has no moving-average generator (trained with --ema_decay 0 or "
               f"by an earlier version): using its trained weights")
+    if job.prior == "posterior":
+        from model_vaegan import AggregatePosterior, WithPosterior
+
+        posterior = AggregatePosterior()
+        if POSTERIOR not in saved_entries(path):
+            raise UserError(f"{path} has no aggregate posterior (saved by an earlier "
+                            f"version): train on to the next save, or drop --prior posterior")
+        restore_entries(path, {POSTERIOR: posterior})
+        generator = WithPosterior(generator, posterior)
+    return generator, config_json, step, which
+
+
+def chosen_generator(config, recipe):
+    """The generator of the chosen stage's checkpoint (--checkpoint, --raw_generator,
+    --prior): (generator, config.json, step, stage folder, checkpoint path, which weights),
+    with a line saying which."""
+    directory, path = chosen_checkpoint(config, recipe)
+    generator, config_json, step, which = job_generator(directory, recipe, path, config.job)
     return generator, config_json, step, directory, path, which
 
 
@@ -97,14 +115,14 @@ def interpolate(config, recipe):
     return 0
 
 
-def write_preview(writer, directory, recipe, path, latents, raw=False):
+def write_preview(writer, directory, recipe, path, latents, job):
     """<stage folder>/preview/<step>.wav: the slices, each followed by the recipe's gap of
     silence, and a `preview` audio summary."""
     import tensorflow as tf
 
     from private_apis import write_audio_summary
 
-    generator, made_of, step, _ = load_generator(directory, recipe, path, raw)
+    generator, made_of, step, _ = job_generator(directory, recipe, path, job)
     slices = generator(latents).numpy()
     gap = np.zeros((recipe.preview_gap(slices.shape[1]), slices.shape[2]), dtype=np.float32)
     audio = np.concatenate([part for s in slices for part in (s, gap)])
@@ -135,7 +153,7 @@ def preview(config, recipe):
             path = (latest_checkpoint(watched) if job.checkpoint in ("latest", "best")
                     else job.checkpoint)
             if path and path != done:
-                write_preview(writer, directory, recipe, path, latents, job.raw_generator)
+                write_preview(writer, directory, recipe, path, latents, job)
                 done = path
                 if one:
                     return 0

@@ -5,7 +5,9 @@ N..1 are model_progressive's CriticBody, under D's layer names, so E grows, free
 restored stage to stage exactly like D. Where D scores the flattened 16x1024 features with one
 dense unit, E reads them with two dense heads of LATENT_DIM values, mu and log sigma^2, which
 like D's dense layer do not depend on the stage. The generator's input during training is
-z = mu + eps * exp(log sigma^2 / 2), eps ~ N(0, 1), from the encoder of a real batch. Its
+z = mu + eps * exp(log sigma^2 / 2), eps ~ N(0, 1), from the encoder of a real batch. To
+sample where the encoder puts the data rather than from N(0, 1), AggregatePosterior maps
+N(0, 1) draws onto a Gaussian fitted to the encoder's means (--prior posterior). Its
 losses are losses.VAEGAN's, its training iteration iteration.VAEGANIteration's. Pure: layers and shapes, no file IO.
 """
 
@@ -31,6 +33,35 @@ class Encoder(CriticBody):
         """(mu, log sigma^2) of audio x [batch, window, channels]."""
         features = self.features(x)
         return self.mean(features), self.log_variance(features)
+
+
+class AggregatePosterior(keras.layers.Layer):
+    """z = m + L eps: draws eps ~ N(0, 1) mapped onto a Gaussian fitted to the encoder's
+    means over training windows (mean m, Cholesky factor L of its covariance), where the
+    encoder puts the data. `windows` counts the windows it was fitted to (0: never)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(name="posterior", dtype="float32", **kwargs)
+        self.mean = self.add_weight(shape=(LATENT_DIM,), initializer="zeros", name="mean",
+                                    trainable=False)
+        self.scale = self.add_weight(shape=(LATENT_DIM, LATENT_DIM), initializer="identity",
+                                     name="scale", trainable=False)
+        self.windows = self.add_weight(shape=(), initializer="zeros", name="windows",
+                                       trainable=False)
+
+    def call(self, eps):
+        return self.mean + tf.matmul(tf.cast(eps, tf.float32), self.scale, transpose_b=True)
+
+
+class WithPosterior(keras.Model):
+    """The generator fed from the aggregate posterior: eps ~ N(0, 1) -> G(m + L eps)."""
+
+    def __init__(self, generator, posterior, **kwargs):
+        super().__init__(name="generator_with_posterior", **kwargs)
+        self.generator, self.posterior = generator, posterior
+
+    def call(self, eps):
+        return self.generator(self.posterior(eps))
 
 
 def reparameterise(mean, log_variance, noise):

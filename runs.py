@@ -6,7 +6,7 @@ and checkpoint), built the same way for the three trainers and bench/ (report §
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rules import AVERAGE, GRAPHS, LATENT_DIM
+from rules import AVERAGE, GRAPHS, LATENT_DIM, POSTERIOR
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Recipe:
     prior: str = "uniform"           # latent prior: "uniform" on [-1, 1] or "normal"
     preview_gap: Callable = lambda window: 16000  # zeros after each preview slice
     iteration: str = "Iteration"     # its training iteration: a class of iteration.py
+    posterior: bool = False          # keeps the aggregate posterior of an encoder (VAE-GAN)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Run:
     optional: dict
     average: object = None  # moving_average.MovingAverage, or None with --ema_decay 0
     checkpoint: object = None  # tf.train.Checkpoint (checkpoints.make_checkpoint)
+    posterior: object = None  # model_vaegan.AggregatePosterior of the encoder, or None
 
     @property
     def sound_generator(self):
@@ -49,7 +51,27 @@ class Run:
         if self.average is not None and name == AVERAGE:
             self.average.copy()
             return "the moving average starts from the weights"
+        if name == POSTERIOR:
+            return "it is fitted at the next save"
         return "it starts afresh"
+
+    def fit_posterior(self, windows, batch):
+        """Fit the aggregate posterior to the encoder's means of windows [n, window,
+        channels]: their mean and the Cholesky factor of their covariance, shrunk towards its
+        diagonal by LATENT_DIM / n (a sample of few windows has a covariance of low rank)."""
+        import numpy as np
+
+        encoder = self.networks["encoder"]
+        means = np.concatenate([np.asarray(encoder(windows[i:i + batch])[0], np.float64)
+                                for i in range(0, len(windows), batch)])
+        covariance = np.atleast_2d(np.cov(means, rowvar=False)) if len(means) > 1 else \
+            np.zeros((LATENT_DIM, LATENT_DIM))
+        shrink = min(1.0, LATENT_DIM / len(means))
+        covariance = (1 - shrink) * covariance + shrink * np.diag(np.diag(covariance))
+        scale = np.linalg.cholesky(covariance + 1e-6 * np.eye(LATENT_DIM))
+        self.posterior.mean.assign(means.mean(axis=0).astype(np.float32))
+        self.posterior.scale.assign(scale.astype(np.float32))
+        self.posterior.windows.assign(float(len(means)))
 
 
 def draw_latent(rng, batch, prior):
@@ -100,6 +122,10 @@ def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:
         optional[AVERAGE] = average.average
-    run = Run(networks, optimizers, step, rng, train, optional, average)
+    posterior = None
+    if recipe.posterior:
+        from model_vaegan import AggregatePosterior
+        optional[POSTERIOR] = posterior = AggregatePosterior()
+    run = Run(networks, optimizers, step, rng, train, optional, average, posterior=posterior)
     run.checkpoint = make_checkpoint(run)
     return run

@@ -31,6 +31,9 @@ from runs import Run, build_run
 from utils import UserError
 
 SUMMARY_CLIPS = 3
+# The VAE-GAN's aggregate posterior is fitted to this many training windows, at most this
+# many samples in all (fewer at stages 6-8), at every save and evaluation.
+POSTERIOR_WINDOWS, POSTERIOR_SAMPLES = 1024, 1 << 23
 ROLLBACK_SEED_STRIDE = 7919  # a rollback's seed: --seed + this x the rollback's number
 
 
@@ -155,6 +158,7 @@ class Stage:
     rollbacks: int = 0
     induced: bool = False    # --induce_collapse_at_step has acted
     end: object = None       # grow.End of a grown stage: its plateau and budget, or None
+    posterior_windows: object = None  # training windows the VAE-GAN's posterior is fitted to
     stopped: str = ""        # why the loop stopped: user, max_steps, plateau, budget, ...
 
     @property
@@ -174,8 +178,14 @@ class Stage:
         if self.chief:
             print(*args, **kwargs, flush=True)
 
+    def fit_posterior(self):
+        """The VAE-GAN's aggregate posterior, fitted to the encoder as it is now."""
+        if self.run.posterior is not None:
+            self.run.fit_posterior(self.posterior_windows, self.batch_size)
+
     def save(self):
         if self.chief:
+            self.fit_posterior()
             path = self.saver.save(self.step)
             self.say(f"saved checkpoint {path}")
         return self.step
@@ -252,6 +262,13 @@ def set_up(config, recipe):
         stage.say(f"warning: {free / 1e6:.0f} MB free in {stage.directory} but a checkpoint "
                   f"takes {size / 1e6:.0f} MB: free space, or the first save will stop "
                   f"training")
+    if stage.chief and stage.run.posterior is not None:
+        import evaluate
+        starts, window = evaluate.full_window_starts(stage.audio,
+                                                     stage.config_json["num_blocks"])
+        count = max(16, min(POSTERIOR_WINDOWS, POSTERIOR_SAMPLES // window))
+        stage.posterior_windows = evaluate.sample_windows(
+            stage.audio, starts, window, count, np.random.default_rng(config.seed + 3))
     if stage.chief:
         stage.writer = tf.summary.create_file_writer(stage.directory)
         # Fixed latents for the generator_output summary: the same sounds over time.
@@ -340,6 +357,8 @@ def evaluate_now(stage):
     symptom = stage.watchdog.symptom(measured["loudness.real_rms"], None,  # the summaries'
                                      measured["loudness.full_scale_fraction"],
                                      measured["frechet_mel_distance"], stage.best.distance)
+    if symptom is None:
+        stage.fit_posterior()  # best/ keeps the posterior of its weights
     kept = symptom is None and stage.best.offer(stage.step, measured, stage.saver.size)
     stage.say(stage.curve.line(stage.step, measured) + ("; kept as the best" if kept else ""))
     if stage.end is not None:

@@ -8,7 +8,9 @@ flags, stages and workflow as train_progressive.py; its checkpoints go to
     python train_progressive_vaegan.py --data_dir data/demo --num_blocks 6
     python train_progressive_vaegan.py --num_blocks 5 --preview       # beside training
     python train_progressive_vaegan.py --num_blocks 5 --generate 10
-Preview and generation draw z from N(0, 1), the prior the encoder is trained towards.
+Preview and generation draw z from N(0, 1), the prior the encoder is trained towards, or with
+--prior posterior from a Gaussian fitted to where the encoder puts the training windows:
+    python train_progressive_vaegan.py --num_blocks 5 --generate 10 --prior posterior
 """
 
 import os
@@ -39,7 +41,7 @@ RECIPE = Recipe(model="vaegan", description=__doc__.split("\n")[0],
                 checkpoint_root=lambda checkpoint_dir, model: os.path.join(checkpoint_dir,
                                                                            "vaegan"),
                 model_flags=train_progressive.STAGE_FLAGS, prior="normal",
-                iteration="VAEGANIteration")
+                iteration="VAEGANIteration", posterior=True)
 
 
 def main(argv=None):

@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 from helpers import (
+    DEMO,
     ROOT,
     assert_checkpoint_keys_unchanged,
     ema_and_raw,
@@ -327,7 +328,8 @@ def folder(root, num_blocks, frozen=False):
 
 
 def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
-    assert_checkpoint_keys_unchanged(folder(chain[0], 1), "vaegan_stage_00001")
+    assert_checkpoint_keys_unchanged(folder(chain[0], 1), "vaegan_stage_00001",
+                                     added=("posterior",))
 
 
 def restored(path, config):
@@ -431,6 +433,63 @@ def test_generate_writes_normal_prior_files(chain, tmp_path):
         audio, rate = sf.read(str(tmp_path / name), dtype="int16")
         assert rate == 16000 and audio.shape == (256,)
         assert np.abs(audio.astype(int) - window).max() <= 1
+
+
+def test_each_checkpoint_keeps_the_encoders_aggregate_posterior(chain):
+    """Fitted at every save to the encoder's means of seeded training windows: their mean and
+    the Cholesky factor of their covariance, shrunk towards its diagonal by 100 / n."""
+    import model_vaegan
+
+    root, _ = chain
+    directory = folder(root, 1)
+    path = checkpoints.latest_checkpoint(directory)
+    posterior = model_vaegan.AggregatePosterior()
+    checkpoints.restore_entries(path, {"posterior": posterior})
+    windows = int(posterior.windows.numpy())
+    assert windows == 1024  # stage 1's windows are short: the most it is fitted to
+    encoder = tv.build_networks(checkpoints.read_config(directory), "float32")["encoder"]
+    checkpoints.restore_entries(path, {"encoder": encoder})
+    import dataloader
+    from evaluate import full_window_starts, sample_windows
+    audio = dataloader.load_audio(DEMO, 16000, log=lambda line: None)
+    starts, window = full_window_starts(audio, 1)
+    real = sample_windows(audio, starts, window, windows, np.random.default_rng(0 + 3))
+    means = np.asarray(encoder(real)[0], np.float64)
+    np.testing.assert_allclose(posterior.mean.numpy(), means.mean(axis=0), atol=1e-5)
+    scale = posterior.scale.numpy().astype(np.float64)
+    covariance = np.cov(means, rowvar=False)
+    shrink = 100 / windows
+    expected = (1 - shrink) * covariance + shrink * np.diag(np.diag(covariance))
+    np.testing.assert_allclose(scale @ scale.T, expected + 1e-6 * np.eye(100), atol=1e-5)
+
+
+def test_generate_from_the_posterior_maps_normal_draws_through_it(chain, tmp_path):
+    import model_vaegan
+
+    root, _ = chain
+    code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--generate", "2",
+                       "--prior", "posterior", "--output_dir", str(tmp_path))
+    assert code == 0, err
+    path = checkpoints.latest_checkpoint(folder(root, 1))
+    posterior = model_vaegan.AggregatePosterior()
+    checkpoints.restore_entries(path, {"posterior": posterior})
+    eps = longform.draw_latents(0, 2, "normal")
+    z = posterior.mean.numpy() + eps @ posterior.scale.numpy().T
+    expected = to_int16(generator_of(folder(root, 1))(z).numpy()[..., 0])
+    for name, window in zip(sorted(os.listdir(tmp_path)), expected):
+        audio, _ = sf.read(str(tmp_path / name), dtype="int16")
+        assert np.abs(audio.astype(int) - window).max() <= 1
+
+
+def test_the_posterior_is_the_vaegans_alone(tmp_path):
+    import train_progressive
+    code, _, err = run_main(train_progressive.main, "--generate", "1", "--prior", "posterior",
+                            "--checkpoint_dir", str(tmp_path))
+    assert code == 2 and "the progressive trainer samples its prior" in err
+    assert err.count("\n") == 1
+    code, _, err = run_main(train_progressive.main, "--prior", "posterior",
+                            "--checkpoint_dir", str(tmp_path))
+    assert code == 2 and "--prior go with" in err and err.count("\n") == 1
 
 
 def test_long_pieces_and_interpolation_use_the_normal_prior(chain, tmp_path):
