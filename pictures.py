@@ -27,7 +27,7 @@ def _figures(real, generated, sampling_rate, names=None):
             for name in (names or PICTURES))
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -50,7 +50,7 @@ def envelope(samples, points=PLOT_POINTS):
 
 def _waveforms(real, generated, sampling_rate, length=None):
     """Real above generated, one row per channel (as the report's Figures 8.4-8.7)."""
-    plt = _pyplot()
+    plt = pyplot()
     channels = real.shape[2]
     pairs = (("real", real[0]), ("generated", generated[0]))
     rows = 2 * channels
@@ -79,7 +79,7 @@ def _zoom(real, generated, sampling_rate):
 
 def _spectrograms(real, generated, sampling_rate):
     """Log-mel spectrograms of the first real and generated window, on one colour scale."""
-    plt = _pyplot()
+    plt = pyplot()
     channels = real.shape[2]
     mels = log_mel_frames(np.stack([real[0, :, :1], generated[0, :, :1]]), sampling_rate)[:, 0]
     n_fft, hop, _ = mel_settings(real.shape[1], sampling_rate)
@@ -98,7 +98,7 @@ def _spectrograms(real, generated, sampling_rate):
 
 def _loudness_histogram(real, generated, sampling_rate):
     """Histograms of the RMS of every window (the report's Figure 8.8)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     window_rms = [np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=(1, 2)))
                   for x in (real, generated)]

@@ -26,8 +26,15 @@
         commit has one) at step 1 and at --steps against the same seeded real windows.
         Prints each metric's mean and range over the seeds per arm: a change that slows
         learning shows the day it lands. A commit before nested folders were read needs a
-        flat FOLDER (e.g. one package of bench/fetch_music.py's, ~/.cache/pagan-music/
-        freedroidrpg). With --keep, runs already there are not trained again.
+        flat FOLDER (e.g. one package of bench/fetch_music.py's, ~/music/freedroidrpg).
+        With --keep, runs already there are not trained again. Also prints, for each run,
+        the evaluation of its quality curve that each candidate score would keep as best.
+
+    python bench/learning.py FOLDER --minutes M --stage 3 --arm "grow=. --grow_to 3 ..."
+            --arm "direct=. --num_blocks 3 ..." [--plot curves.png]
+        The same with a CPU budget: each run trains once (its flags say what: a stage, or
+        growing), stopped after M minutes if still running, and is scored at its end at
+        --stage; --plot draws the quality curves at --stage against training minutes.
 
 FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
 folder, removed afterwards unless --keep DIR.
@@ -56,8 +63,8 @@ from utils import ArgumentParser, UserError, int_in_range, run_cli
 
 SEED = 0
 ROWS = (("Frechet mel distance", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
-        ("NDB/K", "ndb.ndb_over_k"), ("JS divergence", "ndb.js_divergence"),
-        ("copies", "memorisation.fraction_below"))
+        ("spectral distance (dB)", "spectrum.distance_db"), ("NDB/K", "ndb.ndb_over_k"),
+        ("JS divergence", "ndb.js_divergence"), ("copies", "memorisation.fraction_below"))
 DEFAULT_INTERVAL = 600.0  # --eval_every_secs by default
 TARGET_SHARE = 0.05
 
@@ -193,25 +200,36 @@ def arm_run(root, arm, seed):
     return os.path.join(root, "runs", arm.label, f"seed{seed}")
 
 
-def train_arm(arm, seed, args, root):
-    """train_progressive.py of the arm's commit, in a subprocess, to step 1 and then to
-    --steps (each skipped where its checkpoint is there); its console goes to train.log."""
-    import checkpoints
-
-    tree = source_tree(arm.ref, root)
+def trainer_command(arm, seed, args, root, tree):
+    """The arm's train_progressive.py with the flags every arm shares; in step mode also
+    the stage and batch (in budget mode the arm's flags say them)."""
     trainer = os.path.join(tree, "train_progressive.py")
-    run = arm_run(root, arm, seed)
-    os.makedirs(run, exist_ok=True)
-    command = [sys.executable, trainer, "--data_dir", args.folder, "--checkpoint_dir", run,
-               "--num_blocks", str(args.stage), "--batch_size", str(args.batch_size),
-               "--seed", str(seed), "--use_mixed_precision_training",
+    command = [sys.executable, trainer, "--data_dir", args.folder, "--checkpoint_dir",
+               arm_run(root, arm, seed), "--seed", str(seed), "--use_mixed_precision_training",
                "--save_every_secs", "1e9", "--log_every_secs", "60"]
+    if args.minutes is None:
+        command += ["--num_blocks", str(args.stage), "--batch_size", str(args.batch_size)]
     known = subprocess.run([sys.executable, trainer, "--help"], capture_output=True,
                            text=True, check=False).stdout
     for option, path in (("--audio_cache", "audio_cache"), ("--conv_forms_cache",
                                                             "conv_forms.json")):
         if option in known:  # shared by the runs; commits before them decode every time
             command += [option, os.path.join(root, path)]
+    return command
+
+
+def train_arm(arm, seed, args, root):
+    """The arm's commit's trainer in a subprocess (its console in train.log): to step 1 and
+    then to --steps, each skipped where its checkpoint is there; or, with --minutes, once,
+    stopped by SIGTERM (it saves) if it runs longer, skipped where done.json is there."""
+    import checkpoints
+
+    tree = source_tree(arm.ref, root)
+    run = arm_run(root, arm, seed)
+    os.makedirs(run, exist_ok=True)
+    command = trainer_command(arm, seed, args, root, tree)
+    if args.minutes is not None:
+        return train_for(command + list(arm.flags), arm, seed, run, tree, args.minutes)
     directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
         if os.path.exists(os.path.join(directory, f"ckpt-{steps}.index")):
@@ -227,8 +245,62 @@ def train_arm(arm, seed, args, root):
                             f"{os.path.join(run, 'train.log')}")
 
 
+def train_for(command, arm, seed, run, tree, minutes):
+    """Run command for at most `minutes`, then SIGTERM; done.json records how it ended."""
+    import signal
+
+    if os.path.exists(os.path.join(run, "done.json")):
+        return
+    print(f"training {arm.label} ({arm.ref}) seed {seed} for up to {minutes:g} min",
+          file=sys.stderr, flush=True)
+    started = time.time()
+    with open(os.path.join(run, "train.log"), "a") as log:
+        process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code, budget = process.wait(timeout=minutes * 60), False
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            code, budget = process.wait(), True
+    if code:
+        raise UserError(f"{arm.label} seed {seed} stopped with exit code {code}: see "
+                        f"{os.path.join(run, 'train.log')}")
+    with open(os.path.join(run, "done.json"), "w") as f:
+        json.dump({"started": started, "seconds": time.time() - started,
+                   "stopped_at_budget": budget}, f)
+
+
+def evaluations(run, stage):
+    """The quality curve of a run at `stage` (its frozen transition's, then its own), from
+    TensorBoard: [(minutes since the run started, step, {Eval tag: value})]."""
+    import tensorflow as tf
+
+    import checkpoints
+
+    try:
+        with open(os.path.join(run, "done.json")) as f:
+            started = json.load(f)["started"]
+    except OSError:
+        started = None
+    points = {}
+    for frozen in (True, False):
+        directory = checkpoints.stage_dir(run, stage, frozen)
+        names = sorted(n for n in os.listdir(directory) if n.startswith("events.out")) \
+            if os.path.isdir(directory) else []
+        for name in names:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+                started = started or event.wall_time
+                for value in event.summary.value:
+                    if value.tag.startswith("Eval/") and \
+                            value.metadata.plugin_data.plugin_name == "scalars":
+                        point = points.setdefault((frozen, event.step), [event.wall_time, {}])
+                        point[1][value.tag] = float(tf.make_ndarray(value.tensor))
+    return [((wall - started) / 60, step, values)
+            for (_, step), (wall, values) in sorted(points.items(), key=lambda p: p[1][0])]
+
+
 def score_arms(args, root):
-    """{arm label: {"step N raw" | "step N average": [metrics of each seed]}}."""
+    """({arm label: {"step N raw" | "end average" ...: [metrics of each seed]}},
+    {arm label: [each seed's quality curve at --stage]})."""
     import checkpoints
     import evaluate
     import train_progressive
@@ -241,20 +313,26 @@ def score_arms(args, root):
     curve = watch.QualityCurve(audio, args.stage, count, SEED, "uniform")
     scores = {"references": {"real vs real": [curve.references["real"]],
                              "noise": [curve.references["noise"]]}}
+    curves = {}
     for arm in args.arm:
         scores[arm.label] = {}
         for seed in args.seeds:
-            directory = checkpoints.stage_dir(arm_run(root, arm, seed), args.stage)
-            for step in (1, args.steps):
+            run = arm_run(root, arm, seed)
+            directory = checkpoints.stage_dir(run, args.stage)
+            chosen = ({"end": checkpoints.latest_checkpoint(directory)}
+                      if args.minutes is not None else
+                      {f"step {step}": os.path.join(directory, f"ckpt-{step}")
+                       for step in (1, args.steps)})
+            for name, path in chosen.items():
                 for raw in (True, False):
-                    path = os.path.join(directory, f"ckpt-{step}")
                     generator, _, _, which = checkpoints.load_generator(
                         directory, train_progressive.RECIPE, path, raw)
                     if raw or which == rules.AVERAGE:
-                        name = f"step {step} {'raw' if raw else 'average'}"
-                        scores[arm.label].setdefault(name, []).append(
+                        scores[arm.label].setdefault(
+                            f"{name} {'raw' if raw else 'average'}", []).append(
                             curve.measure(generator)[0])
-    return scores
+            curves.setdefault(arm.label, []).append(evaluations(run, args.stage))
+    return scores, curves
 
 
 def side_by_side(args):
@@ -263,14 +341,41 @@ def side_by_side(args):
         for seed in args.seeds:  # seed by seed: a stopped comparison has whole seeds
             for arm in args.arm:
                 train_arm(arm, seed, args, root)
-        scores = score_arms(args, root)
+        scores, curves = score_arms(args, root)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    return {"folder": args.folder, "stage": args.stage, "steps": args.steps,
-            "batch_size": args.batch_size, "seeds": args.seeds,
-            "arms": {arm.label: {"ref": arm.ref, "flags": list(arm.flags)} for arm in args.arm},
-            "scores": scores}
+    report = {"folder": args.folder, "stage": args.stage, "steps": args.steps,
+              "minutes": args.minutes, "batch_size": args.batch_size, "seeds": args.seeds,
+              "arms": {arm.label: {"ref": arm.ref, "flags": list(arm.flags)}
+                       for arm in args.arm}, "scores": scores, "curves": curves}
+    if args.plot:
+        plot_curves(report, args.plot)
+    return report
+
+
+def plot_curves(report, path):
+    """The quality curves against training minutes, a line per seed, a colour per arm: the
+    Frechet mel distance and the spectral distance of the moving average at --stage."""
+    from pictures import pyplot
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for colour, (label, runs) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"),
+                                     report["curves"].items()):
+        for number, points in enumerate(runs):
+            for ax, tag in zip(axes, ("Eval/frechet_mel_distance", "Eval/spectral_distance_db")):
+                xs = [m for m, _, values in points if tag in values]
+                ys = [values[tag] for _, _, values in points if tag in values]
+                ax.plot(xs, ys, color=colour, linewidth=1,
+                        label=label if number == 0 else None)
+    for ax, title in zip(axes, ("Frechet log-mel distance", "spectral distance (dB)")):
+        ax.set_xlabel("training minutes")
+        ax.set_title(f"stage {report['stage']}: {title} of the moving average")
+        ax.set_yscale("log")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def spread(values):
@@ -284,18 +389,48 @@ def spread(values):
 
 
 def print_side_by_side(report):
-    print(f"{report['folder']}: stage {report['stage']}, batch {report['batch_size']}, "
-          f"{report['steps']} steps, seeds {' '.join(map(str, report['seeds']))}; mean "
-          f"[min-max] over the seeds")
+    length = (f"{report['minutes']:g} minutes" if report["minutes"] is not None else
+              f"batch {report['batch_size']}, {report['steps']} steps")
+    print(f"{report['folder']}: stage {report['stage']}, {length}, seeds "
+          f"{' '.join(map(str, report['seeds']))}; mean [min-max] over the seeds")
+    for label, arm in report["arms"].items():
+        print(f"  {label}: {arm['ref']} {' '.join(arm['flags'])}")
     for title, key in ROWS:
         print(f"\n{title}")
         for label, sets in report["scores"].items():
-            described = report["arms"].get(label)
-            what = (f"{label} ({described['ref']}{' ' if described['flags'] else ''}"
-                    f"{' '.join(described['flags'])})" if described else label)
-            print(f"  {what:<34}" + "  ".join(
+            print(f"  {label:<14}" + "  ".join(
                 f"{name}: {spread([m.get(key) for m in metrics])}"
                 for name, metrics in sets.items()))
+
+
+# Candidates for the score that decides (plateau, best/, watchdog), lower is better: each
+# keeps the evaluation where it is lowest. The loudness factor is how many times too quiet
+# or too loud the average is, squared.
+CANDIDATES = {
+    "Frechet": lambda v: v["Eval/frechet_mel_distance"],
+    "spectral": lambda v: v["Eval/spectral_distance_db"],
+    "Frechet x loudness": lambda v: v["Eval/frechet_mel_distance"] * max(
+        v["Eval/rms_ratio"], 1 / max(v["Eval/rms_ratio"], 1e-9)) ** 2,
+}
+
+
+def print_keepers(report):
+    """For each run, the evaluation each candidate score would keep as best/: its step and
+    its Frechet distance, spectral distance and RMS ratio."""
+    print("\nthe evaluation each candidate score keeps: step (Frechet, spectral dB, RMS ratio)")
+    for label, runs in report["curves"].items():
+        for seed, points in zip(report["seeds"], runs):
+            points = [(step, v) for _, step, v in points
+                      if {"Eval/frechet_mel_distance", "Eval/spectral_distance_db",
+                          "Eval/rms_ratio"} <= set(v)]
+            if not points:
+                continue
+            kept = {name: min(points, key=lambda p, f=f: f(p[1]))
+                    for name, f in CANDIDATES.items()}
+            print(f"  {label} seed {seed}, {len(points)} evaluations: " + "; ".join(
+                f"{name} {step} ({v['Eval/frechet_mel_distance']:.4g}, "
+                f"{v['Eval/spectral_distance_db']:.3g}, {v['Eval/rms_ratio']:.3g})"
+                for name, (step, v) in kept.items()))
 
 
 def print_learn(report):
@@ -333,12 +468,18 @@ def main(argv=None):
                              "tree) and extra trainer flags; give two or more")
     parser.add_argument("--seeds", type=int_in_range(0, 2**31 - 1), nargs="+",
                         default=[0, 1, 2], help="with --arm: the seeds each arm trains with")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="with --arm: each run trains once for at most this long (the "
+                             "arm's flags give its stage, e.g. --num_blocks 3 or --grow_to 3), "
+                             "instead of to step 1 and to --steps; --stage is the stage scored")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="with --arm: draw the quality curves at --stage against training "
+                             "minutes")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     args.stage = args.stage or (5 if args.cost else 3)
-    if args.arm is not None and (len(args.arm) < 2 or args.cost):
-        raise UserError("--arm compares two or more recipes: give --arm at least twice, "
-                        "without --cost")
+    if args.arm is not None and args.cost:
+        raise UserError("--arm trains recipes side by side: drop --cost")
     if args.arm is not None and len({arm.label for arm in args.arm}) < len(args.arm):
         raise UserError("each --arm needs a label of its own")
     if not os.path.isdir(args.folder):
@@ -350,6 +491,7 @@ def main(argv=None):
         print(json.dumps(report, default=float))
     elif args.arm:
         print_side_by_side(report)
+        print_keepers(report)
     elif not args.cost:
         print_learn(report)
     else:
