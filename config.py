@@ -120,8 +120,9 @@ class DataConfig:
     sampling_rate: int = flag(SAMPLING_RATE, "audio at other rates is resampled to this",
                               parse=int_in_range(1, 1_000_000))
     audio_cache: str | None = flag(
-        None, "where decoded audio is cached, so that later starts decode nothing and read it "
-              "memory-mapped (default: <checkpoint_dir>/audio_cache)", metavar="DIR")
+        None, "where decoded audio is cached, so that later starts decode nothing and "
+              "training reads it from disk as it goes (default: <checkpoint_dir>/audio_cache)",
+        metavar="DIR")
     no_audio_cache: bool = flag(False, "decode every file at every start and hold the audio "
                                        "in memory")
     strict: bool = flag(False, "refuse a file that cannot be decoded or decodes shorter than "

@@ -3,8 +3,8 @@
 Every audio file under a folder (subfolders too, in order of their paths) is decoded to int16
 at the sampling rate and the files are read as one sequence of samples [samples, channels]
 without joining them (Segments). With a decode cache (audio_cache.py) each file's samples live
-in a cache entry on disk and are memory-mapped, so a restart decodes nothing and the process's
-memory does not grow with the dataset. A stage's training windows are start offsets into that
+in a cache entry on disk and are read from it on demand, so a restart decodes nothing and the
+process's memory does not grow with the dataset. A stage's training windows are start offsets into that
 sequence: window j of augmentation offset k starts at k * (window // 10) + j * window, so
 augmentation level 9 costs no more memory than level 0 (the original appended L shifted
 float32 copies). Windows are shuffled every epoch, batched (drop remainder), repeated forever
@@ -61,47 +61,38 @@ def some(names):
 class Segments:
     """The samples of several files, one after another, read as one sequence [samples,
     channels] of int16 without joining them: each file's samples stay where they are (an
-    array in memory, or an audio_cache.Mapped entry of the decode cache)."""
+    array in memory, or an audio_cache.Entry of the decode cache, read from disk on
+    demand)."""
 
     dtype = np.dtype(np.int16)
 
     def __init__(self, sources, channels):
-        sources = [s for s in sources if len(getattr(s, "samples", s))]
-        self.arrays = [getattr(s, "samples", s) for s in sources]
-        self.mapped = [s if isinstance(s, audio_cache.Mapped) else None for s in sources]
-        self.ends = np.cumsum([len(a) for a in self.arrays], dtype=np.int64)
-        self.shape = (int(self.ends[-1]) if self.arrays else 0, channels)
-        self.touched = set()  # mapped entries read since the last release()
+        self.sources = [s for s in sources if len(s)]
+        self.ends = np.cumsum([len(a) for a in self.sources], dtype=np.int64)
+        self.shape = (int(self.ends[-1]) if self.sources else 0, channels)
 
     @property
     def nbytes(self):
         return self.shape[0] * self.shape[1] * self.dtype.itemsize
 
     @property
-    def memory_mapped(self):
-        return any(self.mapped)
+    def from_cache(self):
+        """Whether the samples are read from the decode cache on disk."""
+        return any(isinstance(s, audio_cache.Entry) for s in self.sources)
 
     def read(self, start, out):
         """Copy the samples from `start` on into out [n, channels]; zeros past the end."""
         filled, i = 0, int(np.searchsorted(self.ends, start, side="right"))
-        while filled < len(out) and i < len(self.arrays):
-            array = self.arrays[i]
-            offset = start + filled - (int(self.ends[i]) - len(array))
-            take = min(len(out) - filled, len(array) - offset)
-            out[filled:filled + take] = array[offset:offset + take]
+        while filled < len(out) and i < len(self.sources):
+            source = self.sources[i]
+            offset = start + filled - (int(self.ends[i]) - len(source))
+            take = min(len(out) - filled, len(source) - offset)
+            if isinstance(source, audio_cache.Entry):
+                source.read(offset, out[filled:filled + take])
+            else:
+                out[filled:filled + take] = source[offset:offset + take]
             filled, i = filled + take, i + 1
-            self.touched.add(i - 1)
         out[filled:] = 0
-
-    def release(self):
-        """Unmap the pages read since the last call (they stay in the page cache). A page
-        fault maps a whole folio of the page cache, up to megabytes around a window, so
-        gather() calls this after every batch to keep the process's memory to about one
-        batch whatever the dataset's size."""
-        for i in self.touched:
-            if self.mapped[i] is not None:
-                self.mapped[i].release()
-        self.touched.clear()
 
     def __array__(self, dtype=None, copy=None):
         """All samples as one array (a copy): for small data and tests."""
@@ -259,7 +250,7 @@ class Loading:
 
     def store(self, path, samples, facts):
         """Put a decoded file (or the reason it was skipped) in the cache; returns what to
-        read its samples from: the mapped entry, or the array when there is no cache."""
+        read its samples from: the cache entry, or the array when there is no cache."""
         if not self.cache_dir:
             return samples
         key = audio_cache.source_key(path, self.rate)
@@ -270,7 +261,8 @@ class Loading:
             self.log(f"note: the decode cache is off for this run: {error}")
             self.cache_dir = None
             return samples
-        return audio_cache.lookup(self.cache_dir, key) or samples
+        entry = audio_cache.lookup(self.cache_dir, key)
+        return samples if entry is None else entry
 
     def decode(self, path, facts):
         """(facts, what to read the samples from) of a file the cache lacks."""
@@ -309,7 +301,7 @@ def load_audio(data_dir, sampling_rate=SAMPLING_RATE, log=note, cache_dir=None, 
     """Read every audio file under data_dir as int16 at sampling_rate (§7.4, §7.6).
 
     Channel count (1 or 2) comes from the data; mixing mono and stereo is refused. With
-    cache_dir, decoded files are cached there (audio_cache.py) and read memory-mapped; without
+    cache_dir, decoded files are cached there (audio_cache.py) and read from it; without
     it, everything is decoded into memory. strict: a skipped or short file is an error.
     """
     start = time.perf_counter()
@@ -409,13 +401,12 @@ def stage_windows(audio, num_blocks, augmentation_level=0):
 
 def gather(buffer, starts, window):
     """int16 batch [len(starts), window, channels] from Segments (or one array); zeros past
-    the end. The mapped pages it read are released: the process keeps no more than the batch."""
+    the end."""
     if isinstance(buffer, np.ndarray):
         buffer = Segments([buffer], buffer.shape[1])
     batch = np.empty((len(starts), window, buffer.shape[1]), dtype=np.int16)
     for row, start in enumerate(starts):
         buffer.read(int(start), batch[row])
-    buffer.release()
     return batch
 
 
@@ -461,7 +452,7 @@ def describe(audio, num_blocks, augmentation_level):
         "channels": audio.channels,
         "windows": len(stage_windows(audio, num_blocks, augmentation_level)),
         "audio_bytes": int(audio.buffer.nbytes),
-        "memory_mapped": audio.buffer.memory_mapped,
+        "from_cache": audio.buffer.from_cache,
         "cache_hits": audio.cache_hits,
         "cache_misses": audio.cache_misses,
         "load_seconds": round(audio.load_seconds, 3),

@@ -445,9 +445,27 @@ def why_stop(stage, stop):
     return stage.end.reason(stage) if stage.end is not None else None
 
 
+def stop_on_damaged_data(stage, error):
+    """A damaged decode-cache entry met by the data pipeline (audio_cache.Damaged, which
+    tf.data wraps in its own error): save, say it in one line, exit code 2. Anything else
+    is raised again."""
+    import re
+
+    found = re.search(r"the decode cache entry .*? decoded again", str(error))
+    if not found:
+        raise error
+    stage.save()
+    stage.stopped = "damaged data"
+    print(f"error: {found.group(0)}; training resumes at step {stage.step}", file=sys.stderr,
+          flush=True)
+    return 2
+
+
 def loop(stage):
     """Train until why_stop says, saving on the way; returns the exit code, and says why it
     stopped in stage.stopped."""
+    import tensorflow as tf
+
     train = stage.config.train
     progress = Progress(stage.step, train.log_every_secs)
     summaries, saves = Every(train.summary_every_secs), Every(train.save_every_secs, now=False)
@@ -455,7 +473,10 @@ def loop(stage):
     saved_step = stage.step
     with StopSignal() as stop:
         while not (stopped := why_stop(stage, stop)):
-            out = stage.run.iteration(stage.iterator)
+            try:
+                out = stage.run.iteration(stage.iterator)
+            except tf.errors.OpError as error:  # the data pipeline's, wrapped by TensorFlow
+                return stop_on_damaged_data(stage, error)
             if not bool(out["finite"]):  # all-reduced: every worker stops here
                 print(f"error: non-finite loss or gradient at step {stage.step} (D_loss "
                       f"{float(out['d_loss'])}, G_loss {float(out['g_loss'])}): stopped "

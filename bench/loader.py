@@ -68,7 +68,7 @@ print(json.dumps({
     "seconds": ready, "read_seconds": time.perf_counter() - start - ready, "read_bytes": read,
     "files": len(audio.files), "samples": int(audio.num_samples),
     "audio_bytes": int(audio.buffer.nbytes), "hits": audio.cache_hits,
-    "misses": audio.cache_misses, "memory_mapped": audio.buffer.memory_mapped,
+    "misses": audio.cache_misses, "from_cache": audio.buffer.from_cache,
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "rss_bytes": kb("VmRSS"), "rss_anon_bytes": kb("RssAnon"), "rss_file_bytes": kb("RssFile"),
 }))
@@ -163,8 +163,8 @@ def print_report(mode, report):
           f"int16 buffer), written in {report['make_seconds']:.1f} s")
     print(f"first start (decode cache built): {report['first']['seconds']:.1f} s, peak RSS "
           f"{report['first']['peak_rss_bytes'] / gb:.3f} GB")
-    print(f"second start: data ready in {second['seconds']:.3f} s, memory-mapped "
-          f"{second['memory_mapped']}; read {second['read_bytes'] / gb:.2f} GB of windows in "
+    print(f"second start: data ready in {second['seconds']:.3f} s, from the cache "
+          f"{second['from_cache']}; read {second['read_bytes'] / gb:.2f} GB of windows in "
           f"{second['read_seconds']:.1f} s")
     print(f"peak RSS {second['peak_rss_bytes'] / gb:.3f} GB; at the end RSS "
           f"{second['rss_bytes'] / gb:.3f} GB (anonymous {second['rss_anon_bytes'] / gb:.3f}, "

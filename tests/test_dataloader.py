@@ -645,10 +645,10 @@ def test_cli_json(tmp_path, capsys, num_blocks, level):
     assert len(lines) == 1
     facts = json.loads(lines[0])
     assert set(facts) == {"files", "folders", "skipped", "short", "seconds", "sampling_rate",
-                          "channels", "windows", "audio_bytes", "memory_mapped", "cache_hits",
+                          "channels", "windows", "audio_bytes", "from_cache", "cache_hits",
                           "cache_misses", "load_seconds"}
     assert (facts["folders"], facts["skipped"], facts["short"]) == (1, 0, 0)
-    assert (facts["cache_hits"], facts["cache_misses"], facts["memory_mapped"]) == (0, 2, True)
+    assert (facts["cache_hits"], facts["cache_misses"], facts["from_cache"]) == (0, 2, True)
     total = 2000 + 1234
     assert facts["files"] == 2
     assert facts["seconds"] == pytest.approx(total / RATE, abs=1e-3)
@@ -782,7 +782,7 @@ def test_second_load_reads_no_audio_file_and_gives_the_same_windows(library, tmp
     assert (first.cache_hits, first.cache_misses) == (0, len(files) + 1)
     second, notes = cache_load(root, cache)
     assert (second.cache_hits, second.cache_misses) == (len(files) + 1, 0)
-    assert second.buffer.memory_mapped and second.short == first.short
+    assert second.buffer.from_cache and second.short == first.short
     assert [p for p, _ in second.skipped] == [bad]  # noted again, from the cache
     assert any("header states" in n for n in notes)
     np.testing.assert_array_equal(all_windows(second), all_windows(first))
@@ -801,12 +801,13 @@ def test_touching_one_file_decodes_that_file_only(library, tmp_path):
     root, files, _, _ = library
     cache = tmp_path / "cache"
     first, _ = cache_load(root, cache)
+    expected = np.asarray(first.buffer)
     entries = sorted(os.listdir(cache))
     stat = os.stat(files[1])
     os.utime(files[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     again, _ = cache_load(root, cache)
     assert (again.cache_hits, again.cache_misses) == (len(files), 1)
-    np.testing.assert_array_equal(np.asarray(again.buffer), np.asarray(first.buffer))
+    np.testing.assert_array_equal(np.asarray(again.buffer), expected)
     after = sorted(os.listdir(cache))
     assert len(after) == len(entries) and len(set(after) - set(entries)) == 1  # stale removed
 
@@ -816,7 +817,7 @@ def test_an_entry_cut_short_by_a_crash_is_decoded_again(library, tmp_path):
     cache = tmp_path / "cache"
     first, _ = cache_load(root, cache)
     expected = all_windows(first)
-    del first  # its mapping of the entry cut below would fault (SIGBUS) if read
+    del first
     biggest = max((cache / name for name in os.listdir(cache)), key=os.path.getsize)
     data = biggest.read_bytes()
     biggest.write_bytes(data[:len(data) // 2])  # a crash while writing it in place
@@ -838,3 +839,64 @@ def test_cli_reports_cache_hits_and_folders(library, tmp_path, capsys):
         facts = json.loads(capsys.readouterr().out)
         assert (facts["cache_hits"], facts["skipped"], facts["short"]) == (hits, 1, 1)
         assert facts["folders"] == 1 + (len(files) > 2)
+
+
+def test_flipped_bytes_in_a_cached_entry_are_one_line_and_decoded_again(library, tmp_path):
+    """Each entry keeps a CRC-32 of its samples, checked at its first read in a process:
+    flipped bytes stop the read with one line naming the file, and the next start decodes
+    the file again."""
+    root, files, _, _ = library
+    cache = tmp_path / "cache"
+    first, _ = cache_load(root, cache)
+    expected = all_windows(first)
+    biggest = max((cache / name for name in os.listdir(cache)), key=os.path.getsize)
+    data = bytearray(biggest.read_bytes())
+    data[-1001] ^= 0xFF  # a flipped byte among the samples, the size unchanged
+    damaged_copy = tmp_path / "damaged"
+    damaged_copy.write_bytes(bytes(data))
+    os.replace(damaged_copy, biggest)  # another file (a process checks each file once)
+    damaged, _ = cache_load(root, cache)
+    assert damaged.cache_misses == 0
+    with pytest.raises(UserError, match="long.ogg is damaged .* decoded again"):
+        all_windows(damaged)
+    assert not biggest.exists()
+    again, _ = cache_load(root, cache)
+    assert (again.cache_hits, again.cache_misses) == (len(files), 1)
+    np.testing.assert_array_equal(all_windows(again), expected)
+
+
+LIBRARY_UNDER_A_DESCRIPTOR_LIMIT = r"""
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import dataloader
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[4]), int(sys.argv[4])))
+for start in (1, 2):  # decoding into the cache, then reading from it
+    audio = dataloader.load_audio(sys.argv[2], 16000, log=lambda line: None,
+                                  cache_dir=sys.argv[3])
+    windows = dataloader.stage_windows(audio, 1)
+    batch = dataloader.gather(audio.buffer, windows.starts(np.arange(len(windows))), 64)
+print(audio.cache_hits, len(audio.files), int(np.abs(batch.astype(np.int64)).sum()))
+"""
+
+
+def test_a_library_of_more_files_than_open_descriptors_loads_and_reads(tmp_path):
+    """Each cached file used to keep a descriptor open while training: a library of more
+    files than the open-file limit (1024 by default) crashed. Here 400 files under a limit
+    of 128."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    total = 0
+    for i in range(400):
+        samples = rng.integers(-3000, 3000, 160, dtype=np.int16)
+        total += int(np.abs(samples.astype(np.int64)).sum())
+        sf.write(folder / f"{i:04d}.wav", samples, RATE, subtype="PCM_16")
+    result = subprocess.run(
+        [sys.executable, "-c", LIBRARY_UNDER_A_DESCRIPTOR_LIMIT, ROOT, str(folder),
+         str(tmp_path / "cache"), "128"], capture_output=True, text=True, timeout=300,
+        check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    hits, files, read = map(int, result.stdout.split())
+    assert (hits, files) == (400, 400)
+    assert read == total  # every sample of every file read back (the last window padded)

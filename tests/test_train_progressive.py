@@ -265,6 +265,25 @@ def test_trains_on_a_nested_folder_of_ogg_and_restarts_from_the_cache(tmp_path):
     assert len(os.listdir(tmp_path / "ck" / "audio_cache")) == 3
 
 
+@pytest.mark.slow
+def test_a_damaged_cache_entry_met_in_training_is_one_line_and_decoded_again(tmp_path):
+    argv = ["--num_blocks", "1", "--checkpoint_dir", str(tmp_path / "ck")]
+    code, out, err = run(*argv, "--max_steps", "1")
+    assert code == 0, out + err
+    entry = max((tmp_path / "ck" / "audio_cache").iterdir(), key=os.path.getsize)
+    data = bytearray(entry.read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte; written as another file, as a process checks each once
+    (tmp_path / "copy").write_bytes(bytes(data))
+    os.replace(tmp_path / "copy", entry)
+    code, out, err = run(*argv, "--max_steps", "3")  # seed 0's batches read every file
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "is damaged" in err and "training resumes at step" in err and not entry.exists()
+    code, out, err = run(*argv, "--max_steps", "3")
+    assert code == 0, out + err
+    assert "3 hits, 1 misses" in out and "resumed at step" in out
+    assert "stopped at step 3" in out
+
+
 def test_adam_has_the_reports_settings_and_tensorflow_1s_epsilon():
     optimizer = adam.make_optimizer()
     assert (float(optimizer.learning_rate), optimizer.beta_1, optimizer.beta_2) == \
