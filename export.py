@@ -12,7 +12,11 @@ DIR gets
                                 step, variant, which weights (moving average or raw), and the
                                 name stem --generate gives its files
 from the chosen checkpoint (--checkpoint, the latest by default) and its moving average
-(--raw_generator: the trained weights). The folder is written aside and renamed into place.
+(--raw_generator: the trained weights). The export is written aside (.export-* beside DIR)
+and its files are moved into DIR one by one, model.json last: a DIR that already holds an
+export gets its files replaced, and whatever else you put there stays. A failed write (a full
+disk, a file-size limit) is one line and leaves DIR as it was; what a killed export left
+aside is removed by the next one.
 """
 
 import os
@@ -93,6 +97,37 @@ def export_info(config, recipe, step, which, path, stem):
                       "float16": FLOAT16_MODEL}}
 
 
+OWN = (SAVED_MODEL, FLOAT32_MODEL, FLOAT16_MODEL, EXPORT_FILE)  # what an export writes
+STALE_WORK_SECS = 600  # a .export-* folder older than this was left by a killed export
+
+
+def move_in(work, folder):
+    """The new export's files from work into folder, one by one, model.json last; only what
+    an export writes is replaced."""
+    os.makedirs(folder, exist_ok=True)
+    for name in OWN:
+        target, new = os.path.join(folder, name), os.path.join(work, name)
+        if os.path.isdir(target):  # a folder is not replaced by a rename: swap it aside
+            old = tempfile.mkdtemp(prefix=".old-", dir=folder)
+            os.replace(target, os.path.join(old, name))
+            os.replace(new, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(new, target)
+
+
+def remove_stale_work(parent):
+    """Remove the .export-* folders a killed export left in parent, with a note."""
+    import time
+
+    for name in os.listdir(parent):
+        path = os.path.join(parent, name)
+        if name.startswith(".export-") and os.path.isdir(path) and \
+                time.time() - os.path.getmtime(path) > STALE_WORK_SECS:
+            shutil.rmtree(path, ignore_errors=True)
+            print(f"note: removed {path}, left by an export that was stopped")
+
+
 def replaceable(folder):
     """An export folder may replace only an earlier export, or nothing."""
     if os.path.exists(folder) and (not os.path.isdir(folder) or (
@@ -111,18 +146,22 @@ def export_checkpoint(config, recipe):
     info = export_info(made_of, recipe, step, which, path, file_stem(directory, step))
     if config.job.prior == "posterior":  # the map onto the posterior is inside the model
         info["latents"] = "N(0, 1), mapped inside the model onto the encoder's aggregate posterior"
+    import tensorflow as tf
+
+    from private_apis import error_reason
+
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
+    remove_stale_work(parent)
     work = tempfile.mkdtemp(prefix=".export-", dir=parent)
     make_readable(work)
     try:
         errors = write_export(work, generator, info)
-        if os.path.exists(folder):
-            shutil.rmtree(folder)
-        os.replace(work, folder)
-    except OSError as error:
-        raise UserError(f"cannot write the export to {folder} ({error.strerror or error}): "
-                        f"free space there or choose another --export folder") from None
+        move_in(work, folder)
+    except (OSError, tf.errors.OpError) as error:
+        raise UserError(f"cannot write the export to {folder} ({error_reason(error)}): free "
+                        f"space there or choose another --export folder; {folder} is as it "
+                        f"was") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     sizes = {name: os.path.getsize(os.path.join(folder, name)) / 1e6

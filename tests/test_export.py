@@ -169,3 +169,57 @@ def test_export_refuses_a_folder_that_holds_something_else(tmp_path):
                        "--num_blocks", "1", "--export", str(other))
     assert_one_line_error(code, err, "is not an export folder")
     assert os.listdir(other) == ["keep.txt"]
+
+
+@pytest.mark.slow
+def test_exporting_again_replaces_only_the_exports_files(tmp_path):
+    """A re-export used to delete the whole folder, the user's notes and WAVs in it too."""
+    make_checkpoint(str(tmp_path / "ck"), *CASES["vaegan_mono"][:2], "vaegan")
+    folder = tmp_path / "export"
+    argv = ["--checkpoint_dir", str(tmp_path / "ck"), "--num_blocks", "1", "--export",
+            str(folder)]
+    assert run(train_progressive_vaegan.main, *argv)[0] == 0
+    (folder / "notes.txt").write_text("the good seeds: 3, 7\n")
+    (folder / "take1.wav").write_bytes(b"RIFF mine")
+    stale = tmp_path / ".export-killed"  # what a killed export leaves beside the folder
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    before = os.stat(folder / "generator.tflite").st_mtime_ns
+    code, out, err = run(train_progressive_vaegan.main, *argv, "--raw_generator")
+    assert code == 0, out + err
+    assert (folder / "notes.txt").read_text() == "the good seeds: 3, 7\n"
+    assert (folder / "take1.wav").read_bytes() == b"RIFF mine"
+    assert os.stat(folder / "generator.tflite").st_mtime_ns != before
+    with open(folder / "model.json") as f:
+        assert json.load(f)["weights"] == "raw"
+    assert sorted(os.listdir(folder)) == sorted(export.OWN + ("notes.txt", "take1.wav"))
+    assert not stale.exists() and "removed" in out
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".export-")]
+
+
+EXPORT_UNDER_A_FILE_SIZE_LIMIT = r"""
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+import train_progressive_vaegan
+from utils import run_cli
+sys.exit(run_cli(train_progressive_vaegan.main, sys.argv[3:]))
+"""
+
+
+@pytest.mark.slow
+def test_an_export_past_a_file_size_limit_is_one_line_and_the_old_export_stays(tmp_path):
+    make_checkpoint(str(tmp_path / "ck"), *CASES["vaegan_mono"][:2], "vaegan")
+    folder = tmp_path / "export"
+    argv = ["--checkpoint_dir", str(tmp_path / "ck"), "--num_blocks", "1", "--export",
+            str(folder)]
+    assert run(train_progressive_vaegan.main, *argv)[0] == 0
+    kept = {name: (folder / name).stat().st_mtime_ns for name in ("generator.tflite",
+                                                                  "model.json")}
+    result = subprocess.run([sys.executable, "-c", EXPORT_UNDER_A_FILE_SIZE_LIMIT, ROOT,
+                             str(1 << 20), *argv], capture_output=True, text=True, cwd=ROOT,
+                            check=False)
+    assert_one_line_error(result.returncode, result.stderr, "cannot write the export",
+                          "File too large", "is as it was")
+    assert {name: (folder / name).stat().st_mtime_ns for name in kept} == kept
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".export-")]
