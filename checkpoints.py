@@ -30,6 +30,7 @@ from utils import UserError, read_json, write_json
 
 KEEP_CHECKPOINTS = 3  # the original kept five; a stage-1 checkpoint is 335 MB
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"  # <stage folder>/.lock: held by the run that trains there
 BEST_FOLDER, BEST_FILE = "best", "best.json"
 # What must agree between a checkpoint and a run that restores from it.
 CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate",
@@ -77,6 +78,50 @@ def check_config(directory, asked, fix="use the settings it was made with, or an
 def latest_checkpoint(directory):
     import tensorflow as tf
     return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+
+
+# --------------------------------------------------------------------------- one run a folder
+
+class FolderLock:
+    """One training per stage folder: an exclusive flock on <folder>/.lock while training,
+    the holder's process and host written in it. The kernel releases a flock when its
+    process ends, even by kill -9, so a lock is never left behind; the file is not removed
+    (two runs racing on an unlinked lock file could both hold one), it is emptied on release,
+    so that finding it written tells of a run that ended without releasing it."""
+
+    def __init__(self, directory):
+        self.path, self.fd = os.path.join(directory, LOCK_FILE), None
+
+    def acquire(self):
+        """Take the folder or raise a one-line UserError naming the run that has it; returns
+        a note when an earlier run ended without releasing it (a crash, kill -9), or None."""
+        import fcntl
+        import socket
+        import time
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError(f"{os.path.dirname(self.path)} is being trained by another run "
+                            f"({holder or 'a process'}): let it end or stop it, or train in "
+                            f"another --checkpoint_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        self.fd = fd
+        return (f"note: an earlier run ({holder}) ended without releasing "
+                f"{os.path.dirname(self.path)} (a crash or kill -9): this run takes it over"
+                if holder else None)
+
+    def release(self):
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
 
 
 # --------------------------------------------------------------------------- what one holds

@@ -51,9 +51,6 @@ def job_generator(directory, recipe, path, job):
     the aggregate posterior with --prior posterior: (generator, config.json, step, which)."""
     generator, config_json, step, which = load_generator(directory, recipe, path,
                                                          job.raw_generator)
-    if which == "generator" and not job.raw_generator:
-        print(f"note: {path} has no moving-average generator (trained with --ema_decay 0 or "
-              f"by an earlier version): using its trained weights")
     if job.prior == "posterior":
         from model_vaegan import AggregatePosterior, WithPosterior
 
@@ -72,6 +69,9 @@ def chosen_generator(config, recipe):
     with a line saying which."""
     directory, path = chosen_checkpoint(config, recipe)
     generator, config_json, step, which = job_generator(directory, recipe, path, config.job)
+    if which == "generator" and not config.job.raw_generator:
+        print(f"note: {path} has no moving-average generator (trained with --ema_decay 0 or "
+              f"by an earlier version): using its trained weights")
     return generator, config_json, step, directory, path, which
 
 
@@ -85,13 +85,13 @@ def generate(config, recipe):
     --duration, of windows along a latent walk joined by crossfades (longform.py)."""
     generator, made_of, step, directory, path, _ = chosen_generator(config, recipe)
     rate, num_blocks = made_of["sampling_rate"], made_of["num_blocks"]
-    pieces = longform.write_files(generator, config.walk, config.job.generate, config.seed,
-                                  recipe.prior, window_length(num_blocks),
-                                  default_batch_size(num_blocks), rate,
-                                  file_stem(directory, step))
-    print(f"wrote {len(pieces)} files of {len(pieces[0])} samples ({len(pieces[0]) / rate:.2f} s)"
-          f" x {pieces[0].shape[1]} channels to {config.walk.output_dir} (from {path}, seed "
-          f"{config.seed})")
+    channels = made_of["channels"]
+    files, samples = longform.write_files(
+        generator, config.walk, config.job.generate, config.seed, recipe.prior,
+        window_length(num_blocks), default_batch_size(num_blocks), rate, channels,
+        file_stem(directory, step))
+    print(f"wrote {files} files of {samples} samples ({samples / rate:.2f} s) x {channels} "
+          f"channels to {config.walk.output_dir} (from {path}, seed {config.seed})")
     return 0
 
 
@@ -145,10 +145,11 @@ def preview(config, recipe):
     if one:
         chosen_checkpoint(config, recipe)
     latents = longform.draw_latents(config.seed, PREVIEW_SLICES, recipe.prior)
-    writer = tf.summary.create_file_writer(os.path.join(directory, "preview"))
+    folder = os.path.join(directory, "preview")
     done = None
     print(f"previewing new checkpoints of {watched} (Ctrl+C to stop)", flush=True)
     try:
+        writer = tf.summary.create_file_writer(folder)
         while True:
             path = (latest_checkpoint(watched) if job.checkpoint in ("latest", "best")
                     else job.checkpoint)
@@ -161,6 +162,11 @@ def preview(config, recipe):
     except KeyboardInterrupt:
         print("preview stopped")
         return 0
+    except (OSError, tf.errors.OpError) as error:
+        from private_apis import error_reason
+        raise UserError(f"cannot write the preview to {folder} ({error_reason(error)}): make "
+                        f"the checkpoint folder writable, or copy the stage folder somewhere "
+                        f"you can write") from None
 
 
 def evaluate_checkpoint(config, recipe):
@@ -198,9 +204,10 @@ def evaluate_checkpoint(config, recipe):
     references = metrics.reference_metrics(real, other, rate, config.seed)
     measured.update({f"reference.{name}.{key}": ref[key] for name, ref in references.items()
                      for key in metrics.reference_keys()})
+    print(metrics.format_table(measured, references), flush=True)  # before any write
     paths = evaluate.write_evaluation(os.path.join(directory, "evaluation", f"{step:08d}"),
                                       real, generated, rate, measured,
-                                      "make the checkpoint folder writable")
-    print(metrics.format_table(measured, references))
+                                      "make the checkpoint folder writable (the table above "
+                                      "is the evaluation)")
     print("wrote " + ", ".join(paths))
     return 0

@@ -175,7 +175,10 @@ def grow(config, recipe):
                       f"{schedule.path})")
             if stage.chief:
                 stage.scalar("Grow/stage", num_blocks - 0.5 * frozen)
-            code = loop(stage)
+            try:
+                code = loop(stage)
+            finally:
+                stage.close()
             stage.end.record(stage, stage.stopped)
             stage.say(f"grow: {what(num_blocks, frozen)} ended at step {stage.step} after "
                       f"{entry['seconds'] / 60:.1f} min: {stage.stopped}")
@@ -213,5 +216,6 @@ def write_preview(stage, config, recipe):
         config.walk.output_dir, os.path.basename(stage.directory)))
     longform.write_files(stage.run.sound_generator, walk, PREVIEW_FILES, config.seed,
                          recipe.prior, window_length(num_blocks), stage.batch_size,
-                         stage.audio.sampling_rate, file_stem(stage.directory, stage.step))
+                         stage.audio.sampling_rate, stage.config_json["channels"],
+                         file_stem(stage.directory, stage.step))
     stage.say(f"grow: preview of stage {num_blocks} in {walk.output_dir}")

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from rules import LATENT_DIM
-from utils import UserError, write_wav
+from utils import UserError, write_wav, write_wav_stream
 
 
 def file_name(stem, seed, index, duration=None):
@@ -140,31 +140,66 @@ def crossfade_samples(seconds, window, sampling_rate):
     return overlap
 
 
-def pieces(generator, count, seed, prior, window, batch, samples=None, overlap=0,
-           anchor_every=4):
-    """The audio --generate makes from a seed: `count` windows of its latents (samples None)
-    or `count` pieces of `samples` samples, each along its own stretch of one latent walk,
-    windows joined by crossfades of `overlap` samples. A list of [samples, channels]."""
-    if samples is None:  # file 0 of seed A is --interpolate's A
-        return list(generate_windows(generator, draw_latents(seed, count, prior), batch))
+def walk_chunks(generator, rng, needed, prior, anchor_every, batch, overlap, samples):
+    """One piece of `samples` samples along the next `needed` latents of a walk (rng's),
+    windows crossfaded: float32 chunks of at most `batch` windows each, so that a piece of
+    any length takes the memory of one batch."""
+    latents, joiner, left = walk(rng, prior, anchor_every), Joiner(overlap), samples
+    for first in range(0, needed, batch):
+        step = np.stack(list(itertools.islice(latents, min(batch, needed - first))))
+        chunk = np.concatenate([joiner.push(w) for w in generate_windows(generator, step,
+                                                                         batch)])
+        if first + batch >= needed:
+            chunk = np.concatenate([chunk, joiner.end()])
+        yield chunk[:left]
+        left -= len(chunk[:left])
+
+
+WAV_LIMIT = 2**32 - 1 - 44  # bytes of samples a WAV file's 32-bit sizes can hold
+
+
+def check_room(folder, count, samples, channels, seconds):
+    """One line, before any work, when `count` files of `samples` 16-bit samples would not
+    fit a WAV file or the free space in folder."""
+    import shutil
+
+    size = samples * channels * 2
+    if size > WAV_LIMIT:
+        most = int(WAV_LIMIT // (channels * 2) / (samples / seconds))
+        raise UserError(f"--duration {seconds:g} s makes files of {size / 1e9:.1f} GB, over "
+                        f"the 4.3 GB a WAV file holds: ask for at most {most} s")
+    existing = folder
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(os.path.abspath(existing))
+    free = shutil.disk_usage(existing).free
+    if count * (size + 44) > free:
+        raise UserError(f"{count} files of {seconds:g} s take {count * size / 1e9:.1f} GB but "
+                        f"{existing} has {free / 1e9:.1f} GB free: free space or ask for less")
+
+
+def write_files(generator, walk_config, count, seed, prior, window, batch, rate, channels,
+                stem):
+    """The files --generate writes, the trainers' and play.py's, in --output_dir, named by
+    file_name: `count` windows of the seed's latents (--duration None; file 0 of seed A is
+    --interpolate's A), or `count` pieces of --duration each along its own stretch of one
+    latent walk, windows joined by crossfades, written as they are made (bounded memory).
+    Returns (files, samples) of what was written."""
+    if walk_config.duration is None:
+        windows = generate_windows(generator, draw_latents(seed, count, prior), batch)
+        for i, audio in enumerate(windows):
+            write_wav(os.path.join(walk_config.output_dir, file_name(stem, seed, i)), audio,
+                      rate)
+        return len(windows), windows.shape[1]
+    samples = round(walk_config.duration * rate)
+    check_room(walk_config.output_dir, count, samples, channels, walk_config.duration)
+    overlap = crossfade_samples(walk_config.crossfade, window, rate)
     rng, needed = np.random.default_rng(seed), windows_needed(samples, window, overlap)
-    return [join_windows(generate_windows(generator, latent_walk(rng, needed, prior,
-                                                                 anchor_every), batch),
-                         overlap, samples) for _ in range(count)]
-
-
-def write_files(generator, walk_config, count, seed, prior, window, batch, rate, stem):
-    """The files --generate writes, the trainers' and play.py's: `count` pieces of a seed
-    (pieces(), as the walk flags config.WalkConfig ask) as 16-bit WAV files in
-    --output_dir, named by file_name; returns the pieces."""
-    samples = None if walk_config.duration is None else round(walk_config.duration * rate)
-    made = pieces(generator, count, seed, prior, window, batch, samples,
-                  crossfade_samples(walk_config.crossfade, window, rate),
-                  walk_config.anchor_every)
-    for i, audio in enumerate(made):
-        write_wav(os.path.join(walk_config.output_dir,
-                               file_name(stem, seed, i, walk_config.duration)), audio, rate)
-    return made
+    for i in range(count):
+        write_wav_stream(os.path.join(walk_config.output_dir,
+                                      file_name(stem, seed, i, walk_config.duration)),
+                         walk_chunks(generator, rng, needed, prior, walk_config.anchor_every,
+                                     batch, overlap, samples), rate, channels)
+    return count, samples
 
 
 def walk(rng, prior, anchor_every=4):

@@ -41,9 +41,18 @@ class LiteGenerator:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise UserError("play.py needs LiteRT: pip install -r requirements-play.txt") from None
-        self.interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.output = self.interpreter.get_output_details()[0]["index"]
+        try:
+            with native_stderr_hidden():
+                self.interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+                inputs = self.interpreter.get_input_details()
+                outputs = self.interpreter.get_output_details()
+        except (ValueError, RuntimeError) as error:
+            reason = str(error).split("\n")[0][:120] or type(error).__name__
+            raise UserError(f"{path} is not a whole LiteRT model ({reason}): export again with "
+                            f"a trainer's --export") from None
+        self.input, self.output = inputs[0]["index"], outputs[0]["index"]
+        self.latent_dim = int(inputs[0]["shape"][-1])
+        self.output_shape = tuple(int(n) for n in outputs[0]["shape"][1:])  # (window, channels)
         self.batch = None
 
     def __call__(self, latents):
@@ -58,18 +67,38 @@ class LiteGenerator:
         return self.interpreter.get_tensor(self.output).copy()
 
 
+# What play.py reads of model.json.
+REQUIRED = ("sampling_rate", "channels", "window", "latent_dim", "prior", "stage", "file_stem",
+            "files")
+
+
 def load_export(folder, float16=False):
-    """(generator, model.json) of an export folder."""
+    """(generator, model.json) of an export folder: a one-line error for a folder that is no
+    export, a model.json that lacks a key, a model that is empty or cut short, or one whose
+    shapes are not those model.json states (a model of another stage beside it)."""
+    path = os.path.join(folder, EXPORT_FILE)
     try:
-        with open(os.path.join(folder, EXPORT_FILE)) as f:
+        with open(path) as f:
             info = json.load(f)
-        model = os.path.join(folder, info["files"]["float16" if float16 else "float32"])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         raise UserError(f"{folder} is not an export folder (no readable {EXPORT_FILE}): write "
                         f"one with a trainer's --export {folder}") from None
-    if not os.path.exists(model):
+    missing = [key for key in REQUIRED if not isinstance(info, dict) or key not in info]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: export again with a trainer's "
+                        f"--export")
+    model = os.path.join(folder, info["files"].get("float16" if float16 else "float32", ""))
+    if not os.path.isfile(model):
         raise UserError(f"{model} is missing: export again with a trainer's --export")
-    return LiteGenerator(model), info
+    generator = LiteGenerator(model)
+    stated = (info["window"], info["channels"])
+    if generator.output_shape != stated or generator.latent_dim != info["latent_dim"]:
+        raise UserError(f"{model} makes windows of {generator.output_shape[0]} samples x "
+                        f"{generator.output_shape[1]} channels from {generator.latent_dim} "
+                        f"latents but {path} states {stated[0]} x {stated[1]} from "
+                        f"{info['latent_dim']}: they come from different exports, export "
+                        f"again")
+    return generator, info
 
 
 def batch_of(info):
@@ -79,11 +108,12 @@ def batch_of(info):
 def generate(options, generator, info):
     """The files of the trainer's --generate, from the export."""
     rate = info["sampling_rate"]
-    pieces = longform.write_files(generator, options.walk, options.generate, options.seed,
-                                  info["prior"], info["window"], batch_of(info), rate,
-                                  info["file_stem"])
-    print(f"wrote {len(pieces)} files of {len(pieces[0]) / rate:.2f} s to "
-          f"{options.walk.output_dir} (seed {options.seed})")
+    files, samples = longform.write_files(generator, options.walk, options.generate,
+                                          options.seed, info["prior"], info["window"],
+                                          batch_of(info), rate, info["channels"],
+                                          info["file_stem"])
+    print(f"wrote {files} files of {samples / rate:.2f} s to {options.walk.output_dir} (seed "
+          f"{options.seed})")
     return 0
 
 

@@ -149,7 +149,9 @@ class Stage:
     batch_size: int
     policy: str
     directory: str
+    loss_scale: float = None  # float16's fixed loss scale, or None
     saver: object = None     # checkpoints.Saver: the rotation and best/
+    lock: object = None      # checkpoints.FolderLock of the stage folder (the chief's)
     writer: object = None    # TensorBoard writer (the chief's), or None
     summary_latents: object = None
     iterator: object = None
@@ -175,8 +177,13 @@ class Stage:
         return self.saver.best
 
     def say(self, *args, **kwargs):
-        if self.chief:
+        if self.chief and args and args[0] is not None:
             print(*args, **kwargs, flush=True)
+
+    def close(self):
+        """Release the stage folder for another run."""
+        if self.lock is not None:
+            self.lock.release()
 
     def fit_posterior(self):
         """The VAE-GAN's aggregate posterior, fitted to the encoder as it is now."""
@@ -203,9 +210,8 @@ class Stage:
         self.writer.flush()
 
 
-def build(config, recipe):
-    """Data, strategy, run and restore chain of a stage: its Stage, or None when --max_steps
-    is already reached."""
+def open_stage(config, recipe):
+    """A stage's data and strategy: its Stage, to build."""
     from precision import precision
 
     train = config.train
@@ -219,7 +225,17 @@ def build(config, recipe):
                         f"replicas of --distribution {train.distribution}: use a multiple of "
                         f"{replicas}")
     policy, loss_scale = precision(train.use_mixed_precision_training)
-    stage = Stage(config, recipe, None, audio, config_json, strategy, batch_size, policy, "")
+    return Stage(config, recipe, None, audio, config_json, strategy, batch_size, policy, "",
+                 loss_scale=loss_scale)
+
+
+def build(stage):
+    """The run and the restore chain of an opened stage, and its folder taken for this run
+    (FolderLock); False when --max_steps is already reached."""
+    config, recipe, config_json = stage.config, stage.recipe, stage.config_json
+    train, audio, batch_size, policy = config.train, stage.audio, stage.batch_size, stage.policy
+    strategy = stage.strategy
+    replicas = strategy.num_replicas_in_sync
     stage.say(summary(audio))
     stage.feed(config.seed)  # a stage with too little audio is refused here
     if train.use_mixed_precision_training and policy == "float32":
@@ -228,8 +244,8 @@ def build(config, recipe):
     watch = config.watch
     average = moving_average.rule(watch.ema_decay, watch.ema_half_life, watch.ema_rampup,
                                   batch_size)
-    stage.run = build_run(recipe, config_json, policy, loss_scale, config.seed, strategy,
-                          train.xla, average, train.graph)
+    stage.run = build_run(recipe, config_json, policy, stage.loss_scale, config.seed,
+                          strategy, train.xla, average, train.graph)
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 train.conv_forms, train.conv_forms_cache or
                                 conv_forms.default_cache(config.checkpoint_dir)))
@@ -238,23 +254,37 @@ def build(config, recipe):
         config_json["num_blocks"], config_json.get("frozen", False), config_json,
         recipe.growing)
     stage.say(how)
-    if stage.chief:
+    if stage.chief:  # one run a folder: a second stops here in one line, before any write
+        stage.lock = checkpoints.FolderLock(stage.directory)
+        stage.say(stage.lock.acquire())
         checkpoints.write_config(stage.directory, config_json)
     if train.max_steps is not None and stage.step >= train.max_steps:
         stage.say(f"step {stage.step} already reaches --max_steps {train.max_steps}: nothing "
                   f"to do")
-        return None
-    return stage
+        return False
+    return True
 
 
 def set_up(config, recipe):
     """The Stage of the configuration, ready to train, its start reported; None when there is
-    nothing to do."""
+    nothing to do. Its folder is the run's until stage.close() (released here on failure)."""
+    stage = open_stage(config, recipe)
+    try:
+        if not build(stage):
+            stage.close()
+            return None
+        return watch_and_report(stage)
+    except BaseException:
+        stage.close()
+        raise
+
+
+def watch_and_report(stage):
+    """The saver, writer, summary latents, quality curve and watchdog of a built stage, and
+    its first line."""
     import tensorflow as tf
 
-    stage = build(config, recipe)
-    if stage is None:
-        return None
+    config, recipe = stage.config, stage.recipe
     stage.saver = checkpoints.Saver(stage.run, stage.directory)
     size = stage.saver.size
     free = shutil.disk_usage(stage.directory).free if stage.chief else size
@@ -508,4 +538,9 @@ def train(config, recipe):
     """Train a stage (config: config.RunConfig) until --max_steps or a signal; returns the
     exit code."""
     stage = set_up(config, recipe)
-    return 0 if stage is None else loop(stage)
+    if stage is None:
+        return 0
+    try:
+        return loop(stage)
+    finally:
+        stage.close()

@@ -93,6 +93,17 @@ def write_wav(path, audio, sampling_rate):
     return atomic_write(path, write, suffix=".wav.tmp")
 
 
+def write_wav_stream(path, chunks, sampling_rate, channels):
+    """Write float chunks [samples, channels] as one 16-bit PCM WAV file as they come, so
+    that a file of any length takes the memory of one chunk; atomically, as write_wav."""
+    def write(tmp):
+        with sf.SoundFile(tmp, "w", sampling_rate, channels, subtype="PCM_16",
+                          format="WAV") as f:
+            for chunk in chunks:
+                f.write(to_int16(chunk))
+    return atomic_write(path, write, suffix=".wav.tmp")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with defaults shown in --help and bad flags reported as one line, exit 2."""
 

@@ -175,3 +175,26 @@ def check_report(folder, count, window):
         image = matplotlib.image.imread(os.path.join(folder, name))
         assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 600
     return metrics
+
+
+def as_a_user_who_cannot_write(command, folders, **kwargs):
+    """subprocess.run(command) by a user who can read but not write `folders`, made read-only
+    for the while. Root writes everywhere: as root the command runs without the capabilities
+    that override file permissions (setpriv, util-linux)."""
+    import shutil
+    import subprocess
+
+    def chmod(folder_mode, file_mode):
+        for folder in folders:
+            for path, _, files in os.walk(folder):
+                os.chmod(path, folder_mode)
+                for name in files:
+                    os.chmod(os.path.join(path, name), file_mode)
+    if os.getuid() == 0:
+        command = [shutil.which("setpriv"),
+                   "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+    chmod(0o555, 0o444)
+    try:
+        return subprocess.run(command, check=False, **kwargs)
+    finally:
+        chmod(0o755, 0o644)

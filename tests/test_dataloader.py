@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import ROOT
+from helpers import ROOT, as_a_user_who_cannot_write
 
 import dataloader
 from utils import UserError, run_cli
@@ -900,3 +900,19 @@ def test_a_library_of_more_files_than_open_descriptors_loads_and_reads(tmp_path)
     hits, files, read = map(int, result.stdout.split())
     assert (hits, files) == (400, 400)
     assert read == total  # every sample of every file read back (the last window padded)
+
+
+def test_a_damaged_entry_in_a_read_only_cache_is_decoded_in_memory(library, tmp_path):
+    """It used to end in an OSError traceback from removing the entry."""
+    root, _, _, _ = library
+    cache = tmp_path / "cache"
+    first, _ = cache_load(root, cache)
+    biggest = max((cache / name for name in os.listdir(cache)), key=os.path.getsize)
+    biggest.write_bytes(biggest.read_bytes()[:100])  # cut short
+    result = as_a_user_who_cannot_write(
+        [sys.executable, "dataloader.py", str(root), "--num_blocks", "2", "--audio_cache",
+         str(cache), "--json"], [str(cache)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "the decode cache is off for this run" in result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["cache_misses"] == 1 and facts["seconds"] == round(first.seconds, 3)

@@ -150,6 +150,39 @@ def test_live_stdout_streams_exactly_the_chunks_asked_for_without_gaps(exported)
     np.testing.assert_array_equal(stream, whole[:len(stream)])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, message", [
+    ("cut", "is not a whole LiteRT model"),
+    ("empty", "is not a whole LiteRT model"),
+    ("no_window", "model.json lacks window"),
+    ("other_stage", "from different exports"),
+])
+def test_player_names_a_damaged_or_mismatched_export_in_one_line(exported, tmp_path, capsys,
+                                                                   damage, message):
+    import shutil
+
+    from utils import run_cli
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported[3], folder)
+    model, info = folder / "generator.tflite", json.loads((folder / "model.json").read_text())
+    if damage == "cut":
+        model.write_bytes(model.read_bytes()[:len(model.read_bytes()) // 2])
+    elif damage == "empty":
+        model.write_bytes(b"")
+    else:
+        if damage == "no_window":
+            del info["window"]
+        else:  # model.json of a stage one higher beside this stage's model
+            info.update(window=info["window"] * 4, stage=info["stage"] + 1)
+        (folder / "model.json").write_text(json.dumps(info))
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(play.main, [str(folder), "--generate", "1", "--output_dir",
+                            str(tmp_path / "out")])
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err, message)
+    assert not (tmp_path / "out").exists()
+
+
 def test_player_refuses_a_folder_that_is_no_export(tmp_path, capsys):
     from utils import run_cli
     with pytest.raises(SystemExit) as exit_:

@@ -82,3 +82,77 @@ def test_spherical_interpolation_ends_at_both_latents():
     np.testing.assert_allclose(path[-1], b, atol=1e-12)
     norms = np.linalg.norm(path, axis=1)  # slerp keeps norms near a Gaussian draw's
     assert norms.min() > 0.8 * min(np.linalg.norm(a), np.linalg.norm(b))
+
+
+class Tones:
+    """A stand-in generator: each latent's first value sets a tone's frequency."""
+
+    def __init__(self, window=16384):
+        self.t = np.arange(window) / SR
+
+    def __call__(self, z):
+        freq = 200 + 100 * np.abs(np.asarray(z)[:, :1])
+        return (0.3 * np.sin(2 * np.pi * freq * self.t))[:, :, None].astype(np.float32)
+
+
+def walk(seconds, directory):
+    from config import WalkConfig
+    return WalkConfig(output_dir=str(directory), duration=seconds)
+
+
+def test_a_long_piece_is_written_as_it_is_made_in_bounded_memory(tmp_path):
+    """A piece of any length takes the memory of one batch of windows (it used to be joined
+    whole in memory: a long --duration ran out of it)."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    tracemalloc.start()
+    files, samples = longform.write_files(Tones(), walk(1200.0, tmp_path), 1, 3, "uniform",
+                                          16384, 64, SR, 1, "stem")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (files, samples) == (1, 1200 * SR)
+    info = sf.info(str(tmp_path / longform.file_name("stem", 3, 0, 1200.0)))
+    assert (info.frames, info.channels, info.samplerate) == (1200 * SR, 1, SR)
+    assert peak < 30e6  # the piece itself is 77 MB as float32
+
+
+def test_the_streamed_piece_is_the_joined_one():
+    """Written chunk by chunk, a piece is the walk's windows joined whole."""
+    import tempfile
+
+    import soundfile as sf
+
+    generator, seconds = Tones(1024), 3.3
+    samples = round(seconds * SR)
+    overlap = longform.default_crossfade(1024, SR)
+    needed = longform.windows_needed(samples, 1024, overlap)
+    whole = longform.join_windows(generator(longform.latent_walk(
+        np.random.default_rng(5), needed, "uniform")), overlap, samples)
+    with tempfile.TemporaryDirectory() as folder:
+        longform.write_files(generator, walk(seconds, folder), 1, 5, "uniform", 1024, 7, SR, 1,
+                             "stem")
+        written, _ = sf.read(f"{folder}/{longform.file_name('stem', 5, 0, seconds)}",
+                             dtype="int16")
+    from utils import to_int16
+    np.testing.assert_array_equal(written, to_int16(whole)[:, 0])
+
+
+@pytest.mark.parametrize("seconds, message", [
+    (1e6, "over the 4.3 GB a WAV file holds: ask for at most 134217 s"),
+    (3e4, "free space or ask for less"),
+])
+def test_a_duration_that_cannot_fit_is_one_line_before_any_work(tmp_path, seconds, message,
+                                                                monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from utils import UserError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 0, 10**8))
+    with pytest.raises(UserError, match=message):
+        longform.write_files(Tones(), walk(seconds, tmp_path), 1, 3, "uniform", 16384, 64, SR,
+                             1, "stem")
+    assert list(tmp_path.iterdir()) == []

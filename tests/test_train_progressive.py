@@ -25,6 +25,7 @@ from helpers import (
     PICTURES,
     ROOT,
     TINY,
+    as_a_user_who_cannot_write,
     assert_checkpoint_keys_unchanged,
     check_report,
     ema_and_raw,
@@ -446,6 +447,27 @@ def test_console_shows_step_losses_and_rate(chain):
     assert match and all(math.isfinite(float(x)) for x in match.groups())
 
 
+@pytest.mark.slow
+def test_a_read_only_checkpoint_folder_is_one_line_and_evaluate_prints_its_table(chain,
+                                                                                  tmp_path):
+    """--preview --once used to end in a PermissionDeniedError traceback, --evaluate in one
+    line without its table."""
+    copy = tmp_path / "ck"
+    shutil.copytree(checkpoints.stage_dir(chain[0], 1), copy / "stage_00001")
+    base = [sys.executable, "train_progressive.py", "--num_blocks", "1", "--checkpoint_dir",
+            str(copy), "--seed", "0"]
+    result = as_a_user_who_cannot_write(base + ["--preview", "--once"], [str(copy)], cwd=ROOT,
+                                        capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot write the preview to" in result.stderr
+    result = as_a_user_who_cannot_write(
+        base + ["--evaluate", "--data_dir", DEMO, "--num_eval_samples", "8", "--no_audio_cache"],
+        [str(copy)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "Frechet log-mel distance" in result.stdout  # the table, before the line
+    assert "make the checkpoint folder writable (the table above" in result.stderr
+
+
 def test_preview_once_writes_the_spec_file(chain):
     root, _ = chain
     code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--preview", "--once")
@@ -706,7 +728,7 @@ def file_digests(directory):
     digests = {}
     for name in os.listdir(directory):
         path = os.path.join(directory, name)
-        if os.path.isfile(path) and not name.startswith("events."):
+        if os.path.isfile(path) and not name.startswith(("events.", ".lock")):
             with open(path, "rb") as f:
                 digests[name] = hashlib.sha256(f.read()).hexdigest()
     return digests
@@ -831,3 +853,26 @@ def test_num_eval_samples_needs_evaluate(chain):
     code, _, err = run("--num_blocks", "1", "--checkpoint_dir", chain[0], "--generate", "1",
                        "--num_eval_samples", "4")
     assert code == 2 and err.count("\n") == 1 and "--num_eval_samples goes with training or --evaluate" in err
+
+
+@pytest.mark.slow
+def test_a_second_training_of_a_folder_is_refused_and_a_killed_ones_lock_is_taken_over(tmp_path):
+    """Two trainings of one stage folder used to both report saves, one run's work lost."""
+    root = str(tmp_path / "ck")
+    first = subprocess.Popen([sys.executable, "train_progressive.py", *TINY, "--num_blocks",
+                              "1", "--checkpoint_dir", root, "--max_steps", "100000"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    for line in first.stdout:
+        if line.startswith("step"):
+            break
+    code, out, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--max_steps", "5")
+    assert code == 2 and err.count("\n") == 1, out + err
+    assert f"being trained by another run (process {first.pid} on" in err
+    first.kill()  # kill -9: no save, no release but the kernel's
+    first.wait()
+    code, out, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--max_steps", "2")
+    assert code == 0, out + err
+    assert f"an earlier run (process {first.pid} on" in out and "takes it over" in out
+    with open(os.path.join(root, "stage_00001", ".lock")) as f:
+        assert f.read() == ""  # released
