@@ -24,7 +24,7 @@ it loads (a bad flag is one fast line).
 
 import os
 
-from private_apis import error_reason, remove_partial_checkpoint
+from private_apis import error_reason, remove_partial_checkpoint, remove_partial_checkpoints
 from rules import AVERAGE
 from utils import UserError, read_json, write_json
 
@@ -180,6 +180,10 @@ class Saver:
     def __init__(self, run, directory):
         self.checkpoint, self.directory = run.checkpoint, directory
         self.size = checkpoint_bytes(run)
+        # what saves killed part-way left (kill -9, a power cut): removed before the free
+        # space is counted
+        self.removed = [name for folder in (directory, os.path.join(directory, BEST_FOLDER))
+                        for name in remove_partial_checkpoints(folder)]
         self.rotation = manager(self.checkpoint, directory)
         self.best = None  # Best, once evaluations keep one
 
@@ -216,6 +220,9 @@ class Best:
         self.directory = os.path.join(directory, BEST_FOLDER)
         self.manager = manager(checkpoint, self.directory, keep=1)
         self.record = read_best(directory)
+        if self.record and self.path != os.path.join(self.directory,
+                                                     self.record.get("checkpoint", "")):
+            self.record = None  # a save cut short after its checkpoint: the next one is kept
 
     @property
     def distance(self):
@@ -299,6 +306,10 @@ def resume(run, path):
                            if name not in stale and name not in missing})
     notes += [f"{path} has no {name} (an earlier version, or trained without it): "
               f"{run.start_afresh(name)}" for name in missing]
+    if run.average is None and AVERAGE in saved:
+        notes.append(f"{path} has a moving-average generator but this run keeps none "
+                     f"(--ema_decay 0): new checkpoints lack it, and it is gone once the "
+                     f"older ones rotate out")
     return notes
 
 
@@ -319,10 +330,11 @@ def start_stage(run, root, num_blocks, frozen, config, growing=True):
     its new layers, and a frozen stage's frozen blocks, start with the average = weights."""
     networks = run.networks
     directory = stage_dir(root, num_blocks, frozen) if growing else root
+    recovered = recover_checkpoint_list(directory)
     own = latest_checkpoint(directory)
     if own:
         check_config(directory, config)
-        notes = resume(run, own)
+        notes = ([recovered] if recovered else []) + resume(run, own)
         return directory, "\n".join([f"resumed at step {int(run.step.numpy())} from {own}"]
                                      + notes)
     if growing and num_blocks >= 2:
@@ -346,6 +358,29 @@ def start_stage(run, root, num_blocks, frozen, config, growing=True):
     if run.average is not None:
         run.average.copy()
     return directory, f"fresh start in {directory}: no checkpoint to resume or grow from"
+
+
+def recover_checkpoint_list(directory):
+    """Where a folder holds whole checkpoints (ckpt-N.index and its data) but not the
+    `checkpoint` file that lists them (deleted, or lost with a disk), write the list again;
+    returns a note saying so, or None."""
+    import re
+
+    import tensorflow as tf
+
+    if not os.path.isdir(directory) or os.path.exists(os.path.join(directory, "checkpoint")):
+        return None
+    names = os.listdir(directory)
+    steps = sorted(int(m.group(1)) for name in names
+                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", name))
+                   and any(n.startswith(f"ckpt-{m.group(1)}.data-") for n in names))
+    if not steps:
+        return None
+    paths = [os.path.join(directory, f"ckpt-{step}") for step in steps[-KEEP_CHECKPOINTS:]]
+    tf.compat.v1.train.update_checkpoint_state(directory, paths[-1],
+                                               all_model_checkpoint_paths=paths)
+    return (f"note: {directory} had lost its list of checkpoints (its `checkpoint` file): "
+            f"made again from the whole ones there, ckpt-{steps[0]} to ckpt-{steps[-1]}")
 
 
 def start_average(run, source, frozen):

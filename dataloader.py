@@ -21,6 +21,7 @@ Check a dataset before a long run:
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -172,13 +173,15 @@ class Undecodable(Exception):
 
 
 def first_line(error):
-    return str(error).split("\n")[0]
+    """The reason in an error's first line, without soundfile's "Error opening <path>: " (the
+    notes name the file), so that files skipped for one reason share it."""
+    return re.sub(r"^Error opening .*?: ", "", str(error).split("\n")[0])
 
 
 def file_info(path):
     """soundfile's view of a file's header, or Undecodable."""
     try:
-        return sf.info(path)
+        return sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
     except (RuntimeError, OSError, ValueError) as error:  # LibsndfileError is a RuntimeError
         raise Undecodable(first_line(error)) from None
 
@@ -190,7 +193,7 @@ def decode(path, info, target_rate):
     direct = info.subtype in INTEGER_SUBTYPES and info.samplerate == target_rate
     blocks, reason = [], None
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             while True:
                 block = f.read(DECODE_BLOCK, dtype="int16" if direct else "float32",
                                always_2d=True)
@@ -276,12 +279,23 @@ class Loading:
 
 
 def _report(data_dir, facts, strict, log):
-    """One note for each skipped or short file (an error with strict)."""
+    """One note for each skipped or short file (an error with strict); past NAMES_IN_A_NOTE
+    files skipped for one reason, one note for the rest of them."""
     if all("skipped" in f for f in facts.values()):
         path, f = next(iter(facts.items()))
         raise UserError(f"none of the {len(facts)} audio files in {data_dir} could be read "
                         f"({path}: {f['skipped']}): add audio that soundfile reads")
+    by_reason, grouped = {}, set()
     for path, f in facts.items():
+        if "skipped" in f:
+            by_reason.setdefault(f["skipped"], []).append(path)
+    for reason, paths in by_reason.items():
+        if len(paths) > NAMES_IN_A_NOTE and not strict:
+            log(f"note: cannot read {len(paths)} files ({reason}): {some(paths)}: skipped")
+            grouped.update(paths)
+    for path, f in facts.items():
+        if path in grouped:
+            continue
         if "skipped" in f:
             problem = f"cannot read {path} ({f['skipped']})"
         elif f["decoded_frames"] < f["stated_frames"]:

@@ -18,6 +18,7 @@ from checkpoints import (
     find_checkpoint,
     latest_checkpoint,
     load_generator,
+    read_config,
     restore_entries,
     saved_entries,
     stage_dir,
@@ -39,11 +40,25 @@ def stage_folder(config, recipe):
 
 
 def chosen_checkpoint(config, recipe):
-    """(stage folder, checkpoint path) of the flags: --checkpoint of the stage."""
+    """(stage folder, checkpoint path) of the flags: --checkpoint of the stage. A path of
+    another stage's folder is one line saying which stage it is and how to ask for it."""
     directory = stage_folder(config, recipe)
     pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
             if recipe.growing else "point --checkpoint_dir at a training run")
-    return directory, find_checkpoint(directory, config.job.checkpoint, pick)
+    path = find_checkpoint(directory, config.job.checkpoint, pick)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(folder) == BEST_FOLDER:
+        folder = os.path.dirname(folder)
+    made = read_config(folder)
+    asked = (config.model.num_blocks, config.model.freeze_early_layers)
+    if recipe.growing and made and made.get("model") == recipe.model and \
+            (made["num_blocks"], made.get("frozen", False)) != asked:
+        frozen = made.get("frozen", False)
+        raise UserError(f"--checkpoint {path} is a checkpoint of stage {made['num_blocks']}"
+                        f"{' (frozen transition)' if frozen else ''}, not of the stage asked "
+                        f"for: add --num_blocks {made['num_blocks']}"
+                        f"{' --freeze_early_layers' if frozen else ''}")
+    return directory, path
 
 
 def job_generator(directory, recipe, path, job):

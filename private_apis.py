@@ -111,6 +111,21 @@ def remove_partial_checkpoint(directory, number):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
+def remove_partial_checkpoints(directory):
+    """Remove every ckpt-<number>_temp* folder in directory, what saves killed part-way left
+    behind; returns their names."""
+    import re
+
+    try:
+        names = [n for n in os.listdir(directory) if re.match(r"ckpt-\d+_temp", n)]
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(directory, name)
+        (shutil.rmtree if os.path.isdir(path) else os.remove)(path)
+    return names
+
+
 def freeze_variables(concrete_function):
     """The concrete function with its variables made constants, for the LiteRT converter
     (tensorflow.python.framework.convert_to_constants, not part of TensorFlow's API): the

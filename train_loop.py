@@ -286,6 +286,9 @@ def watch_and_report(stage):
 
     config, recipe = stage.config, stage.recipe
     stage.saver = checkpoints.Saver(stage.run, stage.directory)
+    if stage.saver.removed:
+        stage.say(f"note: removed {', '.join(stage.saver.removed)} from {stage.directory}, "
+                  f"left by saves that were stopped part-way")
     size = stage.saver.size
     free = shutil.disk_usage(stage.directory).free if stage.chief else size
     if free < size:

@@ -916,3 +916,23 @@ def test_a_damaged_entry_in_a_read_only_cache_is_decoded_in_memory(library, tmp_
     assert "the decode cache is off for this run" in result.stderr
     facts = json.loads(result.stdout)
     assert facts["cache_misses"] == 1 and facts["seconds"] == round(first.seconds, 3)
+
+
+def test_a_wav_whose_name_is_not_utf8_is_read(tmp_path):
+    folder = os.fsencode(str(tmp_path))
+    name = os.path.join(folder, b"caf\xe9 - take 1.wav")  # Latin-1, as old archives are
+    samples = np.arange(-500, 500, dtype=np.int16)
+    with open(name, "wb") as f:
+        sf.write(f, samples, RATE, format="WAV", subtype="PCM_16")
+    audio, notes = load(tmp_path)
+    assert notes == [] and len(audio.files) == 1
+    np.testing.assert_array_equal(np.asarray(audio.buffer)[:, 0], samples)
+
+
+def test_many_files_skipped_for_one_reason_are_one_note(tmp_path):
+    write(tmp_path / "good.wav", ramp(1000))
+    for i in range(40):
+        (tmp_path / f"empty_{i:02d}.wav").write_bytes(b"")
+    audio, notes = load(tmp_path)
+    assert len(audio.skipped) == 40 and len(notes) == 1, notes
+    assert notes[0].startswith("note: cannot read 40 files (") and "and 35 more" in notes[0]

@@ -27,6 +27,7 @@ from helpers import (
     TINY,
     as_a_user_who_cannot_write,
     assert_checkpoint_keys_unchanged,
+    assert_one_line_error,
     check_report,
     ema_and_raw,
     half_life_decay,
@@ -558,6 +559,41 @@ def copy_of_stage_1(chain, root):
         if name.startswith("ckpt-") or name in ("checkpoint", "config.json"):
             shutil.copy2(os.path.join(source, name), target)
     return target
+
+
+@pytest.mark.slow
+def test_a_lost_checkpoint_list_and_partial_saves_are_recovered_at_the_next_start(chain,
+                                                                                   tmp_path):
+    """A missing `checkpoint` file beside whole checkpoints used to start a fresh run from
+    step 0 in the same folder; what saves killed part-way left stayed for good."""
+    directory = copy_of_stage_1(chain, tmp_path)
+    os.remove(os.path.join(directory, "checkpoint"))
+    os.makedirs(os.path.join(directory, "ckpt-4_temp_1234", "part-00000-of-00001"))
+    code, out, err = run("--num_blocks", "1", "--max_steps", "4", "--checkpoint_dir",
+                         str(tmp_path))
+    assert code == 0, out + err
+    assert "had lost its list of checkpoints" in out and "resumed at step 3" in out
+    assert "removed ckpt-4_temp_1234" in out
+    assert not os.path.exists(os.path.join(directory, "ckpt-4_temp_1234"))
+    assert saved_step(checkpoints.latest_checkpoint(directory)) == 4
+
+
+@pytest.mark.slow
+def test_resuming_without_the_moving_average_says_so(chain, tmp_path):
+    copy_of_stage_1(chain, tmp_path)
+    code, out, err = run("--num_blocks", "1", "--max_steps", "4", "--checkpoint_dir",
+                         str(tmp_path), "--ema_decay", "0")
+    assert code == 0, out + err
+    assert "has a moving-average generator but this run keeps none" in out
+
+
+def test_a_checkpoint_of_another_stage_is_named_with_the_flags_to_ask_for_it(chain):
+    root, _ = chain
+    path = os.path.join(checkpoints.stage_dir(root, 2, True), "ckpt-3")
+    code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--generate", "1",
+                       "--checkpoint", path)
+    assert_one_line_error(code, err, "is a checkpoint of stage 2 (frozen transition)",
+                          "add --num_blocks 2 --freeze_early_layers")
 
 
 def test_non_finite_loss_stops_without_saving(chain, tmp_path, monkeypatch):

@@ -123,6 +123,12 @@ def test_best_keeps_the_lowest_distance(tmp_path):
     assert checkpoints.read_best(str(tmp_path))["step"] == 5
     assert sorted(os.listdir(tmp_path / "best")) == \
         ["best.json", "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+    # best.json naming a checkpoint that is not there (a save cut short between the two):
+    # the record is not trusted, the next evaluation is kept
+    with open(tmp_path / "best" / "best.json", "w") as f:
+        json.dump(dict(best.record, checkpoint="ckpt-4"), f)
+    again = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
+    assert again.record is None and again.distance is None
 
 
 # --------------------------------------------------------------------------- in training
