@@ -10,12 +10,15 @@ on a dataset larger than memory would hold.
         "process s" includes them).
 
     python bench/loader.py memory [--hours 100] [--read_gb 4]
-        Writes HOURS of 16 kHz 16-bit mono WAV noise (files of one hour) to a temporary
-        folder, builds its decode cache (first start, timed), then in a fresh process loads it
-        from the cache and draws random stage-5 training batches (batches of 64 windows, as
-        training does) until --read_gb GB of windows were read. Reports that process's peak
-        resident memory (ru_maxrss) and its resident memory at the end (VmRSS, with the
-        anonymous and file-backed parts). One int16 buffer of 100 hours would be 11.5 GB.
+    python bench/loader.py memory --files 20000 --file_seconds 6
+        Writes HOURS of 16 kHz 16-bit mono WAV noise (files of one hour), or FILES files of
+        FILE_SECONDS each, to a temporary folder, builds its decode cache (first start,
+        timed), then in a fresh process loads it from the cache and draws random stage-5
+        training batches (batches of 64 windows, as training does) until --read_gb GB of
+        windows were read. Both processes run with the open-file limit of --nofile (1024, the
+        usual `ulimit -n`). Reports that process's peak resident memory (ru_maxrss), its
+        resident memory at the end (VmRSS, with the anonymous and file-backed parts) and its
+        open files. One int16 buffer of 100 hours would be 11.5 GB.
 
 The temporary folders are removed afterwards. NumPy, SciPy and soundfile only: the data
 pipeline without TensorFlow.
@@ -46,9 +49,11 @@ BATCH = 64
 TARGET_SECOND_START = 1.0
 TARGET_PEAK_BYTES = 1.5e9
 
-# Runs in a fresh interpreter: argv = repo root, folder, cache folder, GB of windows to read.
+# Runs in a fresh interpreter: argv = repo root, folder, cache folder, GB of windows to read,
+# the open-file limit.
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[5]), int(sys.argv[5])))
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import dataloader
@@ -71,6 +76,7 @@ print(json.dumps({
     "misses": audio.cache_misses, "from_cache": audio.buffer.from_cache,
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "rss_bytes": kb("VmRSS"), "rss_anon_bytes": kb("RssAnon"), "rss_file_bytes": kb("RssFile"),
+    "open_files": len(os.listdir("/proc/self/fd")),
 }))
 """
 
@@ -79,11 +85,11 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def start_process(folder, cache, read_gb=0.0):
+def start_process(folder, cache, read_gb=0.0, nofile=1024):
     """One fresh process that loads folder with the cache in `cache`; its facts."""
     begin = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", CHILD, ROOT, folder, cache, str(read_gb)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run([sys.executable, "-c", CHILD, ROOT, folder, cache, str(read_gb),
+                             str(nofile)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise UserError(f"the loader process failed: {result.stderr.strip().splitlines()[-1]}")
     facts = json.loads(result.stdout.strip().splitlines()[-1])
@@ -111,13 +117,14 @@ def starts(args):
             "met": max(run["seconds"] for run in seconds) <= TARGET_SECOND_START}
 
 
-def make_noise(folder, hours, seed=0):
-    """HOURS of 16-bit mono WAV noise in files of one hour, written a minute at a time."""
+def make_noise(folder, hours, seed=0, file_seconds=FILE_SECONDS):
+    """HOURS of 16-bit mono WAV noise in files of file_seconds (one hour), written a minute
+    at a time."""
     total, chunk = round(hours * 3600 * RATE), CHUNK_SECONDS * RATE
-    for index, first_frame in enumerate(range(0, total, FILE_SECONDS * RATE)):
-        frames = min(FILE_SECONDS * RATE, total - first_frame)
+    for index, first_frame in enumerate(range(0, total, round(file_seconds * RATE))):
+        frames = min(round(file_seconds * RATE), total - first_frame)
         rng = np.random.default_rng([seed, index])
-        with sf.SoundFile(os.path.join(folder, f"hour_{index + 1:03d}.wav"), "w", RATE, 1,
+        with sf.SoundFile(os.path.join(folder, f"noise_{index + 1:06d}.wav"), "w", RATE, 1,
                           "PCM_16", format="WAV") as f:
             for first in range(0, frames, chunk):
                 f.write(rng.integers(-8000, 8000, min(chunk, frames - first), dtype=np.int16))
@@ -127,18 +134,22 @@ def memory(args):
     work = tempfile.mkdtemp(prefix="bench_loader_", dir=args.tmp)
     folder, cache = os.path.join(work, "data"), os.path.join(work, "cache")
     os.makedirs(folder)
+    if args.files:
+        args.hours = args.files * args.file_seconds / 3600
     try:
         log(f"making {args.hours:g} h of {RATE} Hz 16-bit mono WAV noise in {folder}")
         begin = time.perf_counter()
-        make_noise(folder, args.hours)
+        make_noise(folder, args.hours, file_seconds=args.file_seconds if args.files else
+                   FILE_SECONDS)
         make_seconds = time.perf_counter() - begin
         log("first start: building the decode cache")
-        first = start_process(folder, cache)
+        first = start_process(folder, cache, nofile=args.nofile)
         log(f"second start: reading {args.read_gb:g} GB of random stage-5 batches")
-        second = start_process(folder, cache, args.read_gb)
+        second = start_process(folder, cache, args.read_gb, args.nofile)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"hours": args.hours, "make_seconds": make_seconds, "first": first,
+    return {"hours": args.hours, "files": first["files"], "nofile": args.nofile,
+            "make_seconds": make_seconds, "first": first,
             "second": second, "one_buffer_bytes": second["audio_bytes"],
             "target_peak_rss_bytes": TARGET_PEAK_BYTES,
             "met": second["peak_rss_bytes"] < TARGET_PEAK_BYTES}
@@ -159,8 +170,9 @@ def print_report(mode, report):
               f"{'met' if report['met'] else 'MISSED'}")
         return
     second = report["second"]
-    print(f"{report['hours']:g} h of 16 kHz mono ({report['one_buffer_bytes'] / gb:.2f} GB as one "
-          f"int16 buffer), written in {report['make_seconds']:.1f} s")
+    print(f"{report['hours']:g} h of 16 kHz mono in {report['files']} files "
+          f"({report['one_buffer_bytes'] / gb:.2f} GB as one int16 buffer), written in "
+          f"{report['make_seconds']:.1f} s; open-file limit {report['nofile']}")
     print(f"first start (decode cache built): {report['first']['seconds']:.1f} s, peak RSS "
           f"{report['first']['peak_rss_bytes'] / gb:.3f} GB")
     print(f"second start: data ready in {second['seconds']:.3f} s, from the cache "
@@ -168,8 +180,9 @@ def print_report(mode, report):
           f"{second['read_seconds']:.1f} s")
     print(f"peak RSS {second['peak_rss_bytes'] / gb:.3f} GB; at the end RSS "
           f"{second['rss_bytes'] / gb:.3f} GB (anonymous {second['rss_anon_bytes'] / gb:.3f}, "
-          f"file-backed {second['rss_file_bytes'] / gb:.3f}); target < "
-          f"{TARGET_PEAK_BYTES / gb:g} GB: {'met' if report['met'] else 'MISSED'}")
+          f"file-backed {second['rss_file_bytes'] / gb:.3f}), {second['open_files']} open "
+          f"files; target < {TARGET_PEAK_BYTES / gb:g} GB: "
+          f"{'met' if report['met'] else 'MISSED'}")
 
 
 def main(argv=None):
@@ -185,6 +198,13 @@ def main(argv=None):
                      help="hours of synthetic audio (twice its size on disk: files and cache)")
     mem.add_argument("--read_gb", type=positive_float, default=4.0,
                      help="GB of training windows to read")
+    mem.add_argument("--files", type=int_in_range(1, 10**7), default=None,
+                     help="make this many files of --file_seconds instead of --hours of files "
+                          "of one hour")
+    mem.add_argument("--file_seconds", type=positive_float, default=6.0,
+                     help="with --files: seconds of each file")
+    mem.add_argument("--nofile", type=int_in_range(16, 1 << 20), default=1024,
+                     help="the loader processes' open-file limit (ulimit -n)")
     mem.add_argument("--tmp", default=None, help="folder for the temporary files (default: "
                                                  "the system's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
