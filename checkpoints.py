@@ -323,15 +323,22 @@ def carry_average(run, source, layers):
     restore_layers(source, {key: {name: named[name] for name in layers}})
 
 
-def start_stage(run, root, num_blocks, frozen, config, growing=True):
+def start_stage(run, root, num_blocks, frozen, config, growing=True, init_from=None):
     """Walk the restore chain for stage num_blocks with the networks, optimisers, step, random
     streams and moving average of run (runs.Run); returns (stage folder, what was
     done). A grown stage's carried-over layers take the moving average of the stage below;
-    its new layers, and a frozen stage's frozen blocks, start with the average = weights."""
+    its new layers, and a frozen stage's frozen blocks, start with the average = weights.
+    init_from (--init_from): a new stage starts from another run's weights instead."""
     networks = run.networks
     directory = stage_dir(root, num_blocks, frozen) if growing else root
     recovered = recover_checkpoint_list(directory)
     own = latest_checkpoint(directory)
+    if own and init_from:
+        raise UserError(f"{directory} already holds checkpoints, and --init_from starts a "
+                        f"stage afresh: drop --init_from to resume it, or train in another "
+                        f"--checkpoint_dir")
+    if init_from:
+        return directory, fine_tune(run, init_from, config)
     if own:
         check_config(directory, config)
         notes = ([recovered] if recovered else []) + resume(run, own)
@@ -358,6 +365,33 @@ def start_stage(run, root, num_blocks, frozen, config, growing=True):
     if run.average is not None:
         run.average.copy()
     return directory, f"fresh start in {directory}: no checkpoint to resume or grow from"
+
+
+def fine_tune(run, path, config):
+    """--init_from: every network's weights and the moving average from another run's
+    checkpoint (a stage folder, its best/, or a checkpoint path) of the same stage and
+    configuration; the optimisers, step and random stream stay fresh. Returns what was
+    done."""
+    source = path if os.path.exists(path + ".index") else latest_checkpoint(path)
+    if source is None:
+        raise UserError(f"--init_from {path}: no checkpoint there: give a stage folder (e.g. "
+                        f"checkpoints/stage_00005), its best/ or a checkpoint path")
+    folder = os.path.dirname(os.path.abspath(source))
+    made = read_config(os.path.dirname(folder) if os.path.basename(folder) == BEST_FOLDER
+                       else folder)
+    keys = ("num_blocks",) + CONFIG_KEYS
+    differ = [key for key in keys
+              if made is None or config_value(made, key) != config_value(config, key)]
+    if differ:
+        theirs = "no config.json" if made is None else ", ".join(
+            f"{key}={config_value(made, key)}" for key in differ)
+        ours = ", ".join(f"{key}={config_value(config, key)}" for key in differ)
+        raise UserError(f"--init_from {source} was made with {theirs} but this run has {ours}: "
+                        f"fine-tune from a checkpoint of the same stage and configuration")
+    restore_layers(source, {name: net.named_layers() for name, net in run.networks.items()})
+    carry_average(run, source, run.networks["generator"].named_layers())
+    return (f"fine-tuning from {source}: its weights and moving average; fresh optimisers, "
+            f"step 0 and random stream")
 
 
 def recover_checkpoint_list(directory):

@@ -47,6 +47,7 @@ from utils import (
     UserError,
     float_above,
     fraction_below_one,
+    fraction_in_half,
     int_in_range,
     non_negative_float,
     positive_float,
@@ -131,6 +132,11 @@ class DataConfig:
     augmentation_level: int = flag(
         0, "also train on windows offset by k*window/10, k=1..L; for small datasets",
         parse=int_in_range(0, MAX_AUGMENTATION_LEVEL))
+    validation_fraction: float | None = flag(
+        None, "hold out this share of the files (whole files, seeded, at least one) as "
+              "validation audio: the quality curve then measures against it, and also "
+              "reports the distance to training windows, so that overfitting shows "
+              "(default: no validation split)", parse=fraction_in_half, metavar="F")
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,20 @@ class TrainConfig:
     conv_forms_cache: str | None = flag(
         None, "where --conv_forms auto keeps its timings (default: "
               "<checkpoint_dir>/conv_forms.json)", metavar="FILE")
+    critic_augment: str = flag(
+        "none", "none: the critic sees the windows as they are, as in the original; ada: "
+                "adaptive critic augmentation for small collections (gain, polarity, shift, "
+                "EQ tilt, speed, noise, channel swap, each with a probability p that adapts "
+                "to the critic's overfitting; needs --validation_fraction; docs/data.md)",
+        choices=("none", "ada"))
+    ada_target: float = flag(
+        0.5, "with --critic_augment ada: the overfitting heuristic r_v p steers towards "
+             "(0: validation scored as training, 1: as generated)", parse=fraction_below_one)
+    init_from: str | None = flag(
+        None, "fine-tune: start a new stage from the weights of another run's checkpoint (a "
+              "stage folder, its best/, or a checkpoint path; the same stage and "
+              "configuration); optimisers, step and random stream start afresh",
+        metavar="PATH")
     xla: bool = flag(False, "training only: compile each update's forward pass, gradient "
                             "penalty and gradients with XLA (for GPUs; slower on a CPU, see "
                             "docs/scaling.md)")
@@ -354,6 +374,11 @@ class RunConfig:
                 and not self.job.interpolate:
             raise UserError("--crossfade goes with --generate N --duration S or "
                             "--interpolate A B")
+        if self.train.critic_augment == "ada" and self.data.validation_fraction is None:
+            raise UserError("--critic_augment ada adapts to how the critic scores held-out "
+                            "music: add --validation_fraction (e.g. 0.1)")
+        if job is not None and (self.train.init_from or self.train.critic_augment != "none"):
+            raise UserError("--init_from and --critic_augment go with training, not with a job")
         grow_flags = sorted(f"--{f.name}" for f in leaves(GrowConfig)
                             if f.name in self.given and f.name != "grow_to")
         if grow_flags and self.grow.grow_to is None:

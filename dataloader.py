@@ -18,6 +18,7 @@ Check a dataset before a long run:
     python dataloader.py data/demo --num_blocks 5 [--augmentation_level L] [--json]
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -362,6 +363,25 @@ def _note_resampled(data_dir, source_rates, sampling_rate, log):
     if by_rate:
         log(f"resampled {sum(map(len, by_rate.values()))} files to {sampling_rate} Hz: "
             + "; ".join(f"{some(names)} ({rate} Hz)" for rate, names in sorted(by_rate.items())))
+
+
+def split_files(audio, fraction):
+    """(training, validation) AudioData of audio: `fraction` of its files (at least one,
+    leaving at least one), whole, chosen by a fixed seed so that every run, resume and stage
+    of one folder holds out the same files."""
+    count = len(audio.files)
+    if count < 2:
+        raise UserError(f"{audio.data_dir} holds {count} audio file: --validation_fraction "
+                        f"holds out whole files, so it needs two or more")
+    held = min(count - 1, max(1, round(fraction * count)))
+    chosen = set(np.random.default_rng(0).choice(count, held, replace=False).tolist())
+
+    def part(indices):
+        return dataclasses.replace(
+            audio, buffer=Segments([audio.buffer.sources[i] for i in indices], audio.channels),
+            files=[audio.files[i] for i in indices],
+            folders=len({os.path.dirname(audio.files[i]) for i in indices}))
+    return (part([i for i in range(count) if i not in chosen]), part(sorted(chosen)))
 
 
 def summary(audio):

@@ -51,8 +51,9 @@ class Iteration:
     loss = losses.WGANGP()
 
     def __init__(self, networks, optimizers, step, rng, sample_latent, loss_scale=None,
-                 strategy=None, xla=False, moving_average=None, graph=GRAPHS[0]):
+                 strategy=None, xla=False, moving_average=None, graph=GRAPHS[0], augment=None):
         self.generator, self.discriminator = networks["generator"], networks["discriminator"]
+        self.augment = augment  # augment.Augment (--critic_augment ada), or None
         self.g_optimizer = optimizers["generator_optimizer"]
         self.d_optimizer = optimizers["discriminator_optimizer"]
         self.step, self.rng, self.sample_latent = step, rng, sample_latent
@@ -117,7 +118,10 @@ class Iteration:
         batch = self.batch_size(real)
         noise = self.noise(batch)  # drawn before alpha: the run's random stream, as ever
         alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
-        out = self.replicated(self.critic_update, real, noise, alpha)
+        drawn = (noise, alpha)
+        if self.augment is not None:  # for the real, generated and mixed windows
+            drawn += (self.augment.draw(self.rng, batch, sets=3),)
+        out = self.replicated(self.critic_update, real, *drawn)
         return out, self.first_replica(real), batch
 
     def train_generator(self, iterator, batch):
@@ -132,21 +136,33 @@ class Iteration:
 
     # -- one replica's updates: the losses, their gradients and Adam's steps
 
-    def critic_gradients(self, real, noise, alpha):
-        """D_loss of this replica's batch and its gradients (compiled with --xla)."""
+    def critic_gradients(self, real, noise, alpha, augments=None):
+        """D_loss of this replica's batch and its gradients (compiled with --xla). With
+        --critic_augment, every window the critic sees is augmented (augments: the draws of
+        the real, generated and mixed windows)."""
         G, D = self.generator, self.discriminator
         fake = G(self.latent(real, noise))  # outside the tape: G does not train here
+        critic = D
+        if augments is not None:
+            on_real, on_fake, on_mixed = tf.split(augments, 3, axis=1)
+            real_seen, fake_seen = self.augment(real, on_real), self.augment(fake, on_fake)
+
+            def critic(x):
+                return D(self.augment(x, on_mixed))
+        else:
+            real_seen, fake_seen = real, fake
         with tf.GradientTape() as tape:
-            d_real, d_fake = self.score(real, fake)
-            penalty, d_mixed = losses.gradient_penalty(D, real, fake, alpha, self.loss_scale)
+            d_real, d_fake = self.score(real_seen, fake_seen)
+            penalty, d_mixed = losses.gradient_penalty(critic, real, fake, alpha,
+                                                       self.loss_scale)
             loss = self.loss.critic(self.mean, d_real, d_fake, penalty)
             scaled = self.d_optimizer.scale_loss(loss)  # inside the tape: float16's scale
         gradients = tape.gradient(scaled, D.trainable_variables)
         return gradients, {"d_loss": loss, "real_output": self.mean(d_real),
                            "fake_output": self.mean(d_fake), "mixed_output": self.mean(d_mixed)}
 
-    def critic_update(self, real, noise, alpha):
-        gradients, out = self.critic_gradients(real, noise, alpha)
+    def critic_update(self, real, noise, alpha, augments=None):
+        gradients, out = self.critic_gradients(real, noise, alpha, augments)
         out["finite"] = self.apply(self.d_optimizer, gradients, self.discriminator,
                                    out["d_loss"])
         return out
@@ -165,6 +181,13 @@ class Iteration:
         gradients, loss = self.generator_gradients(real, noise)
         return {"g_loss": loss,
                 "finite": self.apply(self.g_optimizer, gradients, self.generator, loss)}
+
+    def validation_score(self, real):
+        """The critic's mean score of a batch of held-out windows, seen as the training
+        windows are (augmented with --critic_augment): the ADA heuristic's E[D(validation)]."""
+        seen = real if self.augment is None else self.augment(
+            real, self.augment.draw(self.rng, tf.shape(real)[0]))
+        return self.mean(self.discriminator(seen))
 
     # -- what the VAE-GAN changes
 

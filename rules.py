@@ -31,6 +31,7 @@ DISTRIBUTIONS = ("none", "mirrored", "multi_worker")  # --distribution (distribu
 GRAPHS = ("iteration", "update")
 AVERAGE = "generator_ema"    # the moving-average generator's name in checkpoints
 POSTERIOR = "posterior"      # the VAE-GAN encoder's aggregate posterior's name in checkpoints
+AUGMENT = "critic_augment"   # the adaptive critic augmentation's (its probability p)
 EMA_HALF_LIFE = 10_000      # its half-life in windows seen, by default (StyleGAN2-ADA's 10 kimg)
 EMA_RAMPUP = 0.05           # and at most this share of the windows the stage has seen
 

@@ -6,7 +6,7 @@ and checkpoint), built the same way for the three trainers and bench/ (report §
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rules import AVERAGE, GRAPHS, LATENT_DIM, POSTERIOR
+from rules import AUGMENT, AVERAGE, GRAPHS, LATENT_DIM, POSTERIOR
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Run:
             return "the moving average starts from the weights"
         if name == POSTERIOR:
             return "it is fitted at the next save"
+        if name == AUGMENT:
+            return "the augmentations' probability starts at 0"
         return "it starts afresh"
 
     def fit_posterior(self, windows, batch):
@@ -82,10 +84,11 @@ def draw_latent(rng, batch, prior):
 
 
 def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
-              average_rule=None, graph=GRAPHS[0]):
+              average_rule=None, graph=GRAPHS[0], augment=False):
     """Networks (frozen as config says), one optimiser per network built on its trainable
     variables, step counter, random stream, the generator's moving average (moving by
-    average_rule, moving_average.rule's; none if None) and training iteration. Initial weights come from seed; the average starts as the
+    average_rule, moving_average.rule's; none if None) and training iteration (with the
+    critic's adaptive augmentation if augment). Initial weights come from seed; the average starts as the
     generator (checkpoints.start_stage carries it from a checkpoint)."""
     import keras
     import tensorflow as tf
@@ -115,13 +118,20 @@ def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False
             average.copy()
     step = tf.Variable(0, dtype=tf.int64, name="step")
     rng = tf.random.Generator.from_seed(seed)
+    augmentation = None
+    if augment:
+        from augment import Augment
+        augmentation = Augment(config["channels"])
     train = getattr(iteration, recipe.iteration)(
         networks, optimizers, step, rng, lambda batch: draw_latent(rng, batch, recipe.prior),
-        loss_scale, strategy=strategy, xla=xla, moving_average=average, graph=graph)
+        loss_scale, strategy=strategy, xla=xla, moving_average=average, graph=graph,
+        augment=augmentation)
     optional = {name: state for network in networks.values()
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:
         optional[AVERAGE] = average.average
+    if augmentation is not None:
+        optional[AUGMENT] = augmentation
     posterior = None
     if recipe.posterior:
         from model_vaegan import AggregatePosterior

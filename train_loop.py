@@ -9,6 +9,7 @@ checkpoints, summaries and progress; every worker restores the same checkpoint (
 of them see).
 """
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -23,7 +24,7 @@ import checkpoints
 import conv_forms
 import longform
 import moving_average
-from dataloader import load, make_dataset, summary
+from dataloader import load, make_dataset, split_files, summary
 from distribute import distribute, make_strategy
 from private_apis import write_audio_summary
 from rules import default_batch_size, window_length
@@ -161,7 +162,11 @@ class Stage:
     induced: bool = False    # --induce_collapse_at_step has acted
     end: object = None       # grow.End of a grown stage: its plateau and budget, or None
     posterior_windows: object = None  # training windows the VAE-GAN's posterior is fitted to
+    validation: object = None  # the held-out AudioData (--validation_fraction), or None
+    validation_batches: object = None  # an iterator of its batches, for the ADA heuristic
     stopped: str = ""        # why the loop stopped: user, max_steps, plateau, budget, ...
+    ada_heuristic: float = 0.0  # the last r_v of --critic_augment ada
+    ada_scores: list = dataclasses.field(default_factory=list)  # its critic scores since
 
     @property
     def chief(self):
@@ -216,6 +221,9 @@ def open_stage(config, recipe):
 
     train = config.train
     audio = load(config.data, config.checkpoint_dir)  # bad data fails before TensorFlow's ops
+    validation = None
+    if config.data.validation_fraction is not None:
+        audio, validation = split_files(audio, config.data.validation_fraction)
     config_json = recipe.make_config(config.model, config.data.sampling_rate, audio.channels)
     batch_size = train.batch_size or default_batch_size(config_json["num_blocks"])
     strategy = make_strategy(train.distribution)  # before any op: multi_worker needs that
@@ -226,7 +234,7 @@ def open_stage(config, recipe):
                         f"{replicas}")
     policy, loss_scale = precision(train.use_mixed_precision_training)
     return Stage(config, recipe, None, audio, config_json, strategy, batch_size, policy, "",
-                 loss_scale=loss_scale)
+                 loss_scale=loss_scale, validation=validation)
 
 
 def build(stage):
@@ -237,6 +245,10 @@ def build(stage):
     strategy = stage.strategy
     replicas = strategy.num_replicas_in_sync
     stage.say(summary(audio))
+    if stage.validation is not None:
+        stage.say(f"validation: {summary(stage.validation)}")
+        stage.validation_batches = iter(make_dataset(
+            stage.validation, config_json["num_blocks"], batch_size, 0, config.seed))
     stage.feed(config.seed)  # a stage with too little audio is refused here
     if train.use_mixed_precision_training and policy == "float32":
         stage.say("mixed precision: no GPU and no bfloat16 support in this CPU, training in "
@@ -245,14 +257,15 @@ def build(stage):
     average = moving_average.rule(watch.ema_decay, watch.ema_half_life, watch.ema_rampup,
                                   batch_size)
     stage.run = build_run(recipe, config_json, policy, stage.loss_scale, config.seed,
-                          strategy, train.xla, average, train.graph)
+                          strategy, train.xla, average, train.graph,
+                          augment=train.critic_augment == "ada")
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 train.conv_forms, train.conv_forms_cache or
                                 conv_forms.default_cache(config.checkpoint_dir)))
     stage.directory, how = checkpoints.start_stage(
         stage.run, recipe.checkpoint_root(config.checkpoint_dir, config.model),
         config_json["num_blocks"], config_json.get("frozen", False), config_json,
-        recipe.growing)
+        recipe.growing, train.init_from)
     stage.say(how)
     if stage.chief:  # one run a folder: a second stops here in one line, before any write
         stage.lock = checkpoints.FolderLock(stage.directory)
@@ -334,7 +347,7 @@ def watch_over(stage):
     num_blocks = stage.config_json["num_blocks"]
     count = options.num_eval_samples or evaluate.default_eval_count(window_length(num_blocks))
     stage.curve = watch.QualityCurve(stage.audio, num_blocks, count, stage.config.seed,
-                                     stage.recipe.prior)
+                                     stage.recipe.prior, stage.validation)
     stage.saver.keep_best()
     refs = stage.curve.references
     best = (f"; the best so far: {stage.best.distance:.4g} at step {stage.best.record['step']}"
@@ -374,11 +387,12 @@ def evaluate_now(stage):
 
     import metrics
     import pictures
+    import watch
 
     measured, generated = stage.curve.measure(stage.run.sound_generator)
     with stage.writer.as_default(step=stage.step):
-        for key, tag in metrics.tags().items():
-            if measured[key] is not None:
+        for key, tag in {**metrics.tags(), **watch.TAGS}.items():
+            if measured.get(key) is not None:
                 tf.summary.scalar(tag, measured[key])
         done = metrics.progress(measured["frechet_mel_distance"], stage.curve.references)
         if done is not None:
@@ -478,6 +492,29 @@ def why_stop(stage, stop):
     return stage.end.reason(stage) if stage.end is not None else None
 
 
+def adapt_augmentation(stage, out):
+    """--critic_augment ada: every ADJUST_EVERY iterations, move p towards --ada_target of
+    the overfitting heuristic r_v = (E[D(train)] - E[D(validation)]) / (E[D(train)] -
+    E[D(generated)]), from this iteration's scores and a held-out batch's; p and r_v go to
+    the console line and TensorBoard (ADA/p, ADA/r_v)."""
+    import augment
+
+    gan = stage.run.iteration
+    if gan.augment is None:
+        return
+    stage.ada_scores.append((float(out["real_output"]), float(out["fake_output"])))
+    if stage.step % augment.ADJUST_EVERY == 0:
+        train, fake = np.mean(stage.ada_scores, axis=0)  # over the iterations since the last
+        held = float(gan.validation_score(next(stage.validation_batches)))
+        stage.ada_heuristic = augment.heuristic(train, held, fake)
+        stage.ada_scores = []
+        gan.augment.p.assign(augment.adjusted(float(gan.augment.p), stage.ada_heuristic,
+                                              stage.config.train.ada_target,
+                                              stage.batch_size))
+    out["scalars"] = {**out["scalars"], "ADA/p": gan.augment.p.numpy(),
+                      "ADA/r_v": stage.ada_heuristic}
+
+
 def stop_on_damaged_data(stage, error):
     """A damaged decode-cache entry met by the data pipeline (audio_cache.Damaged, which
     tf.data wraps in its own error): save, say it in one line, exit code 2. Anything else
@@ -517,6 +554,7 @@ def loop(stage):
                       f"{stage.saver.latest}", file=sys.stderr, flush=True)
                 stage.stopped = "non-finite"
                 return 1
+            adapt_augmentation(stage, out)
             if stage.chief:
                 progress.update(stage.step, out)
             code = watch_step(stage, out, summaries, evaluations)

@@ -155,6 +155,14 @@ def fraction_below_one(text):
     return value
 
 
+def fraction_in_half(text):
+    """argparse type: a number in (0, 0.5]."""
+    value = positive_float(text)
+    if value > 0.5:
+        raise argparse.ArgumentTypeError(f"{value:g} must be at most 0.5")
+    return value
+
+
 def run_cli(main, argv=None):
     """Run main(argv); a UserError becomes one line on stderr and exit code 2."""
     try:

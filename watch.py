@@ -18,12 +18,24 @@ import metrics
 from evaluate import comparison_windows
 from rules import default_batch_size
 
+# What the quality curve logs besides the metrics' tags (metrics.tags()).
+TAGS = {"train.frechet_mel_distance": "Eval/train_frechet_mel_distance"}
+
 
 class QualityCurve:
-    """Evaluations during training against real windows drawn once, at start-up."""
+    """Evaluations during training against real windows drawn once, at start-up: of the
+    training audio, or of the held-out audio with a validation split (validation), when the
+    distance to training windows is measured too (train.frechet_mel_distance): a training
+    distance that falls while the validation distance rises is overfitting. The memorisation
+    check searches the training windows."""
 
-    def __init__(self, audio, num_blocks, count, seed, prior):
-        self.real, other, self.training, _ = comparison_windows(audio, num_blocks, count, seed)
+    def __init__(self, audio, num_blocks, count, seed, prior, validation=None):
+        self.real, other, self.training, _ = comparison_windows(
+            validation or audio, num_blocks, count, seed)
+        self.train_real = None
+        if validation is not None:
+            self.train_real, _, self.training, _ = comparison_windows(audio, num_blocks, count,
+                                                                      seed)
         self.latents = longform.draw_latents(seed + 2, len(self.real), prior)
         self.rate, self.seed = audio.sampling_rate, seed
         self.batch = default_batch_size(num_blocks)
@@ -34,8 +46,13 @@ class QualityCurve:
         generated = longform.generate_windows(generator, self.latents, self.batch)
         if not np.isfinite(generated).all():
             generated = np.nan_to_num(generated, nan=0.0, posinf=1.0, neginf=-1.0)
-        return metrics.compute_metrics(self.real, generated, self.rate, self.training,
-                                       seed=self.seed), generated
+        measured = metrics.compute_metrics(self.real, generated, self.rate, self.training,
+                                           seed=self.seed)
+        if self.train_real is not None:
+            comparison = metrics.Comparison(self.train_real, generated, self.rate)
+            measured["train.frechet_mel_distance"] = metrics.frechet_mel(comparison)[
+                "frechet_mel_distance"]
+        return measured, generated
 
     def line(self, step, measured):
         """The console line of an evaluation."""
@@ -49,7 +66,9 @@ class QualityCurve:
                 f"{measured['loudness.rms_ratio']:.3g}, spectral distance "
                 f"{measured['spectrum.distance_db']:.3g} dB, NDB/K "
                 f"{measured['ndb.ndb_over_k']:.3g}, copies "
-                f"{measured['memorisation.fraction_below']:.3g}")
+                f"{measured['memorisation.fraction_below']:.3g}" + (
+                    f"; to training windows {measured['train.frechet_mel_distance']:.4g}"
+                    if "train.frechet_mel_distance" in measured else ""))
 
 
 class Watchdog:

@@ -46,7 +46,7 @@ def module_graphs_released():
 
 # Module fixtures that train: every test using one is slow.
 TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "wavegan",
-                     "iteration"}
+                     "iteration", "source"}
 
 
 def pytest_collection_modifyitems(items):
