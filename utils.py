@@ -3,15 +3,14 @@ WAV files (report §7.4: 16-bit PCM) and flag types. No TensorFlow.
 """
 
 import argparse
-import io
 import json
 import math
 import os
 import sys
 import tempfile
+import wave
 
 import numpy as np
-import soundfile as sf
 
 from private_apis import DefaultsHelpFormatter
 from rules import MAX_INT16
@@ -81,26 +80,25 @@ def read_json(path):
 
 
 def write_wav(path, audio, sampling_rate):
-    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file, atomically.
-    Encoded in memory (about 2 MB a minute, mono) and written by Python, whose errors name
-    their cause; libsndfile's say only "System error"."""
-    encoded = io.BytesIO()
-    sf.write(encoded, to_int16(audio), sampling_rate, subtype="PCM_16", format="WAV")
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(encoded.getvalue())
-    return atomic_write(path, write, suffix=".wav.tmp")
+    """Write float audio [samples] or [samples, channels] as a 16-bit PCM WAV file, atomically
+    (write_wav_stream)."""
+    audio = np.asarray(audio)
+    channels = 1 if audio.ndim == 1 else audio.shape[1]
+    return write_wav_stream(path, [audio], sampling_rate, channels)
 
 
 def write_wav_stream(path, chunks, sampling_rate, channels):
     """Write float chunks [samples, channels] as one 16-bit PCM WAV file as they come, so
-    that a file of any length takes the memory of one chunk; atomically, as write_wav."""
+    that a file of any length takes the memory of one chunk; atomically (atomic_write).
+    Python's wave module writes the same bytes as libsndfile, and its errors name their cause
+    (a full disk, a file-size limit), where libsndfile says only "System error"."""
     def write(tmp):
-        with sf.SoundFile(tmp, "w", sampling_rate, channels, subtype="PCM_16",
-                          format="WAV") as f:
+        with wave.open(tmp, "wb") as f:
+            f.setnchannels(channels)
+            f.setsampwidth(2)
+            f.setframerate(sampling_rate)
             for chunk in chunks:
-                f.write(to_int16(chunk))
+                f.writeframes(to_int16(chunk).tobytes())
     return atomic_write(path, write, suffix=".wav.tmp")
 
 
