@@ -97,6 +97,13 @@ class ModelConfig:
                   "extended to every block of both networks, pggan adds PGGAN's equalised "
                   "learning rate, sample normalisation and minibatch standard deviation",
         choices=tuple(VARIANTS))
+    condition: str = flag(
+        "none", "none: one model of all the music, as the original; folders: a model that "
+                "can be asked for a style, each top-level folder of --data_dir a label "
+                "(docs/data.md)", choices=("none", "folders"))
+    condition_depth: int = flag(
+        1, "with --condition folders: a label is a file's first this many folders (2: "
+           "artist/album)", parse=int_in_range(1, 8))
     phaseshuffle_rad: int = flag(
         2, "shift each critic activation by up to this many samples (WaveGAN §3.3); 0 turns "
            "phase shuffle off", parse=int_in_range(0, MAX_PHASESHUFFLE_RAD))
@@ -132,6 +139,10 @@ class DataConfig:
     augmentation_level: int = flag(
         0, "also train on windows offset by k*window/10, k=1..L; for small datasets",
         parse=int_in_range(0, MAX_AUGMENTATION_LEVEL))
+    label_balance: str = flag(
+        "uniform", "with --condition folders: uniform draws each label as often, so a small "
+                   "folder is not drowned by a large one; data draws them as the music is "
+                   "spread", choices=("uniform", "data"))
     validation_fraction: float | None = flag(
         None, "hold out this share of the files (whole files, seeded, at least one) as "
               "validation audio: the quality curve then measures against it, and also "
@@ -310,6 +321,11 @@ class JobConfig:
                    "(U(-1, 1), the VAE-GAN's N(0, 1)); posterior: the VAE-GAN only, a Gaussian "
                    "fitted to where its encoder puts the training windows (kept with each "
                    "checkpoint)", choices=("trainer", "posterior"))
+    label: tuple | None = flag(
+        None, "with --generate or --interpolate of a model trained with --condition folders: "
+              "the label(s) to ask for (a file set per label, every label by default; with "
+              "--interpolate, from the first to the last)",
+        nargs="+", metavar="NAME")
     interpolate: tuple | None = flag(
         None, "instead of training, write one file that morphs from the latent of seed A to "
               "that of seed B", parse=SEEDS, nargs=2, metavar=("A", "B"))
@@ -336,8 +352,9 @@ class JobConfig:
             raise UserError(f"{' and '.join(self.chosen)} are separate jobs: use one of them")
         if self.steps is not None and not self.interpolate:
             raise UserError("--steps goes with --interpolate: add --interpolate A B")
-        if self.interpolate is not None:
-            object.__setattr__(self, "interpolate", tuple(self.interpolate))
+        for name in ("interpolate", "label"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -377,6 +394,9 @@ class RunConfig:
         if self.train.critic_augment == "ada" and self.data.validation_fraction is None:
             raise UserError("--critic_augment ada adapts to how the critic scores held-out "
                             "music: add --validation_fraction (e.g. 0.1)")
+        if self.job.label is not None and job not in ("generate", "interpolate"):
+            raise UserError("--label goes with --generate or --interpolate (the other jobs "
+                            "take every label of a conditional model)")
         if job is not None and (self.train.init_from or self.train.critic_augment != "none"):
             raise UserError("--init_from and --critic_augment go with training, not with a job")
         grow_flags = sorted(f"--{f.name}" for f in leaves(GrowConfig)
@@ -438,6 +458,10 @@ class PlayConfig:
     export: str = flag(None, "a folder written by a trainer's --export DIR")
     generate: int | None = flag(None, "write N files, as the trainer's --generate (--duration "
                                       "alone: one file)", parse=COUNTS, metavar="N")
+    label: tuple | None = flag(
+        None, "an export of a model trained with --condition folders: the label(s) to play "
+              "(--generate: a file set each; --live: the walk moves from one to the next at "
+              "each anchor); every label by default", nargs="+", metavar="NAME")
     walk: WalkConfig = field(default_factory=WalkConfig)
     live: bool = flag(False, "play an endless latent walk until Ctrl+C")
     stdout: bool = flag(False, "with --live: raw 16-bit PCM on standard output instead of the "
@@ -456,6 +480,8 @@ class PlayConfig:
             raise UserError("say what to play: --generate N (or --duration S) or --live")
         if (self.stdout or self.chunks) and not self.live:
             raise UserError("--stdout and --chunks go with --live")
+        if self.label is not None:
+            object.__setattr__(self, "label", tuple(self.label))
 
 
 # --------------------------------------------------------------------------- parsing

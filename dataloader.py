@@ -365,23 +365,67 @@ def _note_resampled(data_dir, source_rates, sampling_rate, log):
             + "; ".join(f"{some(names)} ({rate} Hz)" for rate, names in sorted(by_rate.items())))
 
 
-def split_files(audio, fraction):
+def subset(audio, indices):
+    """The AudioData of some of audio's files (by index), read from the same sources."""
+    return dataclasses.replace(
+        audio, buffer=Segments([audio.buffer.sources[i] for i in indices], audio.channels),
+        files=[audio.files[i] for i in indices],
+        folders=len({os.path.dirname(audio.files[i]) for i in indices}))
+
+
+def split_files(audio, fraction, where=None):
     """(training, validation) AudioData of audio: `fraction` of its files (at least one,
     leaving at least one), whole, chosen by a fixed seed so that every run, resume and stage
-    of one folder holds out the same files."""
+    of one folder holds out the same files. `where` names the audio in the error."""
     count = len(audio.files)
     if count < 2:
-        raise UserError(f"{audio.data_dir} holds {count} audio file: --validation_fraction "
-                        f"holds out whole files, so it needs two or more")
+        raise UserError(f"{where or audio.data_dir} holds {count} audio file: "
+                        f"--validation_fraction holds out whole files, so it needs two or more")
     held = min(count - 1, max(1, round(fraction * count)))
     chosen = set(np.random.default_rng(0).choice(count, held, replace=False).tolist())
+    return (subset(audio, [i for i in range(count) if i not in chosen]),
+            subset(audio, sorted(chosen)))
 
-    def part(indices):
-        return dataclasses.replace(
-            audio, buffer=Segments([audio.buffer.sources[i] for i in indices], audio.channels),
-            files=[audio.files[i] for i in indices],
-            folders=len({os.path.dirname(audio.files[i]) for i in indices}))
-    return (part([i for i in range(count) if i not in chosen]), part(sorted(chosen)))
+
+def subset_of_parts(audio, parts):
+    """The AudioData of the files of several subsets of audio, in the subsets' order."""
+    index = {path: i for i, path in enumerate(audio.files)}
+    return subset(audio, [index[path] for part in parts for path in part.files])
+
+
+MAX_LABELS = 64  # folders a conditional model may be asked to tell apart
+
+
+def folder_labels(audio, depth=1):
+    """(the labels in path order, the label of each file of audio) for --condition folders:
+    a file's label is its first `depth` folders under the data folder. A file above that
+    depth, a label folder none of whose files could be read, fewer than two labels or more
+    than MAX_LABELS are one line."""
+    def label_of(path):
+        parts = os.path.relpath(path, audio.data_dir).split(os.sep)[:-1]
+        return "/".join(parts[:depth]) if len(parts) >= depth else None
+    loose = [os.path.relpath(f, audio.data_dir) for f in audio.files if label_of(f) is None]
+    if loose:
+        raise UserError(f"--condition folders labels each file by its folder{'s' * (depth > 1)}"
+                        f" {depth} deep in {audio.data_dir}, but {some(loose)} "
+                        f"{'is' if len(loose) == 1 else 'are'} not in one: move "
+                        f"{'it' if len(loose) == 1 else 'them'} into a label folder")
+    names = sorted({label_of(f) for f in audio.files})
+    unread = sorted({label_of(p) for p, _ in audio.skipped} - set(names) - {None})
+    if unread:
+        raise UserError(f"the label folder {unread[0]} of {audio.data_dir} has no audio that "
+                        f"could be read: add audio to it or remove it")
+    if not 2 <= len(names) <= MAX_LABELS:
+        raise UserError(f"--condition folders found {len(names)} label folder"
+                        f"{'s' * (len(names) != 1)} in {audio.data_dir} ({some(names)}): give "
+                        f"it 2 to {MAX_LABELS}")
+    return names, [names.index(label_of(f)) for f in audio.files]
+
+
+def label_parts(audio, file_labels, count):
+    """The AudioData of each label's files, in label order."""
+    return [subset(audio, [i for i, label in enumerate(file_labels) if label == k])
+            for k in range(count)]
 
 
 def summary(audio):
@@ -461,10 +505,49 @@ def batches(audio, windows, batch_size, seed=None):
     return endless()
 
 
-def make_dataset(audio, num_blocks, batch_size, augmentation_level=0, seed=None):
-    """tf.data pipeline of float32 batches [batch, window, channels], prefetched (§7.6)."""
+def labelled_batches(parts, windows, batch_size, shares, seed=None):
+    """Endless (int16 batch, int32 labels) of the labels' audio (parts) and windows: each
+    example's label drawn with the labels' shares, then the next window of that label's own
+    permutation (a new one each time a label's windows are all used)."""
+    def order(count, rng):
+        while True:
+            yield from rng.permutation(count)
+    rng = np.random.default_rng(seed)
+    orders = [order(len(w), np.random.default_rng([seed or 0, k])) for k, w in enumerate(windows)]
+    channels = parts[0].channels
+    while True:
+        labels = rng.choice(len(parts), size=batch_size, p=shares)
+        batch = np.empty((batch_size, windows[0].window, channels), np.int16)
+        for row, k in enumerate(labels):
+            parts[k].buffer.read(int(windows[k].starts([next(orders[k])])[0]), batch[row])
+        yield batch, labels.astype(np.int32)
+
+
+def label_shares(windows, balance):
+    """The share of each label in training: uniform (1 / labels each) or the data's
+    (each label's share of the windows)."""
+    counts = np.array([len(w) for w in windows], np.float64)
+    return (np.full(len(counts), 1.0 / len(counts)) if balance == "uniform"
+            else counts / counts.sum())
+
+
+def make_dataset(audio, num_blocks, batch_size, augmentation_level=0, seed=None, labelled=None,
+                 balance="uniform"):
+    """tf.data pipeline of float32 batches [batch, window, channels], prefetched (§7.6);
+    with labelled (each label's AudioData), pairs of a batch and its int32 labels, balanced
+    as --label_balance says."""
     import tensorflow as tf  # here, so that checking a dataset does not wait for TensorFlow
 
+    if labelled is not None:
+        windows = [stage_windows(part, num_blocks, augmentation_level) for part in labelled]
+        shares = label_shares(windows, balance)
+        signature = (tf.TensorSpec([batch_size, windows[0].window, audio.channels], tf.int16),
+                     tf.TensorSpec([batch_size], tf.int32))
+        dataset = tf.data.Dataset.from_generator(
+            lambda: labelled_batches(labelled, windows, batch_size, shares, seed),
+            output_signature=signature)
+        dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32) / MAX_INT16, y))
+        return dataset.prefetch(tf.data.AUTOTUNE)
     windows = stage_windows(audio, num_blocks, augmentation_level)
     batches(audio, windows, batch_size)  # raises now, not inside TensorFlow, if too few windows
     signature = tf.TensorSpec([batch_size, windows.window, audio.channels], tf.int16)

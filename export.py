@@ -9,8 +9,9 @@ DIR gets
     generator.float16.tflite    half the size: float16 weights, its largest difference from
                                 the float32 model measured and written in model.json
     model.json                  sampling rate, window, channels, latent size and prior, stage,
-                                step, variant, which weights (moving average or raw), and the
-                                name stem --generate gives its files
+                                step, variant, which weights (moving average or raw), the
+                                name stem --generate gives its files, and a conditional
+                                model's labels (its latents end with their one-hot)
 from the chosen checkpoint (--checkpoint, the latest by default) and its moving average
 (--raw_generator: the trained weights). The export is written aside (.export-* beside DIR)
 and its files are moved into DIR one by one, model.json last: a DIR that already holds an
@@ -35,16 +36,17 @@ FLOAT32_MODEL, FLOAT16_MODEL = "generator.tflite", "generator.float16.tflite"
 CHECK_LATENTS = 8  # latents of seed 0 the exported models are compared on
 
 
-def serving_module(generator):
+def serving_module(generator, labels=0):
     """A tf.Module whose serving_default maps latents to audio, with the generator's
-    variables."""
+    variables; a conditional generator's latents end with `labels` one-hot values."""
     import tensorflow as tf
 
     module = tf.Module()
     module.generator = generator
     module.generate = tf.function(
         lambda latents: {"audio": generator(latents)}, autograph=False,
-        input_signature=[tf.TensorSpec([None, LATENT_DIM], tf.float32, name="latents")])
+        input_signature=[tf.TensorSpec([None, LATENT_DIM + labels], tf.float32,
+                                       name="latents")])
     return module
 
 
@@ -67,14 +69,16 @@ def write_export(folder, generator, info):
     """Every file of an export into folder; returns the measured float16 error."""
     import tensorflow as tf
 
-    module = serving_module(generator)
+    labels = len(info.get("labels", []))
+    module = serving_module(generator, labels)
     tf.saved_model.save(module, os.path.join(folder, SAVED_MODEL),
                         signatures={"serving_default": module.generate})
     concrete = module.generate.get_concrete_function()
     for name, float16 in ((FLOAT32_MODEL, False), (FLOAT16_MODEL, True)):
         with open(os.path.join(folder, name), "wb") as f:
             f.write(tflite_model(concrete, float16))
-    latents = longform.draw_latents(0, CHECK_LATENTS, info["prior"])
+    latents = longform.with_labels(longform.draw_latents(0, CHECK_LATENTS, info["prior"]),
+                                   labels)
     reference = generator(latents).numpy()
     errors = {name: float(np.abs(LiteGenerator(os.path.join(folder, name))(latents)
                                  - reference).max())
@@ -93,6 +97,7 @@ def export_info(config, recipe, step, which, path, stem):
             "variant": config.get("model_variant", STANDARD), "step": step,
             "weights": "moving average" if which == AVERAGE else "raw",
             "checkpoint": os.path.abspath(path), "file_stem": stem,
+            "labels": config.get("labels", []),
             "files": {"saved_model": SAVED_MODEL, "float32": FLOAT32_MODEL,
                       "float16": FLOAT16_MODEL}}
 

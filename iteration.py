@@ -19,6 +19,7 @@ batch. With --xla each update's forward pass, penalty and gradients are compiled
 step stays outside (compiling it under MirroredStrategy fails).
 """
 
+import numpy as np
 import tensorflow as tf
 
 import losses
@@ -51,9 +52,13 @@ class Iteration:
     loss = losses.WGANGP()
 
     def __init__(self, networks, optimizers, step, rng, sample_latent, loss_scale=None,
-                 strategy=None, xla=False, moving_average=None, graph=GRAPHS[0], augment=None):
+                 strategy=None, xla=False, moving_average=None, graph=GRAPHS[0], augment=None,
+                 label_shares=None):
         self.generator, self.discriminator = networks["generator"], networks["discriminator"]
         self.augment = augment  # augment.Augment (--critic_augment ada), or None
+        # --condition folders: the labels, and the share of each the generator is asked for
+        self.labels = getattr(self.discriminator, "labels", 0)
+        self.label_shares = label_shares
         self.g_optimizer = optimizers["generator_optimizer"]
         self.d_optimizer = optimizers["discriminator_optimizer"]
         self.step, self.rng, self.sample_latent = step, rng, sample_latent
@@ -113,22 +118,30 @@ class Iteration:
 
     def train_critic(self, iterator):
         """One critic update on the next batch; returns its scalars, the batch (the first
-        replica's part) and the global batch size."""
-        real = next(iterator)
-        batch = self.batch_size(real)
+        replica's part) and the global batch size. A conditional model's fakes take the real
+        batch's labels."""
+        real = next(iterator)  # (audio, labels) for a conditional model
+        audio = self.split(real)[0]
+        batch = self.batch_size(audio)
         noise = self.noise(batch)  # drawn before alpha: the run's random stream, as ever
         alpha = self.rng.uniform(tf.stack([batch, 1, 1]))
         drawn = (noise, alpha)
         if self.augment is not None:  # for the real, generated and mixed windows
             drawn += (self.augment.draw(self.rng, batch, sets=3),)
         out = self.replicated(self.critic_update, real, *drawn)
-        return out, self.first_replica(real), batch
+        return out, self.first_replica(audio), batch
 
     def train_generator(self, iterator, batch):
         """The generator's update, then the step and the moving average; returns its scalars
         and its real batch (None where the loss reads none)."""
         real = next(iterator) if self.loss.generator_reads_real else None
-        out = self.replicated(self.generator_update, real, self.noise(batch))
+        noise = self.noise(batch)
+        if self.labels:  # the labels asked for, in --label_balance's shares
+            picked = tf.searchsorted(tf.constant(np.cumsum(self.label_shares), tf.float32),
+                                     self.rng.uniform(tf.stack([batch])), side="right")
+            noise = tf.concat([noise, tf.one_hot(tf.minimum(picked, self.labels - 1),
+                                                 self.labels)], axis=1)
+        out = self.replicated(self.generator_update, real, noise)
         self.step.assign_add(1)
         if self.moving_average is not None:
             self.moving_average.update(self.step)
@@ -140,24 +153,26 @@ class Iteration:
         """D_loss of this replica's batch and its gradients (compiled with --xla). With
         --critic_augment, every window the critic sees is augmented (augments: the draws of
         the real, generated and mixed windows)."""
-        G, D = self.generator, self.discriminator
+        real, noise = self.labelled(real, noise)
+        G, condition = self.generator, self.condition(noise)
         fake = G(self.latent(real, noise))  # outside the tape: G does not train here
-        critic = D
+        real_seen, fake_seen = real, fake
+
+        def critic(x):
+            return self.critic(x, condition)
         if augments is not None:
             on_real, on_fake, on_mixed = tf.split(augments, 3, axis=1)
             real_seen, fake_seen = self.augment(real, on_real), self.augment(fake, on_fake)
 
             def critic(x):
-                return D(self.augment(x, on_mixed))
-        else:
-            real_seen, fake_seen = real, fake
+                return self.critic(self.augment(x, on_mixed), condition)
         with tf.GradientTape() as tape:
-            d_real, d_fake = self.score(real_seen, fake_seen)
+            d_real, d_fake = self.score(real_seen, fake_seen, condition)
             penalty, d_mixed = losses.gradient_penalty(critic, real, fake, alpha,
                                                        self.loss_scale)
             loss = self.loss.critic(self.mean, d_real, d_fake, penalty)
             scaled = self.d_optimizer.scale_loss(loss)  # inside the tape: float16's scale
-        gradients = tape.gradient(scaled, D.trainable_variables)
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         return gradients, {"d_loss": loss, "real_output": self.mean(d_real),
                            "fake_output": self.mean(d_fake), "mixed_output": self.mean(d_mixed)}
 
@@ -171,7 +186,7 @@ class Iteration:
         """G_loss of this replica's latents and its gradients (compiled with --xla)."""
         G, D = self.generator, self.discriminator
         with tf.GradientTape() as tape:
-            d_fake = D(G(self.latent(real, noise)))
+            d_fake = self.critic(G(self.latent(real, noise)), self.condition(noise))
             d_real = D(real) if self.loss.generator_reads_real else None
             loss = self.loss.generator(self.mean, d_fake, d_real)
             scaled = self.g_optimizer.scale_loss(loss)
@@ -185,9 +200,11 @@ class Iteration:
     def validation_score(self, real):
         """The critic's mean score of a batch of held-out windows, seen as the training
         windows are (augmented with --critic_augment): the ADA heuristic's E[D(validation)]."""
+        real, labels = self.split(real)
         seen = real if self.augment is None else self.augment(
             real, self.augment.draw(self.rng, tf.shape(real)[0]))
-        return self.mean(self.discriminator(seen))
+        condition = tf.one_hot(labels, self.labels) if self.labels else None
+        return tf.reduce_mean(self.critic(seen, condition))
 
     # -- what the VAE-GAN changes
 
@@ -202,15 +219,37 @@ class Iteration:
 
     # -- helpers
 
-    def score(self, real, fake):
-        """D(real), D(fake). Where the critic scores each example alone (scores_together),
-        in one call on both batches: twice the rows in each matrix product (faster on the
-        wide blocks) and one cast of the weights to the compute dtype where there were two.
-        Otherwise two calls, as the original."""
-        D = self.discriminator
-        if scores_together(D):
-            return tf.split(D(tf.concat([real, fake], axis=0)), 2)
-        return D(real), D(fake)
+    def score(self, real, fake, condition=None):
+        """D(real), D(fake) (of the batch's labels, for a conditional critic). Where the
+        critic scores each example alone (scores_together), in one call on both batches:
+        twice the rows in each matrix product (faster on the wide blocks) and one cast of the
+        weights to the compute dtype where there were two. Otherwise two calls, as the
+        original."""
+        if scores_together(self.discriminator):
+            both = None if condition is None else tf.concat([condition, condition], axis=0)
+            return tf.split(self.critic(tf.concat([real, fake], axis=0), both), 2)
+        return self.critic(real, condition), self.critic(fake, condition)
+
+    def critic(self, x, condition=None):
+        """D(x), or D(x, one-hot labels) for a conditional critic."""
+        return self.discriminator(x) if condition is None else self.discriminator(x, condition)
+
+    def condition(self, noise):
+        """The one-hot labels a conditional generator's input ends with, or None."""
+        return noise[:, LATENT_DIM:] if self.labels else None
+
+    def split(self, batch):
+        """(audio, labels) of a batch of the loader: a conditional model's batches are
+        pairs (labels None otherwise)."""
+        return batch if self.labels else (batch, None)
+
+    def labelled(self, real, noise):
+        """(audio, the generator's input) of this replica's batch: a conditional model's
+        fakes are made for the real batch's labels, their one-hot after the latents."""
+        real, labels = self.split(real)
+        if labels is not None:
+            noise = tf.concat([noise, tf.one_hot(labels, self.labels)], axis=1)
+        return real, noise
 
     def apply(self, optimizer, gradients, network, loss):
         """One Adam step of the network (all-reduced across replicas by Keras); says whether

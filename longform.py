@@ -116,6 +116,58 @@ def draw_prior(rng, count, prior):
     return rng.standard_normal((count, LATENT_DIM))
 
 
+def with_labels(latents, labels, which=None):
+    """The input of a generator conditioned on `labels` labels: the latents followed by
+    one-hot labels, `which` (an index per latent; by default label i % labels for latent i).
+    Unconditional (labels 0): the latents as they are."""
+    if not labels:
+        return latents
+    which = np.arange(len(latents)) % labels if which is None else np.asarray(which)
+    return np.concatenate([latents, np.eye(labels, dtype=latents.dtype)[which]], axis=1)
+
+
+def asked_labels(asked, labels, where):
+    """The indices of the labels --label asks for (every label of a conditional model when
+    none is named); one line for a label the model does not know, or --label for a model
+    trained without --condition (`where` names the checkpoint or export)."""
+    if asked and not labels:
+        raise UserError(f"--label asks a model trained with --condition folders for a style, "
+                        f"but {where} was trained without: drop --label")
+    unknown = [name for name in asked or () if name not in labels]
+    if unknown:
+        raise UserError(f"{where} knows no label {unknown[0]}: it knows {', '.join(labels)}")
+    return [labels.index(name) for name in asked] if asked else list(range(len(labels)))
+
+
+def label_stem(stem, label):
+    """A label's file names: the stem, then the label with / as -."""
+    return f"{stem}_{label.replace('/', '-')}"
+
+
+def label_sets(generator, labels, asked, stem, where):
+    """[(generator, file stem)] of --generate: one set, or a conditional model's one per label
+    asked for (longform.asked_labels), each named after its label."""
+    if not labels:
+        asked_labels(asked, labels, where)
+        return [(generator, stem)]
+    return [(WithLabel(generator, k, len(labels)), label_stem(stem, labels[k]))
+            for k in asked_labels(asked, labels, where)]
+
+
+class WithLabel:
+    """A conditional generator asked for one label: latents [n, 100] to audio, the label's
+    one-hot after them. The latent walks, crossfades and file writing take it as any
+    generator."""
+
+    def __init__(self, generator, index, labels):
+        self.generator, self.index, self.labels = generator, index, labels
+
+    def __call__(self, latents):
+        latents = np.asarray(latents, dtype=np.float32)
+        return self.generator(with_labels(latents, self.labels,
+                                          np.full(len(latents), self.index)))
+
+
 def draw_latents(seed, count, prior):
     """The latents of a seed: the first `count` draws of NumPy's default generator, as float32.
     Every job that makes audio from a seed (--generate, --preview, --interpolate, --evaluate,
@@ -202,14 +254,24 @@ def write_files(generator, walk_config, count, seed, prior, window, batch, rate,
     return count, samples
 
 
-def walk(rng, prior, anchor_every=4):
+def walk(rng, prior, anchor_every=4, labels=0, sequence=()):
     """Latents along a smooth path through random anchors, one anchor every `anchor_every`
-    windows, without end: window i sits i / anchor_every of the way along the anchors."""
+    windows, without end: window i sits i / anchor_every of the way along the anchors. A
+    conditional generator's (`labels` labels) end with a one-hot label blended the same way
+    from anchor to anchor, the anchors taking the labels of `sequence` in turn."""
     start, end = draw_prior(rng, 2, prior)
+    one_hot = np.eye(labels, dtype=np.float32)
+    anchor = 0
     while True:
         for t in range(anchor_every):
-            yield interpolate(start, end, [t / anchor_every], prior)[0].astype(np.float32)
+            latent = interpolate(start, end, [t / anchor_every], prior)[0].astype(np.float32)
+            if labels:
+                first, then = (one_hot[sequence[(anchor + k) % len(sequence)]] for k in (0, 1))
+                share = t / anchor_every
+                latent = np.concatenate([latent, (1 - share) * first + share * then])
+            yield latent
         start, end = end, draw_prior(rng, 1, prior)[0]
+        anchor += 1
 
 
 def latent_walk(rng, num_windows, prior, anchor_every=4):

@@ -480,6 +480,19 @@ def quality_score(measured):
     return measured["frechet_mel_distance"]
 
 
+def label_metrics(names, reals, generateds, sampling_rate):
+    """Each label's own Frechet mel distance and RMS ratio (its generated windows against its
+    real windows): {"label.<name>.frechet_mel_distance": ..., "label.<name>.rms_ratio": ...}."""
+    out = {}
+    for name, real, generated in zip(names, reals, generateds):
+        comparison = Comparison(as_windows(real, "real"), as_windows(generated, "generated"),
+                                sampling_rate)
+        out[f"label.{name}.frechet_mel_distance"] = frechet_mel(comparison)[
+            "frechet_mel_distance"]
+        out[f"label.{name}.rms_ratio"] = _number(loudness(comparison)["loudness.rms_ratio"])
+    return out
+
+
 def tags():
     """{key: TensorBoard tag} of the rows the quality curve logs."""
     return {row.key: row.tag for row in table_rows() if row.tag}

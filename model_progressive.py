@@ -35,6 +35,7 @@ from rules import (
 )
 
 LRELU_ALPHA = 0.2
+LABEL_EMBEDDING = 32  # values of a label's embedding in the generator's input
 HE_GAIN, OUTPUT_GAIN = math.sqrt(2.0), 1.0  # equalised learning rate's gains (pggan)
 
 
@@ -303,19 +304,29 @@ class StagedNetwork(keras.Model):
 
 class Generator(StagedNetwork):
     """Table 7.1: dense 100 -> 16x1024, blocks 1..N of Conv1DTranspose (stride 4), 1x1 + tanh.
-    The extended variant's blocks are a stride-1 and a stride-4 Conv1DTranspose."""
+    The extended variant's blocks are a stride-1 and a stride-4 Conv1DTranspose.
+
+    Conditioned on `labels` labels (--condition folders), its input is the latent followed by
+    a one-hot label [batch, 100 + labels]; the label's learned embedding (label_embedding,
+    LABEL_EMBEDDING values) joins the latent into the projection. A blend of one-hot labels
+    blends their embeddings: a morph from one label to another."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, use_sample_norm=False,
-                 dtype="float32", variant="standard", **kwargs):
+                 dtype="float32", variant="standard", labels=0, **kwargs):
         super().__init__(num_blocks, variant, name="generator", dtype=dtype, **kwargs)
         if use_sample_norm and self.variant.sample_norm is False:
             raise ValueError(f"the {variant} variant has no sample normalisation")
         self.use_sample_norm = (use_sample_norm if self.variant.sample_norm is None
                                 else self.variant.sample_norm)
         nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
+        self.labels = labels
+        if labels:
+            self.add_layer("label_embedding", keras.layers.Dense(
+                LABEL_EMBEDDING, use_bias=False, dtype=dtype, name="label_embedding"),
+                (None, labels))
         self.add_layer("projection", dense(BASE_LENGTH * nf[0], dtype, "projection",
                                            self.variant.equalised_lr, OUTPUT_GAIN),
-                       (None, LATENT_DIM))
+                       (None, LATENT_DIM + (LABEL_EMBEDDING if labels else 0)))
         length = BASE_LENGTH
         for b in range(1, num_blocks + 1):
             layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
@@ -331,6 +342,8 @@ class Generator(StagedNetwork):
         return sample_norm(x) if self.use_sample_norm else x
 
     def call(self, z):
+        if self.labels:
+            z = tf.concat([z[:, :LATENT_DIM], self.label_embedding(z[:, LATENT_DIM:])], axis=1)
         x = self.projection(z)
         x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, BASE_FEATURE_MAPS]))
         for b in range(1, self.num_blocks + 1):
@@ -370,15 +383,25 @@ class CriticBody(StagedNetwork):
 
 
 class Discriminator(CriticBody):
-    """Table 7.2: the critic body, then dense 16x1024 -> 1 with no activation."""
+    """Table 7.2: the critic body, then dense 16x1024 -> 1 with no activation.
+
+    Conditioned on `labels` labels, a projection critic (Miyato & Koyama 2018): the score
+    adds the inner product of the features with the label's learned projection
+    (label_projection), D(x, y) = w . f(x) + b + e_y . f(x); call(x, condition) with the
+    one-hot labels [batch, labels]."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 variant="standard", **kwargs):
+                 variant="standard", labels=0, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.add_layer("prediction", dense(1, "float32", "prediction",
                                            self.variant.equalised_lr, OUTPUT_GAIN),
                        (None, FEATURES))
+        self.labels = labels
+        if labels:
+            self.add_layer("label_projection", keras.layers.Dense(
+                FEATURES, use_bias=False, dtype="float32", name="label_projection"),
+                (None, labels))
 
     @property
     def scores_examples_alone(self):
@@ -386,5 +409,11 @@ class Discriminator(CriticBody):
         deviation, no batch statistics. Then batches can be scored together in one call."""
         return not self.variant.minibatch_stddev
 
-    def call(self, x):
-        return self.prediction(self.features(x))
+    def call(self, x, condition=None):
+        features = self.features(x)
+        score = self.prediction(features)
+        if self.labels:
+            projected = self.label_projection(tf.cast(condition, tf.float32))
+            score += tf.reduce_sum(tf.cast(features, tf.float32) * projected, axis=1,
+                                   keepdims=True)
+        return score

@@ -92,11 +92,12 @@ def load_export(folder, float16=False):
         raise UserError(f"{model} is missing: export again with a trainer's --export")
     generator = LiteGenerator(model)
     stated = (info["window"], info["channels"])
-    if generator.output_shape != stated or generator.latent_dim != info["latent_dim"]:
+    inputs = info["latent_dim"] + len(info.get("labels", []))
+    if generator.output_shape != stated or generator.latent_dim != inputs:
         raise UserError(f"{model} makes windows of {generator.output_shape[0]} samples x "
                         f"{generator.output_shape[1]} channels from {generator.latent_dim} "
                         f"latents but {path} states {stated[0]} x {stated[1]} from "
-                        f"{info['latent_dim']}: they come from different exports, export "
+                        f"{inputs}: they come from different exports, export "
                         f"again")
     return generator, info
 
@@ -106,24 +107,29 @@ def batch_of(info):
 
 
 def generate(options, generator, info):
-    """The files of the trainer's --generate, from the export."""
-    rate = info["sampling_rate"]
-    files, samples = longform.write_files(generator, options.walk, options.generate,
-                                          options.seed, info["prior"], info["window"],
-                                          batch_of(info), rate, info["channels"],
-                                          info["file_stem"])
-    print(f"wrote {files} files of {samples / rate:.2f} s to {options.walk.output_dir} (seed "
-          f"{options.seed})")
+    """The files of the trainer's --generate, from the export (a conditional model's for
+    each label asked for, as the trainer names them)."""
+    rate, labels, stem = info["sampling_rate"], info.get("labels", []), info["file_stem"]
+    sets = longform.label_sets(generator, labels, options.label, stem, options.export)
+    for playing, name in sets:
+        files, samples = longform.write_files(playing, options.walk, options.generate,
+                                              options.seed, info["prior"], info["window"],
+                                              batch_of(info), rate, info["channels"], name)
+    print(f"wrote {files * len(sets)} files of {samples / rate:.2f} s to "
+          f"{options.walk.output_dir} (seed {options.seed})")
     return 0
 
 
 def chunks(generator, info, options):
     """Endless int16 chunks of a latent walk, each chunk_windows windows crossfaded on from
-    the last: every chunk holds chunk_windows x (window - overlap) samples."""
+    the last: every chunk holds chunk_windows x (window - overlap) samples. A conditional
+    model's walk moves from label to label of --label, one at each anchor."""
     window, rate = info["window"], info["sampling_rate"]
     overlap = longform.crossfade_samples(options.walk.crossfade, window, rate)
+    labels = info.get("labels", [])
     walk = longform.walk(np.random.default_rng(options.seed), info["prior"],
-                         options.walk.anchor_every)
+                         options.walk.anchor_every, len(labels),
+                         longform.asked_labels(options.label, labels, options.export))
     joiner = longform.Joiner(overlap)
     while True:
         latents = np.stack([next(walk) for _ in range(options.chunk_windows)])
@@ -184,8 +190,8 @@ def live(options, generator, info):
     return 0
 
 
-PLAY_FLAGS = ("export", "generate", "output_dir", "duration", "anchor_every", "crossfade", "live",
-              "stdout", "chunks", "chunk_windows", "seed", "float16")
+PLAY_FLAGS = ("export", "generate", "label", "output_dir", "duration", "anchor_every", "crossfade",
+              "live", "stdout", "chunks", "chunk_windows", "seed", "float16")
 
 
 def make_parser():
@@ -197,6 +203,7 @@ def make_parser():
 def main(argv=None):
     options = config.parse(config.PlayConfig, argv, make_parser())
     generator, info = load_export(options.export, options.float16)
+    longform.asked_labels(options.label, info.get("labels", []), options.export)  # before a word
     if options.seed is None:
         seed = int(np.random.default_rng().integers(2**31))
         print(f"seed {seed} (pass --seed {seed} to repeat it)", file=sys.stderr)

@@ -28,7 +28,7 @@ def build_networks(config, dtype, generator_only=False):
     return networks
 
 
-def make_config(model, sampling_rate, channels):
+def make_config(model, sampling_rate, channels, labels=()):
     """What a checkpoint of this run is made of, saved beside it as config.json."""
     return {"model": "wavegan", "num_blocks": WAVEGAN_BLOCKS, "frozen": False,
             "channels": channels, "sampling_rate": sampling_rate,

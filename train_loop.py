@@ -24,7 +24,17 @@ import checkpoints
 import conv_forms
 import longform
 import moving_average
-from dataloader import load, make_dataset, split_files, summary
+from dataloader import (
+    folder_labels,
+    label_parts,
+    label_shares,
+    load,
+    make_dataset,
+    split_files,
+    stage_windows,
+    subset_of_parts,
+    summary,
+)
 from distribute import distribute, make_strategy
 from private_apis import write_audio_summary
 from rules import default_batch_size, window_length
@@ -163,6 +173,8 @@ class Stage:
     end: object = None       # grow.End of a grown stage: its plateau and budget, or None
     posterior_windows: object = None  # training windows the VAE-GAN's posterior is fitted to
     validation: object = None  # the held-out AudioData (--validation_fraction), or None
+    parts: list = None       # each label's training AudioData (--condition folders), or None
+    validation_parts: list = None  # each label's held-out AudioData, or None
     validation_batches: object = None  # an iterator of its batches, for the ADA heuristic
     stopped: str = ""        # why the loop stopped: user, max_steps, plateau, budget, ...
     ada_heuristic: float = 0.0  # the last r_v of --critic_augment ada
@@ -205,7 +217,8 @@ class Stage:
     def feed(self, seed):
         """Batches in the order of seed, split across the replicas."""
         dataset = make_dataset(self.audio, self.config_json["num_blocks"], self.batch_size,
-                               self.config.data.augmentation_level, seed)
+                               self.config.data.augmentation_level, seed, self.parts,
+                               self.config.data.label_balance)
         self.iterator = distribute(dataset, self.strategy)
 
     def scalar(self, tag, value):
@@ -221,10 +234,20 @@ def open_stage(config, recipe):
 
     train = config.train
     audio = load(config.data, config.checkpoint_dir)  # bad data fails before TensorFlow's ops
-    validation = None
+    names, parts, validation, held = (), None, None, None
+    if config.model.condition == "folders":  # each label's files apart
+        names, file_labels = folder_labels(audio, config.model.condition_depth)
+        parts = label_parts(audio, file_labels, len(names))
     if config.data.validation_fraction is not None:
-        audio, validation = split_files(audio, config.data.validation_fraction)
-    config_json = recipe.make_config(config.model, config.data.sampling_rate, audio.channels)
+        fraction = config.data.validation_fraction
+        if parts is None:
+            audio, validation = split_files(audio, fraction)
+        else:  # files held out of every label
+            parts, held = map(list, zip(*(split_files(part, fraction, f"the label {name}")
+                                          for part, name in zip(parts, names))))
+            audio, validation = subset_of_parts(audio, parts), subset_of_parts(audio, held)
+    config_json = recipe.make_config(config.model, config.data.sampling_rate, audio.channels,
+                                     labels=names)
     batch_size = train.batch_size or default_batch_size(config_json["num_blocks"])
     strategy = make_strategy(train.distribution)  # before any op: multi_worker needs that
     replicas = strategy.num_replicas_in_sync
@@ -234,7 +257,8 @@ def open_stage(config, recipe):
                         f"{replicas}")
     policy, loss_scale = precision(train.use_mixed_precision_training)
     return Stage(config, recipe, None, audio, config_json, strategy, batch_size, policy, "",
-                 loss_scale=loss_scale, validation=validation)
+                 loss_scale=loss_scale, validation=validation, parts=parts,
+                 validation_parts=held)
 
 
 def build(stage):
@@ -248,7 +272,8 @@ def build(stage):
     if stage.validation is not None:
         stage.say(f"validation: {summary(stage.validation)}")
         stage.validation_batches = iter(make_dataset(
-            stage.validation, config_json["num_blocks"], batch_size, 0, config.seed))
+            stage.validation, config_json["num_blocks"], batch_size, 0, config.seed,
+            stage.validation_parts, config.data.label_balance))
     stage.feed(config.seed)  # a stage with too little audio is refused here
     if train.use_mixed_precision_training and policy == "float32":
         stage.say("mixed precision: no GPU and no bfloat16 support in this CPU, training in "
@@ -256,9 +281,16 @@ def build(stage):
     watch = config.watch
     average = moving_average.rule(watch.ema_decay, watch.ema_half_life, watch.ema_rampup,
                                   batch_size)
+    shares = None
+    if stage.parts is not None:
+        shares = label_shares([stage_windows(part, config_json["num_blocks"])
+                               for part in stage.parts], config.data.label_balance)
+        stage.say("labels: " + ", ".join(
+            f"{name} ({part.seconds / 60:.1f} min, {100 * share:.0f} % of the batches)"
+            for name, part, share in zip(config_json["labels"], stage.parts, shares)))
     stage.run = build_run(recipe, config_json, policy, stage.loss_scale, config.seed,
                           strategy, train.xla, average, train.graph,
-                          augment=train.critic_augment == "ada")
+                          augment=train.critic_augment == "ada", label_shares=shares)
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 train.conv_forms, train.conv_forms_cache or
                                 conv_forms.default_cache(config.checkpoint_dir)))
@@ -318,8 +350,9 @@ def watch_and_report(stage):
     if stage.chief:
         stage.writer = tf.summary.create_file_writer(stage.directory)
         # Fixed latents for the generator_output summary: the same sounds over time.
-        stage.summary_latents = longform.draw_latents(config.seed + 1, stage.batch_size,
-                                                      recipe.prior)
+        stage.summary_latents = longform.with_labels(
+            longform.draw_latents(config.seed + 1, stage.batch_size, recipe.prior),
+            len(stage.config_json.get("labels", [])))
         watch_over(stage)
     made_of, replicas = stage.config_json, stage.strategy.num_replicas_in_sync
     train = config.train
@@ -347,7 +380,9 @@ def watch_over(stage):
     num_blocks = stage.config_json["num_blocks"]
     count = options.num_eval_samples or evaluate.default_eval_count(window_length(num_blocks))
     stage.curve = watch.QualityCurve(stage.audio, num_blocks, count, stage.config.seed,
-                                     stage.recipe.prior, stage.validation)
+                                     stage.recipe.prior, stage.validation,
+                                     stage.config_json.get("labels", ()),
+                                     stage.validation_parts or stage.parts)
     stage.saver.keep_best()
     refs = stage.curve.references
     best = (f"; the best so far: {stage.best.distance:.4g} at step {stage.best.record['step']}"
@@ -394,6 +429,8 @@ def evaluate_now(stage):
         for key, tag in {**metrics.tags(), **watch.TAGS}.items():
             if measured.get(key) is not None:
                 tf.summary.scalar(tag, measured[key])
+        for key in (key for key in measured if key.startswith("label.")):
+            tf.summary.scalar("Label/" + key[len("label."):], measured[key])
         done = metrics.progress(measured["frechet_mel_distance"], stage.curve.references)
         if done is not None:
             tf.summary.scalar("Eval/progress_from_noise", done)

@@ -29,19 +29,21 @@ def build_networks(config, dtype, generator_only=False):
     from model_progressive import Discriminator, Generator
     args = {"num_blocks": config["num_blocks"], "channels": config["channels"],
             "smoothing": config["feature_map_smoothing"], "dtype": dtype,
-            "variant": config_value(config, "model_variant")}
+            "variant": config_value(config, "model_variant"),
+            "labels": len(config_value(config, "labels"))}
     networks = {"generator": Generator(use_sample_norm=config["use_sample_norm"], **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(**args)
     return networks
 
 
-def make_config(model, sampling_rate, channels, name="progressive"):
-    """What a checkpoint of this run is made of, saved beside it as config.json."""
+def make_config(model, sampling_rate, channels, name="progressive", labels=()):
+    """What a checkpoint of this run is made of, saved beside it as config.json (with the
+    labels of a conditional model in their order; none for the unconditional one)."""
     return {"model": name, "num_blocks": model.num_blocks, "frozen": model.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not model.no_feature_map_smoothing,
             "use_sample_norm": model.use_sample_norm, "sampling_rate": sampling_rate,
-            "model_variant": model.model_variant}
+            "model_variant": model.model_variant, "labels": list(labels)}
 
 
 def checkpoint_root(checkpoint_dir, model):
@@ -59,7 +61,8 @@ def checkpoint_root(checkpoint_dir, model):
 
 RECIPE = Recipe(model="progressive", description=__doc__.split("\n")[0],
                 build_networks=build_networks, make_config=make_config,
-                checkpoint_root=checkpoint_root, model_flags=STAGE_FLAGS + ("model_variant",))
+                checkpoint_root=checkpoint_root,
+                model_flags=STAGE_FLAGS + ("model_variant", "condition", "condition_depth"))
 
 
 def main(argv=None):

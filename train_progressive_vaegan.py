@@ -32,7 +32,7 @@ def build_networks(config, dtype, generator_only=False):
     return networks
 
 
-def make_config(model, sampling_rate, channels):
+def make_config(model, sampling_rate, channels, labels=()):
     return train_progressive.make_config(model, sampling_rate, channels, name="vaegan")
 
 

@@ -27,27 +27,47 @@ class QualityCurve:
     training audio, or of the held-out audio with a validation split (validation), when the
     distance to training windows is measured too (train.frechet_mel_distance): a training
     distance that falls while the validation distance rises is overfitting. The memorisation
-    check searches the training windows."""
+    check searches the training windows (`whole`: how many there are in all). A conditional
+    model's windows are generated for each label in turn, against that label's own (parts),
+    and each label gets its own distance too."""
 
-    def __init__(self, audio, num_blocks, count, seed, prior, validation=None):
-        self.real, other, self.training, _ = comparison_windows(
-            validation or audio, num_blocks, count, seed)
+    def __init__(self, audio, num_blocks, count, seed, prior, validation=None, labels=(),
+                 parts=None):
+        self.labels = list(labels)
+        if self.labels:  # a share of the windows for each label, of its own audio
+            each = [comparison_windows(part, num_blocks, max(1, count // len(labels)), seed)
+                    for part in parts]
+            self.by_label = [len(real) for real, *_ in each]
+            self.real, other = (np.concatenate([e[i] for e in each]) for i in (0, 1))
+            _, _, self.training, self.whole = comparison_windows(audio, num_blocks, count, seed)
+        else:
+            self.real, other, self.training, self.whole = comparison_windows(
+                validation or audio, num_blocks, count, seed)
         self.train_real = None
         if validation is not None:
-            self.train_real, _, self.training, _ = comparison_windows(audio, num_blocks, count,
-                                                                      seed)
+            self.train_real, _, self.training, self.whole = comparison_windows(
+                audio, num_blocks, count, seed)
         self.latents = longform.draw_latents(seed + 2, len(self.real), prior)
+        if self.labels:
+            self.latents = longform.with_labels(self.latents, len(self.labels), np.repeat(
+                np.arange(len(self.labels)), self.by_label))
         self.rate, self.seed = audio.sampling_rate, seed
         self.batch = default_batch_size(num_blocks)
         self.references = metrics.reference_metrics(self.real, other, self.rate, seed)
 
     def measure(self, generator):
-        """(metrics of generator's windows, the windows)."""
+        """(metrics of generator's windows, the windows); self.finite says whether they were
+        all finite (a diverged generator's are measured with its NaN as 0)."""
         generated = longform.generate_windows(generator, self.latents, self.batch)
-        if not np.isfinite(generated).all():
+        self.finite = bool(np.isfinite(generated).all())
+        if not self.finite:
             generated = np.nan_to_num(generated, nan=0.0, posinf=1.0, neginf=-1.0)
         measured = metrics.compute_metrics(self.real, generated, self.rate, self.training,
                                            seed=self.seed)
+        if self.labels:
+            ends = np.cumsum(self.by_label)[:-1]
+            measured.update(metrics.label_metrics(self.labels, np.split(self.real, ends),
+                                                  np.split(generated, ends), self.rate))
         if self.train_real is not None:
             comparison = metrics.Comparison(self.train_real, generated, self.rate)
             measured["train.frechet_mel_distance"] = metrics.frechet_mel(comparison)[
@@ -68,7 +88,11 @@ class QualityCurve:
                 f"{measured['ndb.ndb_over_k']:.3g}, copies "
                 f"{measured['memorisation.fraction_below']:.3g}" + (
                     f"; to training windows {measured['train.frechet_mel_distance']:.4g}"
-                    if "train.frechet_mel_distance" in measured else ""))
+                    if "train.frechet_mel_distance" in measured else "") + (
+                    "; per label " + ", ".join(
+                        f"{name} {measured[f'label.{name}.frechet_mel_distance']:.4g} "
+                        f"(RMS ratio {measured[f'label.{name}.rms_ratio']:.3g})"
+                        for name in self.labels) if self.labels else ""))
 
 
 class Watchdog:

@@ -392,6 +392,7 @@ def test_real_and_fake_are_scored_in_one_call_only_where_examples_are_scored_alo
             calls.append(int(x.shape[0]))
             return D(x)
     step = types.SimpleNamespace(discriminator=Counted())
+    step.critic = functools.partial(iteration.Iteration.critic, step)
     results = []
     for score in (functools.partial(iteration.Iteration.score, step), lambda r, f: (D(r), D(f))):
         with tf.GradientTape() as tape:

@@ -1,0 +1,285 @@
+"""--condition folders: labels from the folders of the library, balanced batches, a label
+embedding in the generator and a projection critic, and the jobs that ask for a label."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+from helpers import DEMO, ROOT, assert_one_line_error, networks_of, weights
+from helpers import run as run_trainer
+
+import checkpoints
+import dataloader
+import longform
+import runs
+import train_progressive
+from model_progressive import Discriminator, Generator, block_name
+from utils import UserError
+
+RATE = 16000
+LABELS = ["drums", "strings"]  # sorted: the order in config.json
+
+
+def run(*argv):
+    return run_trainer(train_progressive.main, *argv)
+
+
+def library(folder, layout):
+    """A folder of demo pieces: {relative path: demo piece number}."""
+    for path, piece in layout.items():
+        os.makedirs(os.path.dirname(os.path.join(folder, path)), exist_ok=True)
+        shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), os.path.join(folder, path))
+    return str(folder)
+
+
+def constant_library(folder, seconds):
+    """Each label folder holds one file of a constant value: its label can be read off any
+    window of it. {label: (value, seconds)}."""
+    for label, (value, length) in seconds.items():
+        os.makedirs(os.path.join(folder, label), exist_ok=True)
+        sf.write(os.path.join(folder, label, "a.wav"),
+                 np.full(int(length * RATE), value, np.float32), RATE, subtype="PCM_16")
+    return dataloader.load_audio(str(folder))
+
+
+# --------------------------------------------------------------------------- labels from folders
+
+def test_labels_are_the_folders_in_path_order_at_the_depth_asked(tmp_path):
+    folder = library(tmp_path, {"strings/b.wav": 1, "drums/kit/a.wav": 2, "drums/kit/b.wav": 3,
+                                "drums/loops/c.wav": 4})
+    audio = dataloader.load_audio(folder)
+    names, file_labels = dataloader.folder_labels(audio)
+    assert names == LABELS
+    assert [names[k] for k in file_labels] == [
+        os.path.relpath(f, folder).split(os.sep)[0] for f in audio.files]
+    names, _ = dataloader.folder_labels(dataloader.load_audio(
+        library(tmp_path / "deeper", {"drums/kit/a.wav": 2, "drums/loops/c.wav": 4})), depth=2)
+    assert names == ["drums/kit", "drums/loops"]
+
+
+@pytest.mark.parametrize("layout, depth, message", [
+    ({"loose.wav": 1, "drums/a.wav": 2}, 1, "loose.wav is not in one: move it into a label"),
+    ({"drums/a.wav": 2, "drums/kit/b.wav": 3}, 2, "drums/a.wav is not in one"),
+    ({"drums/a.wav": 2, "drums/b.wav": 3}, 1, "found 1 label folder in"),
+])
+def test_a_library_that_cannot_be_labelled_is_one_line(tmp_path, layout, depth, message):
+    audio = dataloader.load_audio(library(tmp_path, layout), log=lambda _: None)
+    with pytest.raises(UserError, match=message):
+        dataloader.folder_labels(audio, depth)
+
+
+def test_a_label_folder_without_usable_audio_and_too_many_labels_are_one_line(tmp_path):
+    folder = library(tmp_path / "broken", {"drums/a.wav": 2, "strings/a.wav": 1})
+    os.makedirs(os.path.join(folder, "voice"))
+    with open(os.path.join(folder, "voice", "take.wav"), "wb") as f:
+        f.write(b"RIFF not really")
+    audio = dataloader.load_audio(folder, log=lambda _: None)
+    with pytest.raises(UserError, match="the label folder voice of .* has no audio that could"):
+        dataloader.folder_labels(audio)
+    many = tmp_path / "many"
+    for k in range(dataloader.MAX_LABELS + 1):
+        os.makedirs(many / f"label{k:02d}")
+        sf.write(many / f"label{k:02d}" / "a.wav", np.zeros(64, np.float32), RATE)
+    with pytest.raises(UserError, match=f"found {dataloader.MAX_LABELS + 1} label folders .* "
+                                        f"give it 2 to {dataloader.MAX_LABELS}"):
+        dataloader.folder_labels(dataloader.load_audio(str(many)))
+
+
+@pytest.mark.parametrize("balance, expected", [("uniform", [0.5, 0.5]), ("data", [0.8, 0.2])])
+def test_batches_are_balanced_over_labels_and_each_window_is_its_labels(tmp_path, balance,
+                                                                       expected):
+    audio = constant_library(tmp_path, {"big": (0.25, 8.0), "small": (-0.5, 2.0)})
+    names, file_labels = dataloader.folder_labels(audio)
+    parts = dataloader.label_parts(audio, file_labels, len(names))
+    windows = [dataloader.stage_windows(part, 1) for part in parts]
+    shares = dataloader.label_shares(windows, balance)
+    np.testing.assert_allclose(shares, expected, atol=0.02)
+    batches = dataloader.labelled_batches(parts, windows, 64, shares, seed=3)
+    seen = np.zeros(2)
+    for _ in range(20):
+        batch, labels = next(batches)
+        assert batch.shape == (64, 64, 1) and labels.dtype == np.int32
+        values = batch[:, :, 0].astype(np.float64) / 32767
+        expected_values = np.broadcast_to(np.where(labels == 0, 0.25, -0.5)[:, None],
+                                          values.shape)
+        np.testing.assert_allclose(values, expected_values, atol=1e-4)
+        seen += np.bincount(labels, minlength=2)
+    np.testing.assert_allclose(seen / seen.sum(), expected, atol=0.05)
+
+
+# --------------------------------------------------------------------------- the networks
+
+def test_the_generator_and_critic_depend_on_the_label_and_the_rest_is_unchanged():
+    tf.keras.utils.set_random_seed(0)
+    generator, critic = Generator(1, labels=2), Discriminator(1, labels=2)
+    plain = Generator(1)
+    latents = longform.draw_latents(0, 3, "uniform")
+    first, second = (generator(longform.with_labels(latents, 2, [k] * 3)).numpy()
+                     for k in (0, 1))
+    assert first.shape == plain(latents).shape == (3, 64, 1)
+    assert np.abs(first - second).max() > 1e-4
+    one_hot = np.eye(2, dtype=np.float32)
+    critic.label_projection.kernel.assign(tf.random.normal([2, critic.label_projection.units]))
+    scores = [critic(tf.constant(first), one_hot[[k] * 3]).numpy() for k in (0, 1)]
+    assert np.abs(scores[0] - scores[1]).max() > 1e-4
+    assert set(generator.named_layers()) - set(plain.named_layers()) == {"label_embedding"}
+    assert set(critic.named_layers()) - set(Discriminator(1).named_layers()) == \
+        {"label_projection"}
+
+
+def test_asking_for_a_label_the_model_does_not_know_is_one_line():
+    assert longform.asked_labels(None, LABELS, "here") == [0, 1]
+    assert longform.asked_labels(("strings",), LABELS, "here") == [1]
+    assert longform.asked_labels(None, [], "here") == []
+    with pytest.raises(UserError, match="here knows no label piano: it knows drums, strings"):
+        longform.asked_labels(("piano",), LABELS, "here")
+    with pytest.raises(UserError, match="but here was trained without: drop --label"):
+        longform.asked_labels(("drums",), [], "here")
+
+
+# --------------------------------------------------------------------------- a trained model
+
+@pytest.fixture(scope="module")
+def trained(module_tmp):
+    """A conditional stage 1 of two steps, grown to the frozen stage 2 for one step."""
+    data = library(module_tmp / "music", {"strings/a.wav": 1, "strings/b.wav": 2,
+                                          "drums/a.wav": 3, "drums/b.wav": 4})
+    root = str(module_tmp / "runs")
+    flags = ["--data_dir", data, "--checkpoint_dir", root, "--condition", "folders"]
+    logs = {"stage 1": run(*flags, "--num_blocks", "1", "--max_steps", "2",
+                           "--eval_every_secs", "1e-9", "--num_eval_samples", "8"),
+            "frozen 2": run(*flags, "--num_blocks", "2", "--freeze_early_layers",
+                            "--max_steps", "1")}
+    for name, (code, out, err) in logs.items():
+        assert code == 0, (name, out, err)
+    return data, root, flags, logs
+
+
+def test_training_writes_the_labels_and_measures_each(trained):
+    _, root, _, logs = trained
+    for stage, folder in ((1, checkpoints.stage_dir(root, 1)),
+                          (2, checkpoints.stage_dir(root, 2, frozen=True))):
+        assert checkpoints.read_config(folder)["labels"] == LABELS, stage
+    out = logs["stage 1"][1]
+    assert "labels: drums (1.2 min, 50 % of the batches), strings (1.2 min, 50 % of the " \
+           "batches)" in out
+    assert "per label drums " in out and ", strings " in out
+
+
+def test_growing_carries_the_label_layers_over_and_they_train_as_the_dense_beside(trained,
+                                                                                  tmp_path):
+    _, root, _, _ = trained
+    one = checkpoints.stage_dir(root, 1)
+    shutil.copytree(one, checkpoints.stage_dir(str(tmp_path), 1))
+    config = checkpoints.read_config(one)
+    stage_1 = networks_of(checkpoints.latest_checkpoint(one), config)
+    grown = dict(config, num_blocks=2, frozen=True)
+    run_ = runs.build_run(train_progressive.RECIPE, grown, "float32", None, seed=5,
+                          average_rule=None)
+    _, how = checkpoints.start_stage(run_, str(tmp_path), 2, True, grown)
+    assert how.startswith("blocks 1..1 grown from stage 1"), how
+    for name, layer, beside in (("generator", "label_embedding", "projection"),
+                                ("discriminator", "label_projection", "prediction")):
+        network = run_.networks[name]
+        assert layer in network.carried_over_layers()
+        before, after = weights(stage_1[name], [layer]), weights(network, [layer])
+        assert all(np.array_equal(before[k], after[k]) for k in before), name
+        assert network.named_layers()[layer].trainable == \
+            network.named_layers()[beside].trainable is True  # frozen stage: only blocks stop
+        assert not network.named_layers()[block_name(1)].trainable
+
+
+def test_other_labels_for_an_existing_run_are_one_line(trained, tmp_path):
+    data, root, flags, _ = trained
+    other = library(tmp_path, {"strings/a.wav": 1, "voice/a.wav": 2})
+    code, _, err = run(*flags, "--data_dir", other, "--num_blocks", "1", "--max_steps", "3")
+    assert_one_line_error(code, err, "labels")
+    code, _, err = run("--data_dir", data, "--checkpoint_dir", root, "--num_blocks", "1",
+                       "--max_steps", "3")
+    assert_one_line_error(code, err, "labels")
+
+
+def test_generate_with_a_label_is_reproducible_and_named_after_it(trained, tmp_path):
+    _, root, _, _ = trained
+    written = []
+    for attempt in ("a", "b"):
+        code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--generate", "2",
+                             "--label", "strings", "--seed", "3", "--output_dir",
+                             str(tmp_path / attempt))
+        assert code == 0, out + err
+        written.append(sorted(os.listdir(tmp_path / attempt)))
+    assert written[0] == written[1] and len(written[0]) == 2
+    assert all("_strings" in name for name in written[0])
+    for name in written[0]:
+        a, b = (sf.read(str(tmp_path / which / name))[0] for which in ("a", "b"))
+        assert np.array_equal(a, b)
+    code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--generate", "1",
+                         "--seed", "3", "--output_dir", str(tmp_path / "every"))
+    assert code == 0, out + err
+    every = sorted(os.listdir(tmp_path / "every"))
+    assert len(every) == 2 and "_drums" in every[0] and "_strings" in every[1]
+    assert np.array_equal(sf.read(str(tmp_path / "every" / every[1]))[0],
+                          sf.read(str(tmp_path / "a" / written[0][0]))[0])
+    drums = sf.read(str(tmp_path / "every" / every[0]))[0]
+    assert not np.array_equal(drums, sf.read(str(tmp_path / "every" / every[1]))[0])
+
+
+def test_interpolate_moves_from_one_label_to_another(trained, tmp_path):
+    _, root, _, _ = trained
+    code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--interpolate", "1",
+                         "1", "--label", "drums", "strings", "--output_dir", str(tmp_path))
+    assert code == 0, out + err
+    [name] = os.listdir(tmp_path)
+    assert "_drums_to_strings" in name, name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--generate", "1", "--label", "piano"], "knows no label piano: it knows drums, strings"),
+    (["--preview", "--label", "drums"], "--label goes with --generate or --interpolate"),
+])
+def test_bad_label_asks_are_one_line(trained, tmp_path, argv, message):
+    _, root, _, _ = trained
+    code, _, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--output_dir",
+                       str(tmp_path), *argv)
+    assert_one_line_error(code, err, message)
+    assert not os.path.exists(tmp_path) or not os.listdir(tmp_path)
+
+
+def test_the_export_takes_a_label_and_plays_as_generate(trained, tmp_path):
+    _, root, _, _ = trained
+    folder = str(tmp_path / "export")
+    code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--export", folder)
+    assert code == 0, out + err
+    with open(os.path.join(folder, "model.json")) as f:
+        assert json.load(f)["labels"] == LABELS
+    play = subprocess.run([sys.executable, "play.py", folder, "--generate", "2", "--label",
+                           "drums", "--seed", "4", "--output_dir", str(tmp_path / "play")],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert play.returncode == 0, play.stderr
+    code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--generate", "2",
+                         "--label", "drums", "--seed", "4", "--output_dir",
+                         str(tmp_path / "trainer"))
+    assert code == 0, out + err
+    names = sorted(os.listdir(tmp_path / "trainer"))
+    assert sorted(os.listdir(tmp_path / "play")) == names and len(names) == 2
+    for name in names:
+        ours = sf.read(str(tmp_path / "play" / name), dtype="int16")[0].astype(int)
+        theirs = sf.read(str(tmp_path / "trainer" / name), dtype="int16")[0]
+        assert np.abs(ours - theirs).max() <= 1, name
+    play = subprocess.run([sys.executable, "play.py", folder, "--generate", "1", "--label",
+                           "piano", "--output_dir", str(tmp_path / "bad")],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert_one_line_error(play.returncode, play.stderr, "knows no label piano")
+
+
+@pytest.mark.parametrize("trainer", ["train_progressive_vaegan.py", "train.py"])
+def test_the_other_models_refuse_condition_in_one_line(trainer):
+    result = subprocess.run([sys.executable, trainer, "--condition", "folders"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert_one_line_error(result.returncode, result.stderr, "--condition")
