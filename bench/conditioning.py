@@ -1,0 +1,228 @@
+"""Does a model trained with --condition folders make what it is asked for?
+
+    python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
+            [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
+
+Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
+~/music/freedroidrpg and ~/music/hedgewars) become the two labels of one library (symbolic
+links, named after the folders). For each seed, train_progressive.py trains a conditional
+stage (--condition folders, mixed precision as the CPU allows) to --steps in a subprocess.
+Then:
+
+- a small classifier (multinomial logistic regression on each window's log-mel mean and
+  standard deviation per band, NumPy and SciPy, no downloaded weights) is fitted to real
+  windows of half of each label's files (whole files, seeded) and scored on real windows of
+  the other half: the accuracy a generator can hope for;
+- the moving-average generator (what --generate plays) is asked for each label, --windows
+  windows each, and the classifier says how often it recovers the label asked for;
+- each label's Frechet mel distance and RMS ratio (metrics.label_metrics) against its
+  held-out real windows, beside the real-music reference.
+
+Target: on generated windows each label is recovered at least 80 % as often as on real ones
+(relative accuracy >= 0.8 for the label recovered least well, so that a generator that makes
+one style whatever it is asked cannot pass). Prints the mean and range over the seeds.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from scipy.optimize import minimize
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import rules
+from utils import ArgumentParser, UserError, int_in_range, run_cli
+
+TARGET = 0.8
+L2 = 1e-2  # the classifier's weight penalty: it must not learn one soundtrack's noise floor
+
+
+def library(folders, root):
+    """A folder with a link to each of `folders`, named after it: a label each."""
+    path = os.path.join(root, "library")
+    os.makedirs(path, exist_ok=True)
+    for folder in folders:
+        link = os.path.join(path, os.path.basename(os.path.normpath(folder)))
+        if not os.path.islink(link):
+            os.symlink(os.path.abspath(os.path.expanduser(folder)), link)
+    return path
+
+
+def train(data, root, seed, args):
+    """train_progressive.py to --steps (skipped where that checkpoint is there); returns the
+    stage folder."""
+    import checkpoints
+
+    run = os.path.join(root, f"seed{seed}")
+    directory = checkpoints.stage_dir(run, args.stage)
+    if os.path.exists(os.path.join(directory, f"ckpt-{args.steps}.index")):
+        return directory
+    print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
+    command = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
+               "--checkpoint_dir", run, "--condition", "folders", "--num_blocks",
+               str(args.stage), "--batch_size", str(args.batch_size), "--max_steps",
+               str(args.steps), "--seed", str(seed), "--use_mixed_precision_training",
+               "--audio_cache", os.path.join(root, "audio_cache"), "--save_every_secs", "1e9",
+               "--log_every_secs", "60"]
+    os.makedirs(run, exist_ok=True)
+    with open(os.path.join(run, "train.log"), "a") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode:
+        raise UserError(f"seed {seed} stopped with exit code {done.returncode}: see "
+                        f"{os.path.join(run, 'train.log')}")
+    return directory
+
+
+def features(windows, rate):
+    """Each window's log-mel mean and standard deviation per band, over frames and channels."""
+    import metrics
+
+    mel = metrics.log_mel_frames(windows, rate)  # [windows, channels, frames, bands]
+    return np.concatenate([mel.mean(axis=(1, 2)), mel.std(axis=(1, 2))], axis=1)
+
+
+class Classifier:
+    """Multinomial logistic regression with an L2 penalty, on standardised features."""
+
+    def __init__(self, x, labels, classes):
+        self.mean, self.scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+        x = (x - self.mean) / self.scale
+        one_hot = np.eye(classes)[labels]
+        shape = (x.shape[1] + 1, classes)
+
+        def loss(flat):
+            w = flat.reshape(shape)
+            logits = x @ w[:-1] + w[-1]
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            p /= p.sum(axis=1, keepdims=True)
+            value = -np.mean(np.sum(one_hot * np.log(p + 1e-12), axis=1))
+            grad = np.vstack([x.T @ (p - one_hot), (p - one_hot).sum(axis=0)]) / len(x)
+            grad[:-1] += L2 * w[:-1]
+            return value + 0.5 * L2 * np.sum(w[:-1] ** 2), grad.ravel()
+        self.w = minimize(loss, np.zeros(np.prod(shape)), jac=True,
+                          method="L-BFGS-B").x.reshape(shape)
+
+    def predict(self, x):
+        x = (x - self.mean) / self.scale
+        return np.argmax(x @ self.w[:-1] + self.w[-1], axis=1)
+
+
+def score(directory, data, root, seed, args):
+    """The classifier's accuracies and each label's metrics for one trained run."""
+    import checkpoints
+    import dataloader
+    import evaluate
+    import longform
+    import metrics
+    import train_progressive
+
+    audio = dataloader.load_audio(data, cache_dir=os.path.join(root, "audio_cache"),
+                                  log=lambda _: None)
+    names, file_labels = dataloader.folder_labels(audio)
+    parts = dataloader.label_parts(audio, file_labels, len(names))
+    rate, window = audio.sampling_rate, rules.window_length(args.stage)
+    fit, held = zip(*(dataloader.split_files(part, 0.5) for part in parts))
+    fit_windows = [evaluate.comparison_windows(p, args.stage, args.windows, seed)[0]
+                   for p in fit]
+    real, other = zip(*(evaluate.comparison_windows(p, args.stage, args.windows, seed + 1)[:2]
+                        for p in held))
+    classifier = Classifier(np.concatenate([features(w, rate) for w in fit_windows]),
+                            np.repeat(np.arange(len(names)), [len(w) for w in fit_windows]),
+                            len(names))
+    real_accuracy = [float(np.mean(classifier.predict(features(w, rate)) == k))
+                     for k, w in enumerate(real)]
+    path = checkpoints.latest_checkpoint(directory)
+    generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
+                                                           path)
+    latents = longform.draw_latents(seed + 100, args.windows, train_progressive.RECIPE.prior)
+    generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
+                                           latents, rules.default_batch_size(args.stage))
+                 for k in range(len(names))]
+    predicted = [classifier.predict(features(g, rate)) for g in generated]
+    confusion = [np.bincount(p, minlength=len(names)).tolist() for p in predicted]
+    measured = metrics.label_metrics(names, real, generated, rate)
+    reference = metrics.label_metrics(names, real, other, rate)
+    return {"seed": seed, "step": step, "weights": which, "labels": names, "window": window,
+            "real_accuracy": real_accuracy,
+            "generated_accuracy": [float(np.mean(p == k)) for k, p in enumerate(predicted)],
+            "confusion": confusion,
+            "frechet_mel_distance": [measured[f"label.{n}.frechet_mel_distance"]
+                                     for n in names],
+            "rms_ratio": [measured[f"label.{n}.rms_ratio"] for n in names],
+            "real_reference_distance": [reference[f"label.{n}.frechet_mel_distance"]
+                                        for n in names]}
+
+
+def spread(values):
+    values = np.asarray(values, np.float64)
+    return f"{values.mean():.3g} ({values.min():.3g}-{values.max():.3g})"
+
+
+def print_report(runs, args):
+    names = runs[0]["labels"]
+    print(f"stage {args.stage} ({runs[0]['window']} samples), {args.steps} steps, batch "
+          f"{args.batch_size}, seeds {' '.join(str(r['seed']) for r in runs)}, "
+          f"{args.windows} windows per label; mean (range) over the seeds")
+    print("| label | classifier on real held-out | on generated (asked for it) | relative | "
+          "Frechet mel distance (real reference) | RMS ratio |")
+    print("|---|---|---|---|---|---|")
+    for k, name in enumerate(names):
+        real = [r["real_accuracy"][k] for r in runs]
+        made = [r["generated_accuracy"][k] for r in runs]
+        print(f"| {name} | {spread(real)} | {spread(made)} | "
+              f"{spread(np.divide(made, real))} | "
+              f"{spread([r['frechet_mel_distance'][k] for r in runs])} "
+              f"({spread([r['real_reference_distance'][k] for r in runs])}) | "
+              f"{spread([r['rms_ratio'][k] for r in runs])} |")
+    # The label recovered least well: a generator that makes one style whatever it is asked
+    # scores well on that label and near 0 on the other.
+    relative = [min(np.divide(r["generated_accuracy"], r["real_accuracy"])) for r in runs]
+    print(f"relative accuracy of the label recovered least well: {spread(relative)}; target "
+          f">= {TARGET}: {'met' if np.mean(relative) >= TARGET else 'not met'}")
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.split("\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs=2, metavar="FOLDER",
+                        help="two folders of different music: the two labels")
+    parser.add_argument("--stage", type=int_in_range(1, rules.MAX_BLOCKS), default=3)
+    parser.add_argument("--steps", type=int_in_range(1, 10**9), default=300,
+                        help="training steps per seed")
+    parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--windows", type=int_in_range(16, 100_000), default=256,
+                        help="windows per label for the classifier and the metrics")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="train in DIR and keep it (default: a temporary folder); runs "
+                             "already there are not trained again")
+    parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        if not os.path.isdir(os.path.expanduser(folder)):
+            raise UserError(f"{folder} is not a folder: give two folders of music")
+    root = args.keep or tempfile.mkdtemp(prefix="bench_conditioning_")
+    try:
+        data = library(args.folders, root)
+        runs = [score(train(data, root, seed, args), data, root, seed, args)
+                for seed in args.seeds]
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print_report(runs, args)
+    if args.json:
+        print(json.dumps(runs, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
