@@ -203,9 +203,12 @@ class Stage:
             self.lock.release()
 
     def fit_posterior(self):
-        """The VAE-GAN's aggregate posterior, fitted to the encoder as it is now."""
+        """The VAE-GAN's aggregate posterior, fitted to the encoder as it is now, in batches
+        of the stage's default size (inference: a small training batch would make it many
+        more calls)."""
         if self.run.posterior is not None:
-            self.run.fit_posterior(self.posterior_windows, self.batch_size)
+            self.run.fit_posterior(self.posterior_windows,
+                                   default_batch_size(self.config_json["num_blocks"]))
 
     def save(self):
         if self.chief:

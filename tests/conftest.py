@@ -45,7 +45,7 @@ def module_graphs_released():
 
 
 # Module fixtures that train: every test using one is slow.
-TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "wavegan",
+TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "wavegan", "ada_run",
                      "iteration", "source"}
 
 
