@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -204,14 +205,29 @@ def test_export_refuses_a_folder_that_holds_something_else(tmp_path):
     assert os.listdir(other) == ["keep.txt"]
 
 
-@pytest.mark.slow
-def test_exporting_again_replaces_only_the_exports_files(tmp_path):
-    """A re-export used to delete the whole folder, the user's notes and WAVs in it too."""
-    make_checkpoint(str(tmp_path / "ck"), *CASES["vaegan_mono"][:2], "vaegan")
-    folder = tmp_path / "export"
-    argv = ["--checkpoint_dir", str(tmp_path / "ck"), "--num_blocks", "1", "--export",
-            str(folder)]
+@pytest.fixture(scope="module")
+def vaegan_export(module_tmp):
+    """A VAE-GAN checkpoint and its export, made once: each test works on a copy."""
+    root = module_tmp / "vaegan_export"
+    make_checkpoint(str(root / "ck"), *CASES["vaegan_mono"][:2], "vaegan")
+    argv = ["--checkpoint_dir", str(root / "ck"), "--num_blocks", "1", "--export",
+            str(root / "export")]
     assert run(train_progressive_vaegan.main, *argv)[0] == 0
+    return root
+
+
+def copy_of_export(vaegan_export, tmp_path):
+    """(the export folder, the flags that export into it again) in tmp_path."""
+    for name in ("ck", "export"):
+        shutil.copytree(vaegan_export / name, tmp_path / name)
+    return tmp_path / "export", ["--checkpoint_dir", str(tmp_path / "ck"), "--num_blocks", "1",
+                                 "--export", str(tmp_path / "export")]
+
+
+@pytest.mark.slow
+def test_exporting_again_replaces_only_the_exports_files(vaegan_export, tmp_path):
+    """A re-export used to delete the whole folder, the user's notes and WAVs in it too."""
+    folder, argv = copy_of_export(vaegan_export, tmp_path)
     (folder / "notes.txt").write_text("the good seeds: 3, 7\n")
     (folder / "take1.wav").write_bytes(b"RIFF mine")
     stale = tmp_path / ".export-killed"  # what a killed export leaves beside the folder
@@ -241,12 +257,9 @@ sys.exit(run_cli(train_progressive_vaegan.main, sys.argv[3:]))
 
 
 @pytest.mark.slow
-def test_an_export_past_a_file_size_limit_is_one_line_and_the_old_export_stays(tmp_path):
-    make_checkpoint(str(tmp_path / "ck"), *CASES["vaegan_mono"][:2], "vaegan")
-    folder = tmp_path / "export"
-    argv = ["--checkpoint_dir", str(tmp_path / "ck"), "--num_blocks", "1", "--export",
-            str(folder)]
-    assert run(train_progressive_vaegan.main, *argv)[0] == 0
+def test_an_export_past_a_file_size_limit_is_one_line_and_the_old_export_stays(vaegan_export,
+                                                                              tmp_path):
+    folder, argv = copy_of_export(vaegan_export, tmp_path)
     kept = {name: (folder / name).stat().st_mtime_ns for name in ("generator.tflite",
                                                                   "model.json")}
     result = subprocess.run([sys.executable, "-c", EXPORT_UNDER_A_FILE_SIZE_LIMIT, ROOT,
