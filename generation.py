@@ -218,7 +218,8 @@ def evaluate_checkpoint(config, recipe):
     print(summary(audio))
     labels, parts = made_of.get("labels", []), None
     if labels:
-        found, file_labels = folder_labels(audio, config.model.condition_depth)
+        depth = labels[0].count("/") + 1  # the depth it was trained with: a/b is 2 deep
+        found, file_labels = folder_labels(audio, depth)
         if found != labels:
             raise UserError(f"{data_dir} has the label folders {', '.join(found)} but {path} "
                             f"was trained on {', '.join(labels)}: evaluate against its music")

@@ -143,6 +143,19 @@ def test_asking_for_a_label_the_model_does_not_know_is_one_line():
         longform.asked_labels(("drums",), [], "here")
 
 
+def test_a_walk_moves_from_label_to_label_at_each_anchor():
+    walk = longform.walk(np.random.default_rng(0), "uniform", anchor_every=4, labels=3,
+                         sequence=[2, 0])
+    latents = np.stack([next(walk) for _ in range(9)])
+    assert latents.shape == (9, 100 + 3)
+    np.testing.assert_allclose(latents[:, 100:], [
+        [0, 0, 1], [0.25, 0, 0.75], [0.5, 0, 0.5], [0.75, 0, 0.25],  # label 2 -> label 0
+        [1, 0, 0], [0.75, 0, 0.25], [0.5, 0, 0.5], [0.25, 0, 0.75],  # and back
+        [0, 0, 1]])
+    plain = longform.walk(np.random.default_rng(0), "uniform", anchor_every=4)
+    np.testing.assert_array_equal(np.stack([next(plain) for _ in range(9)]), latents[:, :100])
+
+
 # --------------------------------------------------------------------------- a trained model
 
 @pytest.fixture(scope="module")
@@ -237,6 +250,21 @@ def test_interpolate_moves_from_one_label_to_another(trained, tmp_path):
     assert code == 0, out + err
     [name] = os.listdir(tmp_path)
     assert "_drums_to_strings" in name, name
+
+
+def test_evaluate_measures_each_label_against_its_own_music(trained):
+    data, root, _, _ = trained
+    code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--data_dir", data,
+                         "--evaluate", "--num_eval_samples", "8", "--seed", "1")
+    assert code == 0, out + err
+    [folder] = os.listdir(os.path.join(checkpoints.stage_dir(root, 1), "evaluation"))
+    with open(os.path.join(checkpoints.stage_dir(root, 1), "evaluation", folder,
+                           "metrics.json")) as f:
+        measured = json.load(f)
+    for name in LABELS:
+        distance = measured[f"label.{name}.frechet_mel_distance"]
+        assert f"label {name}: Frechet mel distance {distance:.4g}" in out
+        assert measured[f"label.{name}.rms_ratio"] > 0
 
 
 @pytest.mark.parametrize("argv, message", [
