@@ -13,10 +13,12 @@ Then:
   standard deviation per band, NumPy and SciPy, no downloaded weights) is fitted to real
   windows of half of each label's files (whole files, seeded) and scored on real windows of
   the other half: the accuracy a generator can hope for;
-- the moving-average generator (what --generate plays) is asked for each label, --windows
-  windows each, and the classifier says how often it recovers the label asked for;
+- the moving-average generator (what --generate plays; --raw_generator: the trained
+  weights) is asked for each label, --windows windows each, and the classifier says how often it recovers the label asked for;
 - each label's Frechet mel distance and RMS ratio (metrics.label_metrics) against its
-  held-out real windows, beside the real-music reference.
+  held-out real windows, beside the real-music reference;
+- how far apart the first two labels are, real and generated (the Frechet mel distance
+  of one label's windows to the other's): whether asking for a label changes anything.
 
 Target: on generated windows each label is recovered at least 80 % as often as on real ones
 (relative accuracy >= 0.8 for the label recovered least well, so that a generator that makes
@@ -142,7 +144,7 @@ def score(directory, data, root, seed, args):
                      for k, w in enumerate(real)]
     path = checkpoints.latest_checkpoint(directory)
     generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
-                                                           path)
+                                                           path, raw=args.raw_generator)
     latents = longform.draw_latents(seed + 100, args.windows, train_progressive.RECIPE.prior)
     generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
                                            latents, rules.default_batch_size(args.stage))
@@ -150,6 +152,9 @@ def score(directory, data, root, seed, args):
     predicted = [classifier.predict(features(g, rate)) for g in generated]
     confusion = [np.bincount(p, minlength=len(names)).tolist() for p in predicted]
     measured = metrics.label_metrics(names, real, generated, rate)
+
+    def apart(a, b):  # how far two labels' windows are from each other
+        return metrics.frechet_mel(metrics.Comparison(a, b, rate))["frechet_mel_distance"]
     reference = metrics.label_metrics(names, real, other, rate)
     return {"seed": seed, "step": step, "weights": which, "labels": names, "window": window,
             "real_accuracy": real_accuracy,
@@ -159,7 +164,10 @@ def score(directory, data, root, seed, args):
                                      for n in names],
             "rms_ratio": [measured[f"label.{n}.rms_ratio"] for n in names],
             "real_reference_distance": [reference[f"label.{n}.frechet_mel_distance"]
-                                        for n in names]}
+                                        for n in names],
+            # the first two labels' distance from each other: does asking change anything?
+            "labels_apart_real": apart(real[0], real[1]),
+            "labels_apart_generated": apart(generated[0], generated[1])}
 
 
 def spread(values):
@@ -171,7 +179,8 @@ def print_report(runs, args):
     names = runs[0]["labels"]
     print(f"stage {args.stage} ({runs[0]['window']} samples), {args.steps} steps, batch "
           f"{args.batch_size}, seeds {' '.join(str(r['seed']) for r in runs)}, "
-          f"{args.windows} windows per label; mean (range) over the seeds")
+          f"{args.windows} windows per label, {runs[0]['weights']}; mean (range) over the "
+          f"seeds")
     print("| label | classifier on real held-out | on generated (asked for it) | relative | "
           "Frechet mel distance (real reference) | RMS ratio |")
     print("|---|---|---|---|---|---|")
@@ -183,6 +192,9 @@ def print_report(runs, args):
               f"{spread([r['frechet_mel_distance'][k] for r in runs])} "
               f"({spread([r['real_reference_distance'][k] for r in runs])}) | "
               f"{spread([r['rms_ratio'][k] for r in runs])} |")
+    print(f"the first two labels' Frechet mel distance from each other: real "
+          f"{spread([r['labels_apart_real'] for r in runs])}, generated "
+          f"{spread([r['labels_apart_generated'] for r in runs])}")
     # The label recovered least well: a generator that makes one style whatever it is asked
     # scores well on that label and near 0 on the other.
     relative = [min(np.divide(r["generated_accuracy"], r["real_accuracy"])) for r in runs]
@@ -205,6 +217,8 @@ def main(argv=None):
     parser.add_argument("--keep", metavar="DIR", default=None,
                         help="train in DIR and keep it (default: a temporary folder); runs "
                              "already there are not trained again")
+    parser.add_argument("--raw_generator", action="store_true",
+                        help="score the trained weights instead of their moving average")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
     for folder in args.folders:
