@@ -20,7 +20,7 @@ import config
 import metrics
 import pictures
 from dataloader import gather, load_audio, note, stage_windows
-from rules import EVAL_MAX_SAMPLES, EVAL_SAMPLES, MAX_INT16
+from rules import EVAL_MAX_SAMPLES, EVAL_SAMPLES, MAX_INT16, window_length
 from utils import UserError, run_cli
 
 # The memorisation check searches all whole windows of the training audio, or a seeded random
@@ -69,14 +69,20 @@ def memorisation_windows(audio, window, rng):
     return gather(audio.buffer, chosen * window, window), count
 
 
+def real_windows(audio, num_blocks, count, seed):
+    """(count random whole windows of stage num_blocks, another count of them: the
+    real-music reference), seeded, and the random stream that drew them."""
+    starts, window = full_window_starts(audio, num_blocks)
+    rng = np.random.default_rng(seed)
+    return (*sample_windows(audio, starts, window, count, rng, sets=2), rng)
+
+
 def comparison_windows(audio, num_blocks, count, seed):
     """The real windows an evaluation of stage num_blocks compares against, seeded: (count
     random whole windows, another count of them (the real-music reference), the windows the
     memorisation check searches (int16), how many whole windows there are in all)."""
-    starts, window = full_window_starts(audio, num_blocks)
-    rng = np.random.default_rng(seed)
-    real, other = sample_windows(audio, starts, window, count, rng, sets=2)
-    training, total = memorisation_windows(audio, window, rng)
+    real, other, rng = real_windows(audio, num_blocks, count, seed)
+    training, total = memorisation_windows(audio, window_length(num_blocks), rng)
     return real, other, training, total
 
 

@@ -58,7 +58,11 @@ class Iteration:
         self.augment = augment  # augment.Augment (--critic_augment ada), or None
         # --condition folders: the labels, and the share of each the generator is asked for
         self.labels = getattr(self.discriminator, "labels", 0)
-        self.label_shares = label_shares
+        # where each label's share (uniform unless given) ends in [0, 1]: a uniform draw
+        # falls in one label's span
+        self.label_edges = None if not self.labels else tf.constant(np.cumsum(
+            np.full(self.labels, 1 / self.labels) if label_shares is None else label_shares),
+            tf.float32)
         self.g_optimizer = optimizers["generator_optimizer"]
         self.d_optimizer = optimizers["discriminator_optimizer"]
         self.step, self.rng, self.sample_latent = step, rng, sample_latent
@@ -137,7 +141,7 @@ class Iteration:
         real = next(iterator) if self.loss.generator_reads_real else None
         noise = self.noise(batch)
         if self.labels:  # the labels asked for, in --label_balance's shares
-            picked = tf.searchsorted(tf.constant(np.cumsum(self.label_shares), tf.float32),
+            picked = tf.searchsorted(self.label_edges,
                                      self.rng.uniform(tf.stack([batch])), side="right")
             noise = tf.concat([noise, tf.one_hot(tf.minimum(picked, self.labels - 1),
                                                  self.labels)], axis=1)

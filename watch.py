@@ -15,7 +15,7 @@ import numpy as np
 
 import longform
 import metrics
-from evaluate import comparison_windows
+from evaluate import comparison_windows, real_windows
 from rules import default_batch_size
 
 # What the quality curve logs besides the metrics' tags (metrics.tags()).
@@ -34,19 +34,19 @@ class QualityCurve:
     def __init__(self, audio, num_blocks, count, seed, prior, validation=None, labels=(),
                  parts=None):
         self.labels = list(labels)
+        # The memorisation check always searches the training audio.
+        train_real, train_other, self.training, self.whole = comparison_windows(
+            audio, num_blocks, count, seed)
         if self.labels:  # a share of the windows for each label, of its own audio
-            each = [comparison_windows(part, num_blocks, max(1, count // len(labels)), seed)
+            each = [real_windows(part, num_blocks, max(1, count // len(labels)), seed)
                     for part in parts]
             self.by_label = [len(real) for real, *_ in each]
             self.real, other = (np.concatenate([e[i] for e in each]) for i in (0, 1))
-            _, _, self.training, self.whole = comparison_windows(audio, num_blocks, count, seed)
+        elif validation is not None:
+            self.real, other, _ = real_windows(validation, num_blocks, count, seed)
         else:
-            self.real, other, self.training, self.whole = comparison_windows(
-                validation or audio, num_blocks, count, seed)
-        self.train_real = None
-        if validation is not None:
-            self.train_real, _, self.training, self.whole = comparison_windows(
-                audio, num_blocks, count, seed)
+            self.real, other = train_real, train_other
+        self.train_real = train_real if validation is not None else None
         self.latents = longform.draw_latents(seed + 2, len(self.real), prior)
         if self.labels:
             self.latents = longform.with_labels(self.latents, len(self.labels), np.repeat(

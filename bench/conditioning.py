@@ -133,9 +133,8 @@ def score(directory, data, root, seed, args):
     parts = dataloader.label_parts(audio, file_labels, len(names))
     rate, window = audio.sampling_rate, rules.window_length(args.stage)
     fit, held = zip(*(dataloader.split_files(part, 0.5) for part in parts))
-    fit_windows = [evaluate.comparison_windows(p, args.stage, args.windows, seed)[0]
-                   for p in fit]
-    real, other = zip(*(evaluate.comparison_windows(p, args.stage, args.windows, seed + 1)[:2]
+    fit_windows = [evaluate.real_windows(p, args.stage, args.windows, seed)[0] for p in fit]
+    real, other = zip(*(evaluate.real_windows(p, args.stage, args.windows, seed + 1)[:2]
                         for p in held))
     classifier = Classifier(np.concatenate([features(w, rate) for w in fit_windows]),
                             np.repeat(np.arange(len(names)), [len(w) for w in fit_windows]),
