@@ -567,6 +567,16 @@ def copy_of_stage_1(chain, root):
     return target
 
 
+def test_the_last_three_checkpoints_are_kept(tmp_path):
+    """A choice (the original kept five): a stage-1 checkpoint is 335 MB. The rotation of a
+    stage folder's saves (checkpoints.Saver's), with a checkpoint of one variable."""
+    rotation = checkpoints.manager(tf.train.Checkpoint(v=tf.Variable(0.0)), str(tmp_path))
+    for step in range(1, 5):
+        checkpoints.save(rotation, step, size=4)
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".index")) == \
+        ["ckpt-2.index", "ckpt-3.index", "ckpt-4.index"]
+
+
 @pytest.mark.slow
 def test_a_lost_checkpoint_list_and_partial_saves_are_recovered_at_the_next_start(chain,
                                                                                    tmp_path):
