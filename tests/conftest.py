@@ -49,9 +49,18 @@ TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "w
                      "iteration", "source"}
 
 
+# The files that train most, the longest first: pytest-xdist hands out whole files in the
+# order they are collected, so these start first and the two workers end together (the
+# longest-first rule of scheduling; the suite's durations are in BENCHMARKS.md).
+LONGEST_FILES = ("test_distribute.py", "test_train_progressive.py", "test_export.py",
+                 "test_vaegan.py", "test_variants.py", "test_watch.py", "test_grow.py")
+
+
 def pytest_collection_modifyitems(items):
     """Mark `slow` what trains through a shared fixture; tests that train themselves carry
-    @pytest.mark.slow. The fast lane is `pytest -m "not slow"`."""
+    @pytest.mark.slow. The fast lane is `pytest -m "not slow"`. The longest files first."""
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -49,17 +50,32 @@ def make_checkpoint(root, trainer, config, subfolder):
     return directory
 
 
+@pytest.fixture(scope="module")
+def exports(module_tmp):
+    """make(case): the case's checkpoint (in <case>/ck) and its export (<case>/export), made
+    once in the module: (trainer, config, stage folder, export folder, console, flags)."""
+    made = {}
+
+    def make(case):
+        if case not in made:
+            trainer, config, subfolder = CASES[case]
+            root = module_tmp / case
+            directory = make_checkpoint(str(root / "ck"), trainer, config, subfolder)
+            flags = ["--checkpoint_dir", str(root / "ck"), "--num_blocks",
+                     str(config["num_blocks"])]
+            if config["model_variant"] != "standard":
+                flags += ["--model_variant", config["model_variant"]]
+            code, out, err = run(trainer.main, *flags, "--export", str(root / "export"))
+            assert code == 0, out + err
+            made[case] = trainer, config, directory, str(root / "export"), out, flags
+        return made[case]
+
+    return make
+
+
 @pytest.fixture(scope="module", params=list(CASES))
-def exported(request, tmp_path_factory):
-    trainer, config, subfolder = CASES[request.param]
-    root = tmp_path_factory.mktemp(request.param)
-    directory = make_checkpoint(str(root), trainer, config, subfolder)
-    flags = ["--checkpoint_dir", str(root), "--num_blocks", str(config["num_blocks"])]
-    if config["model_variant"] != "standard":
-        flags += ["--model_variant", config["model_variant"]]
-    code, out, err = run(trainer.main, *flags, "--export", str(root / "export"))
-    assert code == 0, out + err
-    return trainer, config, directory, str(root / "export"), out, flags
+def exported(request, exports):
+    return exports(request.param)
 
 
 @pytest.mark.slow
@@ -206,14 +222,9 @@ def test_export_refuses_a_folder_that_holds_something_else(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def vaegan_export(module_tmp):
-    """A VAE-GAN checkpoint and its export, made once: each test works on a copy."""
-    root = module_tmp / "vaegan_export"
-    make_checkpoint(str(root / "ck"), *CASES["vaegan_mono"][:2], "vaegan")
-    argv = ["--checkpoint_dir", str(root / "ck"), "--num_blocks", "1", "--export",
-            str(root / "export")]
-    assert run(train_progressive_vaegan.main, *argv)[0] == 0
-    return root
+def vaegan_export(exports):
+    """The VAE-GAN case's folder (its ck/ and export/): each test works on a copy."""
+    return pathlib.Path(exports("vaegan_mono")[3]).parent
 
 
 def copy_of_export(vaegan_export, tmp_path):

@@ -314,8 +314,8 @@ def chain(module_tmp):
     root = str(module_tmp)
     logs = {
         "stage1": run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root),
-        "frozen2": run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "2",
-                       "--save_every_secs", "1e-9", "--checkpoint_dir", root),
+        "frozen2": run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "1",
+                       "--checkpoint_dir", root),
         "stable2": run("--num_blocks", "2", "--max_steps", "1", "--checkpoint_dir", root),
     }
     for name, (code, out, err) in logs.items():
@@ -364,29 +364,26 @@ def test_checkpoint_holds_the_encoder_and_its_optimiser(chain):
     assert any(not np.array_equal(average[k], raw[k]) for k in average)
 
 
-def test_the_frozen_stage_saved_after_each_step(chain):
-    root, logs = chain
-    assert logs["frozen2"][1].count("saved checkpoint") == 2
-    assert sorted(n for n in os.listdir(folder(root, 2, True)) if n.endswith(".index")) == \
-        ["ckpt-1.index", "ckpt-2.index"]
-
-
 def test_frozen_stage_grows_by_name_and_keeps_early_blocks_bit_identical(chain):
     root, _ = chain
     config1, config2 = checkpoints.read_config(folder(root, 1)), checkpoints.read_config(folder(root, 2))
     source = restored(checkpoints.latest_checkpoint(folder(root, 1)), config1)
-    at_1 = restored(os.path.join(folder(root, 2, True), "ckpt-1"), config2)
-    at_2 = restored(os.path.join(folder(root, 2, True), "ckpt-2"), config2)
-    assert set(at_2["encoder"].carried_over_layers()) == {block(1), "mean", "log_variance"}
+    grown = restored(checkpoints.latest_checkpoint(folder(root, 2, True)), config2)
+    tf.keras.utils.set_random_seed(0)  # the initial weights of the frozen run (--seed 0)
+    initial = tv.build_networks(config2, "float32")
+    assert set(grown["encoder"].carried_over_layers()) == {block(1), "mean", "log_variance"}
     for name in ("encoder", "generator", "discriminator"):
-        early = list(at_2[name].early_blocks())
+        early = list(grown[name].early_blocks())
         assert early == [block(1)]
-        grown, kept = weights(source[name], early), weights(at_2[name], early)
-        assert all(np.array_equal(grown[k], kept[k]) for k in grown), name
-        # Every other layer trains, the dense layers and the encoder's heads included.
-        for layer in (n for n in at_2[name].named_layers() if n not in early):
-            first, second = weights(at_1[name], [layer]), weights(at_2[name], [layer])
-            assert any(not np.array_equal(first[k], second[k]) for k in first), (name, layer)
+        before, kept = weights(source[name], early), weights(grown[name], early)
+        assert all(np.array_equal(before[k], kept[k]) for k in before), name
+        # Every other layer trains, the dense layers and the encoder's heads included: it
+        # moved from where it started (the source's weights, or the initial ones if new).
+        for layer in (n for n in grown[name].named_layers() if n not in early):
+            start = weights(source[name] if layer in source[name].named_layers() else
+                            initial[name], [layer])
+            trained = weights(grown[name], [layer])
+            assert any(not np.array_equal(start[k], trained[k]) for k in start), (name, layer)
 
 
 def test_tensorboard_adds_the_encoder_losses(chain):

@@ -1,0 +1,196 @@
+"""Which moving average follows a short run, and which score should keep best/?
+
+    python bench/moving_average.py FOLDER [--stage 3] [--steps 300] [--batch_size 16]
+            [--seeds 0 1 2] [--rampups 0.05 0.02 0.01] [--decays 0.999] [--keep DIR]
+
+Trains train_progressive.py (in this process, the default recipe) on FOLDER to --steps, once
+per seed. The average does not feed back into training, so beside the trainer's own average
+(its default rule) the run keeps one more average per probed rule, all fed the same raw
+weights: StyleGAN2-ADA's half-life with each ramp-up r of --rampups (the half-life is at most
+r x the windows seen so far, and at most --ema_half_life's default), and each fixed decay of
+--decays (TensorFlow's warm-up, the older default). At the end the raw weights and every
+average are scored against the same seeded real windows (Frechet mel distance, RMS ratio,
+spectral distance, NDB/K), and the table gives each metric's mean [min-max] over the seeds.
+Target (issue: the average must follow a short run): the average's RMS ratio within 10 % of
+the raw weights' and its Frechet distance at most theirs, on every seed.
+
+The trainer's quality curve is evaluated every --eval_every_secs (default 120) on the
+trainer's own average; for each run the script also prints the evaluation each candidate
+score (bench/learning.py's CANDIDATES) would keep as best/, to choose the score that decides.
+
+FOLDER is real music, e.g. ~/music/freedroidrpg from bench/fetch_music.py. With --keep DIR
+the runs and their scores stay in DIR, and a seed already scored there is not trained again.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from learning import CANDIDATES, SEED, evaluations, spread
+
+import rules
+from utils import ArgumentParser, UserError, int_in_range, run_cli
+
+ROWS = (("Frechet", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
+        ("spectral dB", "spectrum.distance_db"), ("NDB/K", "ndb.ndb_over_k"))
+
+
+class Probes:
+    """The trainer's moving average and the probed ones, updated together after each
+    generator update (the iteration calls update(step) on what it was given)."""
+
+    def __init__(self, main, probes):
+        self.main, self.probes = main, probes
+
+    def update(self, step):
+        self.main.update(step)
+        for probe in self.probes.values():
+            probe.update(step)
+
+
+def probed_build_run(rules_by_name, made):
+    """runs.build_run (as the training loop calls it), with one more average per rule beside
+    the trainer's; each run made is appended to `made` with its probes as run.probes."""
+    from moving_average import MovingAverage
+    from runs import build_run
+
+    def build(recipe, config, *args, **kwargs):
+        run = build_run(recipe, config, *args, **kwargs)
+        run.probes = {}
+        for name, rule in rules_by_name.items():
+            average = recipe.build_networks(config, "float32", generator_only=True)["generator"]
+            run.probes[name] = MovingAverage(run.networks["generator"], average, rule)
+            run.probes[name].copy()
+        run.train.moving_average = Probes(run.average, run.probes)
+        made.append(run)
+        return run
+
+    return build
+
+
+def train_and_score(args, seed, root, curve):
+    """Train one seed with the probes; {weights: metrics} at the end."""
+    import moving_average
+    import train_loop
+    import train_progressive
+
+    probes = {f"half-life, ramp-up {r:g}": moving_average.HalfLife(
+        rules.EMA_HALF_LIFE, r, args.batch_size) for r in args.rampups}
+    probes.update({f"fixed decay {d:g}": moving_average.FixedDecay(d) for d in args.decays})
+    made = []
+    argv = ["--data_dir", args.folder, "--checkpoint_dir", root, "--num_blocks",
+            str(args.stage), "--batch_size", str(args.batch_size), "--max_steps",
+            str(args.steps), "--seed", str(seed), "--use_mixed_precision_training",
+            "--save_every_secs", "1e9", "--log_every_secs", "60", "--eval_every_secs",
+            str(args.eval_every_secs), "--audio_cache", os.path.join(args.keep_root,
+                                                                     "audio_cache")]
+    original = train_loop.build_run
+    train_loop.build_run = probed_build_run(probes, made)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            if run_cli(train_progressive.main, argv) != 0:
+                raise UserError(f"seed {seed}: training stopped before step {args.steps}")
+    finally:
+        train_loop.build_run = original
+    run = made[-1]
+    scores = {"raw": curve.measure(run.networks["generator"])[0],
+              "trainer's average (default)": curve.measure(run.average.average)[0]}
+    for name, probe in run.probes.items():
+        scores[name] = curve.measure(probe.average)[0]
+    return scores
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", help="a folder of real music")
+    parser.add_argument("--stage", type=int_in_range(1, 8), default=3, help="stage trained")
+    parser.add_argument("--steps", type=int_in_range(2, 10**7), default=300,
+                        help="training steps of each run")
+    parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
+    parser.add_argument("--seeds", type=int_in_range(0, 2**31 - 1), nargs="+",
+                        default=[0, 1, 2], help="one run per seed")
+    parser.add_argument("--rampups", type=float, nargs="*", default=[0.05, 0.02, 0.01],
+                        help="half-life ramp-ups to probe (the default rule's is 0.05)")
+    parser.add_argument("--decays", type=float, nargs="*", default=[0.999],
+                        help="fixed decays to probe (--ema_decay)")
+    parser.add_argument("--eval_every_secs", type=float, default=120.0,
+                        help="the trainer's quality curve: seconds between evaluations")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="train in DIR and keep it (default: a temporary folder)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.folder):
+        raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
+    from private_apis import import_tensorflow
+    import_tensorflow()
+    import evaluate
+    import watch
+    from dataloader import load_audio
+
+    args.keep_root = args.keep or tempfile.mkdtemp(prefix="bench_moving_average_")
+    try:
+        audio = load_audio(args.folder, rules.SAMPLING_RATE, log=lambda line: None,
+                           cache_dir=os.path.join(args.keep_root, "audio_cache"))
+        count = evaluate.default_eval_count(rules.window_length(args.stage))
+        curve = watch.QualityCurve(audio, args.stage, count, SEED, "uniform")
+        report = {"folder": args.folder, "stage": args.stage, "steps": args.steps,
+                  "batch_size": args.batch_size, "seeds": args.seeds, "runs": {}}
+        for seed in args.seeds:
+            root = os.path.join(args.keep_root, f"seed{seed}")
+            saved = os.path.join(root, "scores.json")
+            if os.path.exists(saved):
+                with open(saved) as f:
+                    scores = json.load(f)
+            else:
+                shutil.rmtree(root, ignore_errors=True)  # a run cut short starts again
+                scores = train_and_score(args, seed, root, curve)
+                with open(saved, "w") as f:
+                    json.dump(scores, f, default=float)
+            report["runs"][seed] = {"scores": scores,
+                                    "curve": evaluations(root, args.stage)}
+    finally:
+        if args.keep is None:
+            shutil.rmtree(args.keep_root, ignore_errors=True)
+    if args.json:
+        print(json.dumps(report, default=float))
+    else:
+        print_report(report)
+    return 0
+
+
+def print_report(report):
+    runs = list(report["runs"].values())
+    print(f"{report['folder']}: stage {report['stage']}, batch {report['batch_size']}, "
+          f"{report['steps']} steps, seeds {' '.join(map(str, report['seeds']))}; mean "
+          "[min-max] over seeds")
+    print(f"{'weights':<32}" + "".join(f"{title:>26}" for title, _ in ROWS)
+          + f"{'RMS / raw RMS':>26}")
+    for name in runs[0]["scores"]:
+        values = [run["scores"][name] for run in runs]
+        relative = [v["loudness.rms_ratio"] / run["scores"]["raw"]["loudness.rms_ratio"]
+                    for v, run in zip(values, runs)]
+        print(f"{name:<32}" + "".join(f"{spread([v[key] for v in values]):>26}"
+                                      for _, key in ROWS) + f"{spread(relative):>26}")
+    print("\nthe evaluation each candidate score keeps: step (Frechet, spectral dB, RMS ratio)")
+    for seed, run in report["runs"].items():
+        points = [(step, v) for _, step, v in run["curve"]
+                  if {"Eval/frechet_mel_distance", "Eval/spectral_distance_db",
+                      "Eval/rms_ratio"} <= set(v)]
+        if points:
+            kept = {name: min(points, key=lambda p, f=f: f(p[1]))
+                    for name, f in CANDIDATES.items()}
+            print(f"  seed {seed}, {len(points)} evaluations: " + "; ".join(
+                f"{name} {step} ({v['Eval/frechet_mel_distance']:.4g}, "
+                f"{v['Eval/spectral_distance_db']:.3g}, {v['Eval/rms_ratio']:.3g})"
+                for name, (step, v) in kept.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
