@@ -68,7 +68,7 @@ def probed_build_run(rules_by_name, made):
             average = recipe.build_networks(config, "float32", generator_only=True)["generator"]
             run.probes[name] = MovingAverage(run.networks["generator"], average, rule)
             run.probes[name].copy()
-        run.train.moving_average = Probes(run.average, run.probes)
+        run.iteration.moving_average = Probes(run.average, run.probes)
         made.append(run)
         return run
 
