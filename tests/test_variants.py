@@ -369,9 +369,9 @@ def root(module_tmp):
 
 @pytest.fixture(scope="module", params=NEW_VARIANTS)
 def chain(request, root):
-    """Stage 1 for two steps, then frozen stage 2 grown from it for one step."""
+    """Stage 1 for one step, then frozen stage 2 grown from it for one step."""
     variant = request.param
-    logs = {"stage1": run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", root,
+    logs = {"stage1": run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", root,
                           "--model_variant", variant),
             "frozen2": run("--num_blocks", "2", "--freeze_early_layers", "--max_steps", "1",
                            "--checkpoint_dir", root, "--model_variant", variant)}
