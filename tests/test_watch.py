@@ -31,7 +31,7 @@ train = functools.partial(run, train_progressive.main)
 def test_moving_average_is_the_formula_of_the_recorded_weights():
     """After K generator updates: avg_k = b_k avg_(k-1) + (1 - b_k) w_k, avg_0 = w_0."""
     run_ = runs.build_run(train_progressive.RECIPE, CONFIG, "float32", None, seed=3,
-                          average_rule=moving_average.FixedDecay(0.9))
+                          average_rule=moving_average.FixedDecay(0.9), graph="update")
     generator, average = run_.networks["generator"], run_.average.average
     expected = weights(generator)
     assert all(np.array_equal(expected[k], v) for k, v in weights(average).items())
