@@ -472,12 +472,20 @@ class PlayConfig:
                               parse=int_in_range(1, 4096))
     seed: int | None = seed_flag(None, "seed of the latents (default: random, printed)")
     float16: bool = flag(False, "the export's smaller model (float16 weights)")
+    serve: bool = flag(False, "serve the listening room, a page to explore the export in a "
+                              "browser (docs/generation.md), until Ctrl+C")
+    host: str = flag("127.0.0.1", "with --serve: the address to listen on (the default: this "
+                                  "machine only; 0.0.0.0: every machine that can reach it)")
+    port: int = flag(8765, "with --serve: the port to listen on (0: a free one)",
+                     parse=int_in_range(0, 65535))
 
     def __post_init__(self):
-        if self.walk.duration is not None and self.generate is None and not self.live:
+        if self.walk.duration is not None and self.generate is None and not (self.live or
+                                                                              self.serve):
             object.__setattr__(self, "generate", 1)  # --duration alone: one file
-        if bool(self.generate) == bool(self.live):
-            raise UserError("say what to play: --generate N (or --duration S) or --live")
+        if [bool(self.generate), self.live, self.serve].count(True) != 1:
+            raise UserError("say what to play: --generate N (or --duration S), --live or "
+                            "--serve")
         if (self.stdout or self.chunks) and not self.live:
             raise UserError("--stdout and --chunks go with --live")
         if self.label is not None:

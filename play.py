@@ -6,6 +6,7 @@ sounddevice to play to the sound card).
     python play.py EXPORT --generate 1 --duration 60       # a minute along a latent walk
     python play.py EXPORT --live                           # an endless walk, to the speakers
     python play.py EXPORT --live --stdout | aplay -f S16_LE -r 16000 -c 1
+    python play.py EXPORT --serve                          # the listening room, a local page
 
 --generate gives the same latents for the same seed, the same audio (within the export's
 stated error) and the same file names as the trainer's --generate. --live renders the walk
@@ -191,7 +192,8 @@ def live(options, generator, info):
 
 
 PLAY_FLAGS = ("export", "generate", "label", "output_dir", "duration", "anchor_every", "crossfade",
-              "live", "stdout", "chunks", "chunk_windows", "seed", "float16")
+              "live", "stdout", "chunks", "chunk_windows", "seed", "float16", "serve", "host",
+              "port")
 
 
 def make_parser():
@@ -204,6 +206,10 @@ def main(argv=None):
     options = config.parse(config.PlayConfig, argv, make_parser())
     generator, info = load_export(options.export, options.float16)
     longform.asked_labels(options.label, info.get("labels", []), options.export)  # before a word
+    if options.serve:
+        import listening_room
+        return listening_room.serve(options.export, generator, info, batch_of(info),
+                                    options.host, options.port)
     if options.seed is None:
         seed = int(np.random.default_rng().integers(2**31))
         print(f"seed {seed} (pass --seed {seed} to repeat it)", file=sys.stderr)

@@ -95,6 +95,25 @@ def saved_step(path):
     return int(step.numpy())
 
 
+def untrained_checkpoint(root, trainer, config, subfolder):
+    """An untrained checkpoint of config at step 7 whose moving average differs from its
+    weights (two independent initialisations), for the jobs that read one (export, play);
+    returns its stage folder."""
+    import functools
+
+    import tensorflow as tf
+
+    import checkpoints
+    directory = checkpoints.stage_dir(os.path.join(root, subfolder), config["num_blocks"])
+    checkpoints.write_config(directory, config)
+    build = functools.partial(trainer.build_networks, config, "float32", generator_only=True)
+    parts = {"generator": build()["generator"], "generator_ema": build()["generator"],
+             "step": tf.Variable(7, dtype=tf.int64)}
+    tf.train.CheckpointManager(tf.train.Checkpoint(**parts), directory,
+                               max_to_keep=1).save(checkpoint_number=7)
+    return directory
+
+
 def assert_checkpoint_keys_unchanged(directory, name, added=()):
     """The latest checkpoint of a folder keys its variables (path and shape) as the list
     tests/checkpoint_keys/<name>.txt, written by the code of 2026-11-28 (commit 763b863):

@@ -1,6 +1,5 @@
 """--export (export.py) and the player without TensorFlow (play.py)."""
 
-import functools
 import json
 import os
 import pathlib
@@ -13,6 +12,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 from helpers import ROOT, assert_one_line_error, run
+from helpers import untrained_checkpoint as make_checkpoint
 
 import checkpoints
 import export
@@ -35,19 +35,6 @@ CASES = {
     "vaegan_mono": (train_progressive_vaegan, dict(BASE, model="vaegan", num_blocks=1,
                                                   channels=1), "vaegan"),
 }
-
-
-def make_checkpoint(root, trainer, config, subfolder):
-    """An untrained checkpoint of config at step 7 whose moving average differs from its
-    weights (two independent initialisations); returns its stage folder."""
-    directory = checkpoints.stage_dir(os.path.join(root, subfolder), config["num_blocks"])
-    checkpoints.write_config(directory, config)
-    build = functools.partial(trainer.build_networks, config, "float32", generator_only=True)
-    parts = {"generator": build()["generator"], "generator_ema": build()["generator"],
-             "step": tf.Variable(7, dtype=tf.int64)}
-    tf.train.CheckpointManager(tf.train.Checkpoint(**parts), directory,
-                               max_to_keep=1).save(checkpoint_number=7)
-    return directory
 
 
 @pytest.fixture(scope="module")
