@@ -143,12 +143,18 @@ def replaceable(folder):
 
 def export_checkpoint(config, recipe):
     """--export DIR: the chosen checkpoint's generator as SavedModel and LiteRT models."""
+    from checkpoints import read_best
     from generation import chosen_generator, file_stem
 
     folder = os.path.abspath(config.job.export)
     replaceable(folder)
     generator, made_of, step, directory, path, which = chosen_generator(config, recipe)
     info = export_info(made_of, recipe, step, which, path, file_stem(directory, step))
+    best = read_best(directory)  # the stage's best evaluation, for the listening room's facts
+    if best is not None:
+        info["scores"] = {"step": best["step"], "frechet_mel_distance": best[
+            "frechet_mel_distance"], "rms_ratio": best.get("rms_ratio"), "of": (
+            "this step" if best["step"] == step else "the stage's best checkpoint (best/)")}
     if config.job.prior == "posterior":  # the map onto the posterior is inside the model
         info["latents"] = "N(0, 1), mapped inside the model onto the encoder's aggregate posterior"
     import tensorflow as tf

@@ -420,17 +420,21 @@ def print_keepers(report):
     print("\nthe evaluation each candidate score keeps: step (Frechet, spectral dB, RMS ratio)")
     for label, runs in report["curves"].items():
         for seed, points in zip(report["seeds"], runs):
-            points = [(step, v) for _, step, v in points
-                      if {"Eval/frechet_mel_distance", "Eval/spectral_distance_db",
-                          "Eval/rms_ratio"} <= set(v)]
-            if not points:
-                continue
-            kept = {name: min(points, key=lambda p, f=f: f(p[1]))
-                    for name, f in CANDIDATES.items()}
-            print(f"  {label} seed {seed}, {len(points)} evaluations: " + "; ".join(
-                f"{name} {step} ({v['Eval/frechet_mel_distance']:.4g}, "
-                f"{v['Eval/spectral_distance_db']:.3g}, {v['Eval/rms_ratio']:.3g})"
-                for name, (step, v) in kept.items()))
+            print_kept(f"{label} seed {seed}", points)
+
+
+def print_kept(name, curve):
+    """One line: the evaluation of a quality curve each candidate score keeps."""
+    points = [(step, v) for _, step, v in curve
+              if {"Eval/frechet_mel_distance", "Eval/spectral_distance_db",
+                  "Eval/rms_ratio"} <= set(v)]
+    if not points:
+        return
+    kept = {score: min(points, key=lambda p, f=f: f(p[1])) for score, f in CANDIDATES.items()}
+    print(f"  {name}, {len(points)} evaluations: " + "; ".join(
+        f"{score} {step} ({v['Eval/frechet_mel_distance']:.4g}, "
+        f"{v['Eval/spectral_distance_db']:.3g}, {v['Eval/rms_ratio']:.3g})"
+        for score, (step, v) in kept.items()))
 
 
 def print_learn(report):

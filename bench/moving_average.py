@@ -33,7 +33,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import CANDIDATES, SEED, evaluations, spread
+from learning import SEED, evaluations, print_kept, spread
 
 import rules
 from utils import ArgumentParser, UserError, int_in_range, run_cli
@@ -180,17 +180,7 @@ def print_report(report):
                                       for _, key in ROWS) + f"{spread(relative):>26}")
     print("\nthe evaluation each candidate score keeps: step (Frechet, spectral dB, RMS ratio)")
     for seed, run in report["runs"].items():
-        points = [(step, v) for _, step, v in run["curve"]
-                  if {"Eval/frechet_mel_distance", "Eval/spectral_distance_db",
-                      "Eval/rms_ratio"} <= set(v)]
-        if points:
-            kept = {name: min(points, key=lambda p, f=f: f(p[1]))
-                    for name, f in CANDIDATES.items()}
-            print(f"  seed {seed}, {len(points)} evaluations: " + "; ".join(
-                f"{name} {step} ({v['Eval/frechet_mel_distance']:.4g}, "
-                f"{v['Eval/spectral_distance_db']:.3g}, {v['Eval/rms_ratio']:.3g})"
-                for name, (step, v) in kept.items()))
-
+        print_kept(f"seed {seed}", run["curve"])
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

@@ -25,9 +25,14 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def export_folder(module_tmp):
-    """An export of an untrained stage-1 checkpoint (its moving average)."""
+    """An export of an untrained stage-1 checkpoint (its moving average), which best.json
+    names as the stage's best evaluation."""
     from helpers import run
-    untrained_checkpoint(str(module_tmp / "ck"), train_progressive, CONFIG, "")
+    directory = untrained_checkpoint(str(module_tmp / "ck"), train_progressive, CONFIG, "")
+    os.makedirs(os.path.join(directory, "best"))
+    with open(os.path.join(directory, "best", "best.json"), "w") as f:
+        json.dump({"step": 7, "frechet_mel_distance": 123.4, "rms_ratio": 0.8,
+                   "checkpoint": "ckpt-7"}, f)
     code, out, err = run(train_progressive.main, "--checkpoint_dir", str(module_tmp / "ck"),
                          "--num_blocks", "1", "--export", str(module_tmp / "export"))
     assert code == 0, out + err
@@ -86,6 +91,8 @@ def test_the_facts_are_the_exports(server, export_folder):
     assert status == 200 and facts["labels"] == []
     for key in ("stage", "window", "sampling_rate", "channels", "variant", "step", "weights"):
         assert facts["facts"][key] == info[key]
+    assert facts["facts"]["scores"] == {"step": 7, "frechet_mel_distance": 123.4,
+                                        "rms_ratio": 0.8, "of": "this step"}
 
 
 def test_a_morph_and_a_walk_sound_and_have_their_pictures(server):
