@@ -52,8 +52,11 @@ TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "w
 # The files that train most, the longest first: pytest-xdist hands out whole files in the
 # order they are collected, so these start first and the two workers end together (the
 # longest-first rule of scheduling; the suite's durations are in BENCHMARKS.md).
-LONGEST_FILES = ("test_distribute.py", "test_train_progressive.py", "test_export.py",
-                 "test_vaegan.py", "test_variants.py", "test_watch.py", "test_grow.py")
+LONGEST_FILES = ("test_train_progressive.py", "test_distribute.py", "test_variants.py",
+                 "test_watch.py", "test_export.py", "test_vaegan.py", "test_listening_room.py",
+                 "test_small_collections.py", "test_conditioning.py",
+                 "test_model_progressive.py", "test_wavegan.py", "test_grow.py",
+                 "test_bench.py", "test_evaluate.py")
 
 
 def pytest_collection_modifyitems(items):
