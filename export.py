@@ -150,11 +150,12 @@ def export_checkpoint(config, recipe):
     replaceable(folder)
     generator, made_of, step, directory, path, which = chosen_generator(config, recipe)
     info = export_info(made_of, recipe, step, which, path, file_stem(directory, step))
-    best = read_best(directory)  # the stage's best evaluation, for the listening room's facts
+    best = read_best(directory)  # the stage's best evaluation: the listening room shows it
     if best is not None:
-        info["scores"] = {"step": best["step"], "frechet_mel_distance": best[
-            "frechet_mel_distance"], "rms_ratio": best.get("rms_ratio"), "of": (
-            "this step" if best["step"] == step else "the stage's best checkpoint (best/)")}
+        info["scores"] = {key: best.get(key) for key in ("step", "frechet_mel_distance",
+                                                         "rms_ratio")}
+        info["scores"]["of"] = ("this step" if best["step"] == step else
+                                "the stage's best checkpoint (best/)")
     if config.job.prior == "posterior":  # the map onto the posterior is inside the model
         info["latents"] = "N(0, 1), mapped inside the model onto the encoder's aggregate posterior"
     import tensorflow as tf
