@@ -53,7 +53,8 @@ from utils import (
     positive_float,
 )
 
-SEEDS = int_in_range(0, 2**31 - 1)
+MAX_SEED = 2**31 - 1  # the seeds --seed takes (NumPy's and TensorFlow's)
+SEEDS = int_in_range(0, MAX_SEED)
 COUNTS = int_in_range(1, 1_000_000)  # files to write
 ON_COLLAPSE = ("rollback", "stop", "warn")
 CHECKPOINT_DIR = "checkpoints"

@@ -20,6 +20,7 @@ server goes on.
 
 import collections
 import http.server
+import itertools
 import json
 import math
 import os
@@ -32,10 +33,10 @@ import urllib.parse
 import numpy as np
 
 import longform
+from config import MAX_SEED
 from utils import UserError, write_wav
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "listening_room.html")
-MAX_SEED = 2**31 - 1          # the seeds --seed takes
 MAX_WALK_SECONDS = 300        # a longer walk: play.py --generate 1 --duration S
 MAX_WALK_WINDOWS = 4096       # and at most this many windows (stage 1: 12 s, minutes to make)
 MAX_WALK_SEEDS = 32
@@ -170,15 +171,13 @@ class Room:
         """seconds of audio along the kept seeds' latents, from one to the next (and back to
         the first) in anchor_every windows each, windows joined by longform's crossfades."""
         prior = self.info["prior"]
-        anchors = np.concatenate([longform.draw_latents(s, 1, prior) for s in seeds])
+        anchors = itertools.cycle([longform.draw_latents(s, 1, prior)[0] for s in seeds])
         samples = round(seconds * self.rate)
         overlap = longform.default_crossfade(self.window, self.rate)
         needed = longform.windows_needed(samples, self.window, overlap)
-        latents = np.stack([longform.interpolate(
-            anchors[(i // anchor_every) % len(anchors)],
-            anchors[(i // anchor_every + 1) % len(anchors)],
-            [(i % anchor_every) / anchor_every], prior)[0] for i in range(needed)])
-        windows = longform.generate_windows(generator, latents.astype(np.float32), self.batch)
+        latents = np.stack(list(itertools.islice(
+            longform.walk(None, prior, anchor_every, anchors=anchors), needed)))
+        windows = longform.generate_windows(generator, latents, self.batch)
         return longform.join_windows(windows, overlap, samples)
 
     def picture(self, audio):

@@ -254,12 +254,15 @@ def write_files(generator, walk_config, count, seed, prior, window, batch, rate,
     return count, samples
 
 
-def walk(rng, prior, anchor_every=4, labels=0, sequence=()):
-    """Latents along a smooth path through random anchors, one anchor every `anchor_every`
+def walk(rng, prior, anchor_every=4, labels=0, sequence=(), anchors=None):
+    """Latents along a smooth path through random anchors (or those of the endless iterator
+    `anchors`, e.g. itertools.cycle of chosen latents), one anchor every `anchor_every`
     windows, without end: window i sits i / anchor_every of the way along the anchors. A
     conditional generator's (`labels` labels) end with a one-hot label blended the same way
     from anchor to anchor, the anchors taking the labels of `sequence` in turn."""
-    start, end = draw_prior(rng, 2, prior)
+    if anchors is None:
+        anchors = random_anchors(rng, prior)
+    start, end = next(anchors), next(anchors)
     one_hot = np.eye(labels, dtype=np.float32)
     anchor = 0
     while True:
@@ -270,8 +273,15 @@ def walk(rng, prior, anchor_every=4, labels=0, sequence=()):
                 share = t / anchor_every
                 latent = np.concatenate([latent, (1 - share) * first + share * then])
             yield latent
-        start, end = end, draw_prior(rng, 1, prior)[0]
+        start, end = end, next(anchors)
         anchor += 1
+
+
+def random_anchors(rng, prior):
+    """A walk's random anchors: two draws from the prior, then one at a time."""
+    yield from draw_prior(rng, 2, prior)
+    while True:
+        yield draw_prior(rng, 1, prior)[0]
 
 
 def latent_walk(rng, num_windows, prior, anchor_every=4):

@@ -14,7 +14,8 @@ Then:
   windows of half of each label's files (whole files, seeded) and scored on real windows of
   the other half: the accuracy a generator can hope for;
 - the moving-average generator (what --generate plays; --raw_generator: the trained
-  weights) is asked for each label, --windows windows each, and the classifier says how often it recovers the label asked for;
+  weights) is asked for each label, --windows windows each, and the classifier says how
+  often it recovers the label asked for;
 - each label's Frechet mel distance and RMS ratio (metrics.label_metrics) against its
   held-out real windows, beside the real-music reference;
 - how far apart the first two labels are, real and generated (the Frechet mel distance

@@ -59,6 +59,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import rules
+from config import SEEDS
 from utils import ArgumentParser, UserError, int_in_range, run_cli
 
 SEED = 0
@@ -470,7 +471,7 @@ def main(argv=None):
                         metavar="LABEL=REF [FLAGS]",
                         help="a recipe to compare side by side: a commit (\".\" the work "
                              "tree) and extra trainer flags; give two or more")
-    parser.add_argument("--seeds", type=int_in_range(0, 2**31 - 1), nargs="+",
+    parser.add_argument("--seeds", type=SEEDS, nargs="+",
                         default=[0, 1, 2], help="with --arm: the seeds each arm trains with")
     parser.add_argument("--minutes", type=float, default=None,
                         help="with --arm: each run trains once for at most this long (the "

@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from learning import SEED, evaluations, print_kept, spread
 
 import rules
+from config import SEEDS
 from utils import ArgumentParser, UserError, int_in_range, run_cli
 
 ROWS = (("Frechet", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
@@ -114,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int_in_range(2, 10**7), default=300,
                         help="training steps of each run")
     parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
-    parser.add_argument("--seeds", type=int_in_range(0, 2**31 - 1), nargs="+",
+    parser.add_argument("--seeds", type=SEEDS, nargs="+",
                         default=[0, 1, 2], help="one run per seed")
     parser.add_argument("--rampups", type=float, nargs="*", default=[0.05, 0.02, 0.01],
                         help="half-life ramp-ups to probe (the default rule's is 0.05)")
@@ -181,6 +182,7 @@ def print_report(report):
     print("\nthe evaluation each candidate score keeps: step (Frechet, spectral dB, RMS ratio)")
     for seed, run in report["runs"].items():
         print_kept(f"seed {seed}", run["curve"])
+
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))
