@@ -24,6 +24,7 @@ it loads (a bad flag is one fast line).
 
 import os
 
+import metrics
 from private_apis import error_reason, remove_partial_checkpoint, remove_partial_checkpoints
 from rules import AVERAGE
 from utils import UserError, read_json, write_json
@@ -226,21 +227,29 @@ class Best:
             self.record = None  # a save cut short after its checkpoint: the next one is kept
 
     @property
-    def distance(self):
-        return self.record["frechet_mel_distance"] if self.record else None
+    def score(self):
+        """The kept evaluation's metrics.quality_score (of its record, for a best.json written
+        before the record had it), or None."""
+        if not self.record:
+            return None
+        return self.record.get("score", metrics.quality_score(
+            {"frechet_mel_distance": self.record["frechet_mel_distance"],
+             "loudness.rms_ratio": self.record.get("rms_ratio", 1.0)}))
 
     @property
     def path(self):
         return self.manager.latest_checkpoint
 
-    def offer(self, step, metrics, size):
-        """Keep this step's checkpoint if it has the lowest distance so far; True if kept."""
-        distance = metrics["frechet_mel_distance"]
-        if distance is None or (self.distance is not None and distance >= self.distance):
+    def offer(self, step, measured, size):
+        """Keep this step's checkpoint if it has the lowest metrics.quality_score so far;
+        True if kept."""
+        score = metrics.quality_score(measured)
+        if score is None or (self.score is not None and score >= self.score):
             return False
         save(self.manager, step, size)
-        self.record = {"step": step, "frechet_mel_distance": distance,
-                       "rms_ratio": metrics["loudness.rms_ratio"],
+        self.record = {"step": step, "score": score,
+                       "frechet_mel_distance": measured["frechet_mel_distance"],
+                       "rms_ratio": measured["loudness.rms_ratio"],
                        "checkpoint": os.path.basename(self.manager.latest_checkpoint)}
         write_json(os.path.join(self.directory, BEST_FILE), self.record)
         return True

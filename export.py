@@ -152,8 +152,8 @@ def export_checkpoint(config, recipe):
     info = export_info(made_of, recipe, step, which, path, file_stem(directory, step))
     best = read_best(directory)  # the stage's best evaluation: the listening room shows it
     if best is not None:
-        info["scores"] = {key: best.get(key) for key in ("step", "frechet_mel_distance",
-                                                         "rms_ratio")}
+        info["scores"] = {key: best[key] for key in ("step", "score", "frechet_mel_distance",
+                                                     "rms_ratio") if key in best}
         info["scores"]["of"] = ("this step" if best["step"] == step else
                                 "the stage's best checkpoint (best/)")
     if config.job.prior == "posterior":  # the map onto the posterior is inside the model

@@ -111,7 +111,7 @@ class End:
         self.entry["evaluations"].append([stage.step, metrics.quality_score(measured)])
         if stage.best is not None and stage.best.record:
             self.entry["best_step"] = stage.best.record["step"]
-            self.entry["best_score"] = stage.best.distance
+            self.entry["best_score"] = stage.best.score
         self.record(stage)
 
     def record(self, stage, reason=None):

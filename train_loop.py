@@ -168,6 +168,7 @@ class Stage:
     iterator: object = None
     curve: object = None     # watch.QualityCurve, on the chief with --eval_every_secs
     watchdog: object = None  # watch.Watchdog
+    evaluated_step: int = -1  # the step of the last evaluation
     rollbacks: int = 0
     induced: bool = False    # --induce_collapse_at_step has acted
     end: object = None       # grow.End of a grown stage: its plateau and budget, or None
@@ -388,7 +389,7 @@ def watch_over(stage):
                                      stage.validation_parts or stage.parts)
     stage.saver.keep_best()
     refs = stage.curve.references
-    best = (f"; the best so far: {stage.best.distance:.4g} at step {stage.best.record['step']}"
+    best = (f"; the best so far: step {stage.best.record['step']}, score {stage.best.score:.4g}"
             if stage.best.record else "")
     stage.say(f"evaluations every {options.eval_every_secs:g} s on {len(stage.curve.real)} "
               f"windows: Frechet mel distance of real music "
@@ -427,11 +428,17 @@ def evaluate_now(stage):
     import pictures
     import watch
 
+    stage.evaluated_step = stage.step
     measured, generated = stage.curve.measure(stage.run.sound_generator)
+    restarted = restart_average(stage, measured)
+    if restarted:
+        measured, generated, average_score = restarted
     with stage.writer.as_default(step=stage.step):
         for key, tag in {**metrics.tags(), **watch.TAGS}.items():
             if measured.get(key) is not None:
                 tf.summary.scalar(tag, measured[key])
+        if stage.run.average is not None:
+            tf.summary.scalar("Eval/average_restarted", float(bool(restarted)))
         for key in (key for key in measured if key.startswith("label.")):
             tf.summary.scalar("Label/" + key[len("label."):], measured[key])
         done = metrics.progress(measured["frechet_mel_distance"], stage.curve.references)
@@ -441,16 +448,39 @@ def evaluate_now(stage):
                                     names=["spectrograms.png"])["spectrograms.png"]
         tf.summary.image("Eval/spectrograms", tf.io.decode_png(png, channels=3)[None])
     stage.writer.flush()
+    best_distance = stage.best.record["frechet_mel_distance"] if stage.best.record else None
     symptom = stage.watchdog.symptom(measured["loudness.real_rms"], None,  # the summaries'
                                      measured["loudness.full_scale_fraction"],
-                                     measured["frechet_mel_distance"], stage.best.distance)
+                                     measured["frechet_mel_distance"], best_distance)
     if symptom is None:
         stage.fit_posterior()  # best/ keeps the posterior of its weights
     kept = symptom is None and stage.best.offer(stage.step, measured, stage.saver.size)
-    stage.say(stage.curve.line(stage.step, measured) + ("; kept as the best" if kept else ""))
+    stage.say(stage.curve.line(stage.step, measured)
+              + (f"; the average restarts from the raw weights, which score "
+                 f"{metrics.quality_score(measured):.4g} against its "
+                 f"{average_score:.4g}" if restarted else "")
+              + ("; kept as the best" if kept else ""))
     if stage.end is not None:
         stage.end.evaluated(stage, measured)
     return stage.watchdog.observe("evaluation", symptom)
+
+
+def restart_average(stage, averaged):
+    """Measure the raw weights too; where they score better than the moving average (its
+    metrics `averaged`), the average starts again from them: (their metrics, their windows,
+    the average's score), else None (also without an average). On real music every average of a few hundred steps
+    was quieter and farther from the music than the raw weights (BENCHMARKS.md, "The moving
+    average of a short run"): an average plays only once it measures better."""
+    import metrics
+
+    if stage.run.average is None:
+        return None
+    raw_measured, raw_generated = stage.curve.measure(stage.run.networks["generator"])
+    mine, theirs = (metrics.quality_score(m) for m in (averaged, raw_measured))
+    if theirs is None or (mine is not None and mine <= theirs):
+        return None
+    stage.run.average.copy()
+    return raw_measured, raw_generated, mine
 
 
 def induce_collapse(stage):
@@ -604,6 +634,14 @@ def loop(stage):
             if saves.due():
                 saved_step = stage.save()
         stage.stopped = stopped
+        if stopped in ("max_steps", "budget") and stage.chief and stage.curve is not None \
+                and stage.evaluated_step != stage.step:
+            # The run's last weights get their point on the curve, a chance at best/, and
+            # the average its chance to restart from them (a signal stops at once instead).
+            code = on_collapse(stage, symptom) if (symptom := evaluate_now(stage)) else None
+            if code is not None:
+                stage.stopped = "collapse"
+                return code
         if stage.step != saved_step or stage.saver.latest is None:
             stage.save()
     if train.distribution == "multi_worker":

@@ -87,6 +87,8 @@ class QualityCurve:
                 f"{measured['spectrum.distance_db']:.3g} dB, NDB/K "
                 f"{measured['ndb.ndb_over_k']:.3g}, copies "
                 f"{measured['memorisation.fraction_below']:.3g}" + (
+                    f", score {score:.4g}" if (score := metrics.quality_score(measured))
+                    is not None else "") + (
                     f"; to training windows {measured['train.frechet_mel_distance']:.4g}"
                     if "train.frechet_mel_distance" in measured else "") + (
                     "; per label " + ", ".join(

@@ -5,6 +5,7 @@ import functools
 import json
 import os
 import re
+import types
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import evaluate
 import metrics
 import moving_average
 import runs
+import train_loop
 import train_progressive
 import watch
 
@@ -93,6 +95,24 @@ def test_references_put_real_music_below_noise(demo):
     assert "real vs real" in table and "% of the way from noise" in table
 
 
+def test_the_average_restarts_from_raw_weights_that_score_better(demo):
+    config = dict(CONFIG, channels=demo.channels)
+    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=3,
+                          average_rule=moving_average.FixedDecay(0.9), graph="update")
+    generator, average = run_.networks["generator"], run_.average.average
+    curve = watch.QualityCurve(demo, 1, 16, 0, "uniform")
+    stage = types.SimpleNamespace(run=run_, curve=curve)
+    same = curve.measure(average)[0]
+    assert train_loop.restart_average(stage, same) is None  # the same weights: not better
+    for weight in list(average.named_layers().values())[-1].weights:
+        weight.assign(tf.zeros_like(weight))  # a silent average
+    raw, windows, silent_score = train_loop.restart_average(stage, curve.measure(average)[0])
+    assert silent_score == float("inf") and metrics.quality_score(raw) < float("inf")
+    assert len(windows) == len(curve.real)
+    assert all(np.array_equal(weights(generator)[key], value)
+               for key, value in weights(average).items())  # it starts again from them
+
+
 # --------------------------------------------------------------------------- watchdog
 
 def test_watchdog_needs_patience_and_names_the_symptom():
@@ -111,15 +131,28 @@ def test_watchdog_needs_patience_and_names_the_symptom():
     assert dog.observe("summary", silent) is None  # the counts start again after a collapse
 
 
-def test_best_keeps_the_lowest_distance(tmp_path):
+def test_the_quality_score_is_the_distance_times_how_far_off_the_loudness_is():
+    assert metrics.quality_score({"frechet_mel_distance": 40.0,
+                                  "loudness.rms_ratio": 1.0}) == 40.0
+    half, double = ({"frechet_mel_distance": 40.0, "loudness.rms_ratio": r} for r in (0.5, 2.0))
+    assert metrics.quality_score(half) == metrics.quality_score(double) == 160.0
+    assert metrics.quality_score({"frechet_mel_distance": 1.0,
+                                  "loudness.rms_ratio": 0.0}) == float("inf")  # silence
+    assert metrics.quality_score({"frechet_mel_distance": None,
+                                  "loudness.rms_ratio": 1.0}) is None  # diverged
+
+
+def test_best_keeps_the_lowest_score(tmp_path):
     variable = tf.Variable(1.0)
     best = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
     kept = []
-    for step, distance in ((1, 50.0), (2, 40.0), (3, 45.0), (4, None), (5, 39.0)):
+    for step, distance, ratio in ((1, 50.0, 1.0), (2, 40.0, 1.0), (3, 45.0, 1.0),
+                                  (4, None, 1.0), (5, 39.0, 1.0), (6, 30.0, 0.5)):
         variable.assign(float(step))
-        if best.offer(step, {"frechet_mel_distance": distance, "loudness.rms_ratio": 1.0}, 4):
+        if best.offer(step, {"frechet_mel_distance": distance, "loudness.rms_ratio": ratio}, 4):
             kept.append(step)
-    assert kept == [1, 2, 5] and best.distance == 39.0  # each a new lowest
+    # each a new lowest; step 6 is closer but half as loud: 30 x 2^2 = 120
+    assert kept == [1, 2, 5] and best.score == 39.0
     assert checkpoints.read_best(str(tmp_path))["step"] == 5
     assert sorted(os.listdir(tmp_path / "best")) == \
         ["best.json", "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
@@ -128,7 +161,7 @@ def test_best_keeps_the_lowest_distance(tmp_path):
     with open(tmp_path / "best" / "best.json", "w") as f:
         json.dump(dict(best.record, checkpoint="ckpt-4"), f)
     again = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
-    assert again.record is None and again.distance is None
+    assert again.record is None and again.score is None
 
 
 # --------------------------------------------------------------------------- in training
@@ -139,9 +172,12 @@ WATCHED = ["--num_blocks", "1", "--eval_every_secs", "1e-9", "--summary_every_se
 
 
 def evaluations(out):
-    """(step, Frechet distance) of every evaluation line."""
-    return [(int(step), float(distance)) for step, distance in re.findall(
-        r"evaluation at step (\d+): Frechet mel distance ([-+.\deE]+)", out)]
+    """(step, quality score) of every evaluation line, from its distance and RMS ratio."""
+    return [(int(step), metrics.quality_score({"frechet_mel_distance": float(distance),
+                                               "loudness.rms_ratio": float(ratio)}))
+            for step, distance, ratio in re.findall(
+                r"evaluation at step (\d+): Frechet mel distance ([-+.\deE]+) .*?, "
+                r"RMS ratio ([-+.\deE]+)", out)]
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +212,9 @@ def test_best_holds_the_lowest_distance_and_survives_rotation(rolled_back):
     root, out = rolled_back
     directory = checkpoints.stage_dir(root, 1)
     healthy = evaluations(out)  # the collapsed step was not evaluated: its summary stopped it
-    step, distance = min(healthy, key=lambda pair: pair[1])
+    step, score = min(healthy, key=lambda pair: pair[1])
     best = checkpoints.read_best(directory)
-    assert (best["step"], best["frechet_mel_distance"]) == (step, pytest.approx(distance,
-                                                                                rel=1e-3))
+    assert (best["step"], best["score"]) == (step, pytest.approx(score, rel=1e-2))
     path = checkpoints.latest_checkpoint(os.path.join(directory, "best"))
     assert path.endswith(f"ckpt-{step}")
     assert sorted(n for n in os.listdir(directory) if n.endswith(".index")) == \
