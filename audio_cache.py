@@ -64,7 +64,9 @@ def _header_bytes(meta):
 
 def write_entry(cache_dir, key, samples, info):
     """Store samples [frames, channels] int16 under key, atomically; info: JSON-able facts
-    about the source file. Returns the entry's path."""
+    about the source file. Returns the entry's path. An entry of the key that another
+    process wrote meanwhile (two runs starting on the same library) is kept, not replaced:
+    that process reads from it by its inode."""
     samples = np.ascontiguousarray(samples, dtype="<i2")
     meta = dict(info, key=key, frames=int(samples.shape[0]), channels=int(samples.shape[1]),
                 crc32=zlib.crc32(samples.data))
@@ -73,7 +75,8 @@ def write_entry(cache_dir, key, samples, info):
         with open(tmp, "wb") as f:
             f.write(_header_bytes(meta))
             f.write(samples.data)
-    return atomic_write(entry_path(cache_dir, key), write, suffix=SUFFIX + ".tmp")
+    return atomic_write(entry_path(cache_dir, key), write, suffix=SUFFIX + ".tmp",
+                        replace=False)
 
 
 def read_header(path):

@@ -35,10 +35,11 @@ def make_readable(path):
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
-def atomic_write(path, write, suffix=".tmp"):
+def atomic_write(path, write, suffix=".tmp", replace=True):
     """Call write(tmp) on a file beside path, then rename it to path: the file appears complete
-    or not at all, and a crash leaves whatever was there before. A failed write (a full disk,
-    a read-only folder) is one line naming the file."""
+    or not at all, and a crash leaves whatever was there before. With replace=False a file
+    already at path (another process wrote it meanwhile) is kept instead. A failed write (a
+    full disk, a read-only folder) is one line naming the file."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -47,7 +48,10 @@ def atomic_write(path, write, suffix=".tmp"):
         os.close(fd)
         write(tmp)
         make_readable(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            link_unless_there(tmp, path)
     except OSError as error:
         raise UserError(f"cannot write {path} ({error.strerror or error}): free space there or "
                         f"make the folder writable, then run the same command again") from None
@@ -55,6 +59,17 @@ def atomic_write(path, write, suffix=".tmp"):
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def link_unless_there(tmp, path):
+    """Give tmp the name path unless a file has it already (atomically: a hard link), where
+    the file system has hard links; else rename it over."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here (e.g. FAT): the rename's last writer wins
+        os.replace(tmp, path)
 
 
 def write_json(path, data):

@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 from helpers import ROOT, as_a_user_who_cannot_write
 
+import audio_cache
 import dataloader
 from utils import UserError, run_cli
 
@@ -863,6 +864,23 @@ def test_flipped_bytes_in_a_cached_entry_are_one_line_and_decoded_again(library,
     again, _ = cache_load(root, cache)
     assert (again.cache_hits, again.cache_misses) == (len(files), 1)
     np.testing.assert_array_equal(all_windows(again), expected)
+
+
+def test_an_entry_another_run_writes_meanwhile_keeps_the_first(library, tmp_path):
+    """Two runs starting on the same library decode the same files into one cache at once:
+    the second writer keeps the entry the first wrote, which the first run reads by its
+    inode (it used to be renamed over, and the first run stopped: "written again")."""
+    root, _, _, _ = library
+    cache = tmp_path / "cache"
+    first, _ = cache_load(root, cache)
+    expected = all_windows(first)
+    for path in cache.glob("*.pcm"):
+        meta, offset = audio_cache.read_header(str(path))
+        samples = np.fromfile(path, dtype="<i2", offset=offset).reshape(-1, meta["channels"])
+        inode = path.stat().st_ino
+        audio_cache.write_entry(str(cache), meta["key"], samples, {})  # the other run's
+        assert path.stat().st_ino == inode
+    np.testing.assert_array_equal(all_windows(first), expected)
 
 
 LIBRARY_UNDER_A_DESCRIPTOR_LIMIT = r"""
