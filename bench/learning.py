@@ -34,7 +34,9 @@
             --arm "direct=. --num_blocks 3 ..." [--plot curves.png]
         The same with a CPU budget: each run trains once (its flags say what: a stage, or
         growing), stopped after M minutes if still running, and is scored at its end at
-        --stage; --plot draws the quality curves at --stage against training minutes.
+        --stage; --plot draws the quality curves at --stage against training minutes. With
+        --core_each a seed's arms train at the same time, each pinned to a CPU core of its
+        own: each gets the same CPU (M minutes of one core), in one run's time.
 
 FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
 folder, removed afterwards unless --keep DIR.
@@ -220,7 +222,7 @@ def trainer_command(arm, seed, args, root, tree):
     return command
 
 
-def train_arm(arm, seed, args, root):
+def train_arm(arm, seed, args, root, core=None):
     """The arm's commit's trainer in a subprocess (its console in train.log): to step 1 and
     then to --steps, each skipped where its checkpoint is there; or, with --minutes, once,
     stopped by SIGTERM (it saves) if it runs longer, skipped where done.json is there."""
@@ -231,7 +233,7 @@ def train_arm(arm, seed, args, root):
     os.makedirs(run, exist_ok=True)
     command = trainer_command(arm, seed, args, root, tree)
     if args.minutes is not None:
-        return train_for(command + list(arm.flags), arm, seed, run, tree, args.minutes)
+        return train_for(command + list(arm.flags), arm, seed, run, tree, args.minutes, core)
     directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
         if os.path.exists(os.path.join(directory, f"ckpt-{steps}.index")):
@@ -247,17 +249,20 @@ def train_arm(arm, seed, args, root):
                             f"{os.path.join(run, 'train.log')}")
 
 
-def train_for(command, arm, seed, run, tree, minutes):
-    """Run command for at most `minutes`, then SIGTERM; done.json records how it ended."""
+def train_for(command, arm, seed, run, tree, minutes, core=None):
+    """Run command for at most `minutes` (on CPU `core` alone if given), then SIGTERM;
+    done.json records how it ended."""
     import signal
 
     if os.path.exists(os.path.join(run, "done.json")):
         return
-    print(f"training {arm.label} ({arm.ref}) seed {seed} for up to {minutes:g} min",
-          file=sys.stderr, flush=True)
+    print(f"training {arm.label} ({arm.ref}) seed {seed} for up to {minutes:g} min"
+          + (f" on CPU {core}" if core is not None else ""), file=sys.stderr, flush=True)
     started = time.time()
     with open(os.path.join(run, "train.log"), "a") as log:
         process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
+        if core is not None:  # before TensorFlow starts its threads, which inherit it
+            os.sched_setaffinity(process.pid, {core})
         try:
             code, budget = process.wait(timeout=minutes * 60), False
         except subprocess.TimeoutExpired:
@@ -341,6 +346,13 @@ def side_by_side(args):
     root = args.keep or tempfile.mkdtemp(prefix="bench_side_by_side_")
     try:
         for seed in args.seeds:  # seed by seed: a stopped comparison has whole seeds
+            if args.core_each:  # the arms at once, a core each: the same CPU for each
+                from concurrent.futures import ThreadPoolExecutor
+                with ThreadPoolExecutor(len(args.arm)) as pool:
+                    for done in [pool.submit(train_arm, arm, seed, args, root, core)
+                                 for arm, core in zip(args.arm, sorted(os.sched_getaffinity(0)))]:
+                        done.result()
+                continue
             for arm in args.arm:
                 train_arm(arm, seed, args, root)
         scores, curves = score_arms(args, root)
@@ -348,7 +360,8 @@ def side_by_side(args):
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     report = {"folder": args.folder, "stage": args.stage, "steps": args.steps,
-              "minutes": args.minutes, "batch_size": args.batch_size, "seeds": args.seeds,
+              "minutes": args.minutes, "core_each": args.core_each,
+              "batch_size": args.batch_size, "seeds": args.seeds,
               "arms": {arm.label: {"ref": arm.ref, "flags": list(arm.flags)}
                        for arm in args.arm}, "scores": scores, "curves": curves}
     if args.plot:
@@ -358,22 +371,27 @@ def side_by_side(args):
 
 def plot_curves(report, path):
     """The quality curves against training minutes, a line per seed, a colour per arm: the
-    Frechet mel distance and the spectral distance of the moving average at --stage."""
+    Frechet mel distance, the spectral distance and the RMS ratio at --stage, as evaluated
+    (the moving average, or the raw weights where they scored better)."""
     from pictures import pyplot
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    panels = (("Eval/frechet_mel_distance", "Frechet log-mel distance", "log"),
+              ("Eval/spectral_distance_db", "spectral distance (dB)", "log"),
+              ("Eval/rms_ratio", "RMS ratio", "linear"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.5))
     for colour, (label, runs) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"),
                                      report["curves"].items()):
         for number, points in enumerate(runs):
-            for ax, tag in zip(axes, ("Eval/frechet_mel_distance", "Eval/spectral_distance_db")):
+            for ax, (tag, _, _) in zip(axes, panels):
                 xs = [m for m, _, values in points if tag in values]
                 ys = [values[tag] for _, _, values in points if tag in values]
                 ax.plot(xs, ys, color=colour, linewidth=1,
                         label=label if number == 0 else None)
-    for ax, title in zip(axes, ("Frechet log-mel distance", "spectral distance (dB)")):
-        ax.set_xlabel("training minutes")
-        ax.set_title(f"stage {report['stage']}: {title} of the moving average")
-        ax.set_yscale("log")
+    minutes = "minutes on one core" if report.get("core_each") else "training minutes"
+    for ax, (_, title, scale) in zip(axes, panels):
+        ax.set_xlabel(minutes)
+        ax.set_title(f"stage {report['stage']}: {title}")
+        ax.set_yscale(scale)
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -479,6 +497,10 @@ def main(argv=None):
                         help="with --arm: each run trains once for at most this long (the "
                              "arm's flags give its stage, e.g. --num_blocks 3 or --grow_to 3), "
                              "instead of to step 1 and to --steps; --stage is the stage scored")
+    parser.add_argument("--core_each", action="store_true",
+                        help="with --minutes: a seed's arms train at the same time, each on a "
+                             "CPU core of its own (as many arms as cores): each gets the same "
+                             "CPU, and the comparison takes a run's time, not one per arm")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="with --arm: draw the quality curves at --stage against training "
                              "minutes")
@@ -489,6 +511,10 @@ def main(argv=None):
         raise UserError("--arm trains recipes side by side: drop --cost")
     if args.arm is not None and len({arm.label for arm in args.arm}) < len(args.arm):
         raise UserError("each --arm needs a label of its own")
+    if args.core_each and (args.minutes is None or len(args.arm or ()) > len(
+            os.sched_getaffinity(0))):
+        raise UserError(f"--core_each goes with --minutes and at most "
+                        f"{len(os.sched_getaffinity(0))} arms (a core each)")
     if not os.path.isdir(args.folder):
         raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
     from private_apis import import_tensorflow
