@@ -385,7 +385,7 @@ def plot_curves(report, path):
             for ax, (tag, _, _) in zip(axes, panels):
                 xs = [m for m, _, values in points if tag in values]
                 ys = [values[tag] for _, _, values in points if tag in values]
-                ax.plot(xs, ys, color=colour, linewidth=1,
+                ax.plot(xs, ys, color=colour, linewidth=1, marker=".", markersize=4,
                         label=label if number == 0 else None)
     minutes = "minutes on one core" if report.get("core_each") else "training minutes"
     for ax, (_, title, scale) in zip(axes, panels):
