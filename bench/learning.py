@@ -31,12 +31,15 @@
         the evaluation of its quality curve that each candidate score would keep as best.
 
     python bench/learning.py FOLDER --minutes M --stage 3 --arm "grow=. --grow_to 3 ..."
-            --arm "direct=. --num_blocks 3 ..." [--plot curves.png]
+            --arm "direct=. --num_blocks 3 ..." [--core_each] [--plot curves.png]
         The same with a CPU budget: each run trains once (its flags say what: a stage, or
-        growing), stopped after M minutes if still running, and is scored at its end at
-        --stage; --plot draws the quality curves at --stage against training minutes. With
-        --core_each a seed's arms train at the same time, each pinned to a CPU core of its
-        own: each gets the same CPU (M minutes of one core), in one run's time.
+        growing) until its trainer has used M minutes of CPU time (user + system, all its
+        threads: two cores for 30 minutes are 60 CPU minutes), then it is stopped (SIGTERM:
+        it saves) and scored at its end at --stage; --plot draws the quality curves at
+        --stage against CPU minutes. The budget is kept in the run's budget.json: pausing a
+        run (SIGSTOP) or stopping the comparison and starting it again costs it nothing.
+        With --core_each a seed's arms train at the same time, each pinned to a CPU core of
+        its own, in one run's time.
 
 FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
 folder, removed afterwards unless --keep DIR.
@@ -249,45 +252,85 @@ def train_arm(arm, seed, args, root, core=None):
                             f"{os.path.join(run, 'train.log')}")
 
 
+POLL_SECS = 10  # how often a budgeted run's CPU time is read
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a running process, all its threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # from field 3, the state, on
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def train_for(command, arm, seed, run, tree, minutes, core=None):
-    """Run command for at most `minutes` (on CPU `core` alone if given), then SIGTERM;
-    done.json records how it ended."""
+    """Run command until it has used `minutes` of CPU time (on CPU `core` alone if given),
+    then SIGTERM (it saves). budget.json keeps the CPU time used and (wall time, CPU time)
+    samples, so a comparison stopped half-way (or paused with SIGSTOP while the machine
+    does something else) goes on with what is left; done.json records how it ended."""
     import signal
+
+    from utils import read_json, write_json
 
     if os.path.exists(os.path.join(run, "done.json")):
         return
-    print(f"training {arm.label} ({arm.ref}) seed {seed} for up to {minutes:g} min"
-          + (f" on CPU {core}" if core is not None else ""), file=sys.stderr, flush=True)
+    path = os.path.join(run, "budget.json")
+    budget = read_json(path) or {"cpu_seconds": 0.0, "samples": []}
+    before = budget["cpu_seconds"]
+    print(f"training {arm.label} ({arm.ref}) seed {seed} for {minutes:g} CPU minutes"
+          + (f" on CPU {core}" if core is not None else "")
+          + (f", {before / 60:.1f} of them done before" if before else ""),
+          file=sys.stderr, flush=True)
     started = time.time()
     with open(os.path.join(run, "train.log"), "a") as log:
         process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
         if core is not None:  # before TensorFlow starts its threads, which inherit it
             os.sched_setaffinity(process.pid, {core})
-        try:
-            code, budget = process.wait(timeout=minutes * 60), False
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGTERM)
-            code, budget = process.wait(), True
+        at_budget = False
+        while True:
+            try:
+                code = process.wait(timeout=POLL_SECS)
+                break
+            except subprocess.TimeoutExpired:
+                try:
+                    budget["cpu_seconds"] = before + cpu_seconds(process.pid)
+                except OSError:
+                    continue  # it is exiting
+                budget["samples"].append([time.time(), budget["cpu_seconds"]])
+                write_json(path, budget)
+                if budget["cpu_seconds"] >= minutes * 60 and not at_budget:
+                    process.send_signal(signal.SIGTERM)
+                    at_budget = True
     if code:
         raise UserError(f"{arm.label} seed {seed} stopped with exit code {code}: see "
                         f"{os.path.join(run, 'train.log')}")
-    with open(os.path.join(run, "done.json"), "w") as f:
-        json.dump({"started": started, "seconds": time.time() - started,
-                   "stopped_at_budget": budget}, f)
+    write_json(os.path.join(run, "done.json"), {
+        "seconds": time.time() - started, "cpu_seconds": budget["cpu_seconds"],
+        "stopped_at_budget": at_budget})
+
+
+def cpu_minutes(run):
+    """A function from wall time to the CPU minutes a budgeted run had used by then (from
+    its budget.json), or None for a run trained by steps."""
+    import numpy as np
+
+    from utils import read_json
+
+    samples = (read_json(os.path.join(run, "budget.json")) or {}).get("samples")
+    if not samples:
+        return None
+    wall, cpu = np.array(samples, dtype=np.float64).T
+    return lambda t: float(np.interp(t, wall, cpu)) / 60
 
 
 def evaluations(run, stage):
     """The quality curve of a run at `stage` (its frozen transition's, then its own), from
-    TensorBoard: [(minutes since the run started, step, {Eval tag: value})]."""
+    TensorBoard: [(minutes, step, {Eval tag: value})], in CPU minutes the run had used (a
+    budgeted run) or wall minutes since its first event."""
     import tensorflow as tf
 
     import checkpoints
 
-    try:
-        with open(os.path.join(run, "done.json")) as f:
-            started = json.load(f)["started"]
-    except OSError:
-        started = None
+    started, to_cpu = None, cpu_minutes(run)
     points = {}
     for frozen in (True, False):
         directory = checkpoints.stage_dir(run, stage, frozen)
@@ -301,7 +344,7 @@ def evaluations(run, stage):
                             value.metadata.plugin_data.plugin_name == "scalars":
                         point = points.setdefault((frozen, event.step), [event.wall_time, {}])
                         point[1][value.tag] = float(tf.make_ndarray(value.tensor))
-    return [((wall - started) / 60, step, values)
+    return [(to_cpu(wall) if to_cpu else (wall - started) / 60, step, values)
             for (_, step), (wall, values) in sorted(points.items(), key=lambda p: p[1][0])]
 
 
@@ -387,7 +430,7 @@ def plot_curves(report, path):
                 ys = [values[tag] for _, _, values in points if tag in values]
                 ax.plot(xs, ys, color=colour, linewidth=1, marker=".", markersize=4,
                         label=label if number == 0 else None)
-    minutes = "minutes on one core" if report.get("core_each") else "training minutes"
+    minutes = "CPU minutes" if report.get("minutes") else "training minutes"
     for ax, (_, title, scale) in zip(axes, panels):
         ax.set_xlabel(minutes)
         ax.set_title(f"stage {report['stage']}: {title}")
@@ -409,7 +452,7 @@ def spread(values):
 
 
 def print_side_by_side(report):
-    length = (f"{report['minutes']:g} minutes" if report["minutes"] is not None else
+    length = (f"{report['minutes']:g} CPU minutes" if report["minutes"] is not None else
               f"batch {report['batch_size']}, {report['steps']} steps")
     print(f"{report['folder']}: stage {report['stage']}, {length}, seeds "
           f"{' '.join(map(str, report['seeds']))}; mean [min-max] over the seeds")
@@ -494,13 +537,14 @@ def main(argv=None):
     parser.add_argument("--seeds", type=SEEDS, nargs="+",
                         default=[0, 1, 2], help="with --arm: the seeds each arm trains with")
     parser.add_argument("--minutes", type=float, default=None,
-                        help="with --arm: each run trains once for at most this long (the "
-                             "arm's flags give its stage, e.g. --num_blocks 3 or --grow_to 3), "
-                             "instead of to step 1 and to --steps; --stage is the stage scored")
+                        help="with --arm: each run trains once until its trainer has used "
+                             "this many minutes of CPU time (the arm's flags give its stage, "
+                             "e.g. --num_blocks 3 or --grow_to 3), instead of to step 1 and to "
+                             "--steps; --stage is the stage scored")
     parser.add_argument("--core_each", action="store_true",
                         help="with --minutes: a seed's arms train at the same time, each on a "
-                             "CPU core of its own (as many arms as cores): each gets the same "
-                             "CPU, and the comparison takes a run's time, not one per arm")
+                             "CPU core of its own (as many arms as cores): the comparison "
+                             "takes a run's time, not one per arm")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="with --arm: draw the quality curves at --stage against training "
                              "minutes")
