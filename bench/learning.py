@@ -391,6 +391,8 @@ def side_by_side(args):
         for seed in args.seeds:  # seed by seed: a stopped comparison has whole seeds
             if args.core_each:  # the arms at once, a core each: the same CPU for each
                 from concurrent.futures import ThreadPoolExecutor
+                for arm in args.arm:
+                    source_tree(arm.ref, root)  # unpacked once, before the threads
                 with ThreadPoolExecutor(len(args.arm)) as pool:
                     for done in [pool.submit(train_arm, arm, seed, args, root, core)
                                  for arm, core in zip(args.arm, sorted(os.sched_getaffinity(0)))]:
