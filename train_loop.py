@@ -468,9 +468,10 @@ def evaluate_now(stage):
 def restart_average(stage, averaged):
     """Measure the raw weights too; where they score better than the moving average (its
     metrics `averaged`), the average starts again from them: (their metrics, their windows,
-    the average's score), else None (also without an average). On real music every average of a few hundred steps
-    was quieter and farther from the music than the raw weights (BENCHMARKS.md, "The moving
-    average of a short run"): an average plays only once it measures better."""
+    the average's score), else None (also without an average). On real music every average
+    of a 300-step run was quieter and farther from the music than the raw weights
+    (BENCHMARKS.md, "The moving average of a short run"): an average plays only once it
+    measures better."""
     import metrics
 
     if stage.run.average is None:
