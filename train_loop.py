@@ -42,6 +42,9 @@ from runs import Run, build_run
 from utils import UserError
 
 SUMMARY_CLIPS = 3
+# The moving average restarts from the raw weights where they score better by more than
+# this share (closer readings of two generators on the same latents are the same sound).
+RESTART_MARGIN = 0.01
 # The VAE-GAN's aggregate posterior is fitted to this many training windows, at most this
 # many samples in all (fewer at stages 6-8), at every save and evaluation.
 POSTERIOR_WINDOWS, POSTERIOR_SAMPLES = 1024, 1 << 23
@@ -468,17 +471,17 @@ def evaluate_now(stage):
 def restart_average(stage, averaged):
     """Measure the raw weights too; where they score better than the moving average (its
     metrics `averaged`), the average starts again from them: (their metrics, their windows,
-    the average's score), else None (also without an average). On real music every average
-    of a 300-step run was quieter and farther from the music than the raw weights
-    (BENCHMARKS.md, "The moving average of a short run"): an average plays only once it
-    measures better."""
+    the average's score), else None (also without an average, or within RESTART_MARGIN of
+    it: the same sound). On real music every average of a 300-step run was quieter and
+    farther from the music than the raw weights (BENCHMARKS.md, "The moving average of a
+    short run"): an average plays only once it measures better."""
     import metrics
 
     if stage.run.average is None:
         return None
     raw_measured, raw_generated = stage.curve.measure(stage.run.networks["generator"])
     mine, theirs = (metrics.quality_score(m) for m in (averaged, raw_measured))
-    if theirs is None or (mine is not None and mine <= theirs):
+    if theirs is None or (mine is not None and mine <= theirs * (1 + RESTART_MARGIN)):
         return None
     stage.run.average.copy()
     return raw_measured, raw_generated, mine
