@@ -24,7 +24,7 @@ it loads (a bad flag is one fast line).
 
 import os
 
-import metrics
+import rules
 from private_apis import error_reason, remove_partial_checkpoint, remove_partial_checkpoints
 from rules import AVERAGE
 from utils import UserError, read_json, write_json
@@ -228,11 +228,11 @@ class Best:
 
     @property
     def score(self):
-        """The kept evaluation's metrics.quality_score (of its record, for a best.json written
+        """The kept evaluation's rules.quality_score (of its record, for a best.json written
         before the record had it), or None."""
         if not self.record:
             return None
-        return self.record.get("score", metrics.quality_score(
+        return self.record.get("score", rules.quality_score(
             {"frechet_mel_distance": self.record["frechet_mel_distance"],
              "loudness.rms_ratio": self.record.get("rms_ratio", 1.0)}))
 
@@ -241,9 +241,9 @@ class Best:
         return self.manager.latest_checkpoint
 
     def offer(self, step, measured, size):
-        """Keep this step's checkpoint if it has the lowest metrics.quality_score so far;
+        """Keep this step's checkpoint if it has the lowest rules.quality_score so far;
         True if kept."""
-        score = metrics.quality_score(measured)
+        score = rules.quality_score(measured)
         if score is None or (self.score is not None and score >= self.score):
             return False
         save(self.manager, step, size)

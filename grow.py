@@ -25,7 +25,7 @@ import os
 import time
 
 import checkpoints
-import metrics
+import rules
 from rules import default_batch_size
 from utils import read_json, write_json
 
@@ -108,7 +108,7 @@ class End:
 
     def evaluated(self, stage, measured):
         """Record an evaluation; best/'s step and score as the stage keeps them."""
-        self.entry["evaluations"].append([stage.step, metrics.quality_score(measured)])
+        self.entry["evaluations"].append([stage.step, rules.quality_score(measured)])
         if stage.best is not None and stage.best.record:
             self.entry["best_step"] = stage.best.record["step"]
             self.entry["best_score"] = stage.best.score

@@ -474,21 +474,6 @@ def stereo(c):
             "stereo.generated_channel_correlation": channel_correlation(c.generated)}
 
 
-def quality_score(measured):
-    """The one number that decides best/, the plateau of a grown stage and whether the
-    moving average restarts (lower is better): the Frechet mel distance times the square of
-    how many times too quiet or too loud the generated audio is, max(r, 1/r)^2 for the RMS
-    ratio r. The distance alone kept nearly silent early steps as the best on real music;
-    a silent generator scores infinity here (BENCHMARKS.md, "Which score decides"). None
-    where either reading is missing (a diverged generator)."""
-    distance, ratio = measured.get("frechet_mel_distance"), measured.get("loudness.rms_ratio")
-    if distance is None or ratio is None:
-        return None
-    if ratio <= 0:
-        return math.inf
-    return distance * max(ratio, 1 / ratio) ** 2
-
-
 def label_metrics(names, reals, generateds, sampling_rate):
     """Each label's own Frechet mel distance and RMS ratio (its generated windows against its
     real windows): {"label.<name>.frechet_mel_distance": ..., "label.<name>.rms_ratio": ...}."""

@@ -110,3 +110,18 @@ def call_batches(network, batch):
     critic that scores real and fake together at twice the batch, and at the batch (the
     gradient penalty's interpolates, the generator update)."""
     return (2 * batch, batch) if scores_together(network) else (batch,)
+
+
+def quality_score(measured):
+    """The one number that decides best/, the plateau of a grown stage and whether the
+    moving average restarts (lower is better): the Frechet mel distance times the square of
+    how many times too quiet or too loud the generated audio is, max(r, 1/r)^2 for the RMS
+    ratio r. The distance alone kept nearly silent early steps as the best on real music;
+    a silent generator scores infinity here (BENCHMARKS.md, "Which score decides"). None
+    where either reading is missing (a diverged generator)."""
+    distance, ratio = measured.get("frechet_mel_distance"), measured.get("loudness.rms_ratio")
+    if distance is None or ratio is None:
+        return None
+    if ratio <= 0:
+        return math.inf
+    return distance * max(ratio, 1 / ratio) ** 2

@@ -24,6 +24,7 @@ import checkpoints
 import conv_forms
 import longform
 import moving_average
+import rules
 from dataloader import (
     folder_labels,
     label_parts,
@@ -460,7 +461,7 @@ def evaluate_now(stage):
     kept = symptom is None and stage.best.offer(stage.step, measured, stage.saver.size)
     stage.say(stage.curve.line(stage.step, measured)
               + (f"; the average restarts from the raw weights, which score "
-                 f"{metrics.quality_score(measured):.4g} against its "
+                 f"{rules.quality_score(measured):.4g} against its "
                  f"{average_score:.4g}" if restarted else "")
               + ("; kept as the best" if kept else ""))
     if stage.end is not None:
@@ -475,12 +476,11 @@ def restart_average(stage, averaged):
     it: the same sound). On real music every average of a 300-step run was quieter and
     farther from the music than the raw weights (BENCHMARKS.md, "The moving average of a
     short run"): an average plays only once it measures better."""
-    import metrics
 
     if stage.run.average is None:
         return None
     raw_measured, raw_generated = stage.curve.measure(stage.run.networks["generator"])
-    mine, theirs = (metrics.quality_score(m) for m in (averaged, raw_measured))
+    mine, theirs = (rules.quality_score(m) for m in (averaged, raw_measured))
     if theirs is None or (mine is not None and mine <= theirs * (1 + RESTART_MARGIN)):
         return None
     stage.run.average.copy()

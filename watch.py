@@ -15,6 +15,7 @@ import numpy as np
 
 import longform
 import metrics
+import rules
 from evaluate import comparison_windows, real_windows
 from rules import default_batch_size
 
@@ -87,7 +88,7 @@ class QualityCurve:
                 f"{measured['spectrum.distance_db']:.3g} dB, NDB/K "
                 f"{measured['ndb.ndb_over_k']:.3g}, copies "
                 f"{measured['memorisation.fraction_below']:.3g}" + (
-                    f", score {score:.4g}" if (score := metrics.quality_score(measured))
+                    f", score {score:.4g}" if (score := rules.quality_score(measured))
                     is not None else "") + (
                     f"; to training windows {measured['train.frechet_mel_distance']:.4g}"
                     if "train.frechet_mel_distance" in measured else "") + (

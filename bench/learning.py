@@ -63,7 +63,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import metrics
 import rules
 from config import SEEDS
 from utils import ArgumentParser, UserError, int_in_range, run_cli
@@ -469,12 +468,12 @@ def print_side_by_side(report):
 
 
 # Candidates for the score that decides (plateau, best/), lower is better: each keeps the
-# evaluation where it is lowest. The last is the one chosen, metrics.quality_score: the
+# evaluation where it is lowest. The last is the one chosen, rules.quality_score: the
 # distance times the square of how many times too quiet or too loud the average is.
 CANDIDATES = {
     "Frechet": lambda v: v["Eval/frechet_mel_distance"],
     "spectral": lambda v: v["Eval/spectral_distance_db"],
-    "Frechet x loudness": lambda v: metrics.quality_score(
+    "Frechet x loudness": lambda v: rules.quality_score(
         {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
          "loudness.rms_ratio": v["Eval/rms_ratio"]}),
 }

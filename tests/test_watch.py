@@ -17,6 +17,7 @@ import dataloader
 import evaluate
 import metrics
 import moving_average
+import rules
 import runs
 import train_loop
 import train_progressive
@@ -107,7 +108,7 @@ def test_the_average_restarts_from_raw_weights_that_score_better(demo):
     for weight in list(average.named_layers().values())[-1].weights:
         weight.assign(tf.zeros_like(weight))  # a silent average
     raw, windows, silent_score = train_loop.restart_average(stage, curve.measure(average)[0])
-    assert silent_score == float("inf") and metrics.quality_score(raw) < float("inf")
+    assert silent_score == float("inf") and rules.quality_score(raw) < float("inf")
     assert len(windows) == len(curve.real)
     assert all(np.array_equal(weights(generator)[key], value)
                for key, value in weights(average).items())  # it starts again from them
@@ -132,13 +133,13 @@ def test_watchdog_needs_patience_and_names_the_symptom():
 
 
 def test_the_quality_score_is_the_distance_times_how_far_off_the_loudness_is():
-    assert metrics.quality_score({"frechet_mel_distance": 40.0,
+    assert rules.quality_score({"frechet_mel_distance": 40.0,
                                   "loudness.rms_ratio": 1.0}) == 40.0
     half, double = ({"frechet_mel_distance": 40.0, "loudness.rms_ratio": r} for r in (0.5, 2.0))
-    assert metrics.quality_score(half) == metrics.quality_score(double) == 160.0
-    assert metrics.quality_score({"frechet_mel_distance": 1.0,
+    assert rules.quality_score(half) == rules.quality_score(double) == 160.0
+    assert rules.quality_score({"frechet_mel_distance": 1.0,
                                   "loudness.rms_ratio": 0.0}) == float("inf")  # silence
-    assert metrics.quality_score({"frechet_mel_distance": None,
+    assert rules.quality_score({"frechet_mel_distance": None,
                                   "loudness.rms_ratio": 1.0}) is None  # diverged
 
 
@@ -173,7 +174,7 @@ WATCHED = ["--num_blocks", "1", "--eval_every_secs", "1e-9", "--summary_every_se
 
 def evaluations(out):
     """(step, quality score) of every evaluation line, from its distance and RMS ratio."""
-    return [(int(step), metrics.quality_score({"frechet_mel_distance": float(distance),
+    return [(int(step), rules.quality_score({"frechet_mel_distance": float(distance),
                                                "loudness.rms_ratio": float(ratio)}))
             for step, distance, ratio in re.findall(
                 r"evaluation at step (\d+): Frechet mel distance ([-+.\deE]+) .*?, "
