@@ -36,8 +36,10 @@
         growing) until its trainer has used M minutes of CPU time (user + system, all its
         threads: two cores for 30 minutes are 60 CPU minutes), then it is stopped (SIGTERM:
         it saves) and scored at its end at --stage; --plot draws the quality curves at
-        --stage against CPU minutes. The budget is kept in the run's budget.json: pausing a
-        run (SIGSTOP) or stopping the comparison and starting it again costs it nothing.
+        --stage against CPU minutes. The budget is kept in the run's budget.json: a run
+        paused (SIGSTOP) loses nothing, and to stop a comparison and go on later, kill this
+        script, then stop its trainers with SIGTERM (they save): the same command goes on
+        with what is left of each run's budget.
         With --core_each a seed's arms train at the same time, each pinned to a CPU core of
         its own, in one run's time.
 
@@ -208,11 +210,13 @@ def arm_run(root, arm, seed):
 
 def trainer_command(arm, seed, args, root, tree):
     """The arm's train_progressive.py with the flags every arm shares; in step mode also
-    the stage and batch (in budget mode the arm's flags say them)."""
+    the stage and batch (in budget mode the arm's flags say them, and a checkpoint every
+    BUDGET_SAVE_SECS keeps a run that is killed close to its budget.json)."""
     trainer = os.path.join(tree, "train_progressive.py")
+    save = "1e9" if args.minutes is None else str(BUDGET_SAVE_SECS)
     command = [sys.executable, trainer, "--data_dir", args.folder, "--checkpoint_dir",
                arm_run(root, arm, seed), "--seed", str(seed), "--use_mixed_precision_training",
-               "--save_every_secs", "1e9", "--log_every_secs", "60"]
+               "--save_every_secs", save, "--log_every_secs", "60"]
     if args.minutes is None:
         command += ["--num_blocks", str(args.stage), "--batch_size", str(args.batch_size)]
     known = subprocess.run([sys.executable, trainer, "--help"], capture_output=True,
@@ -252,6 +256,7 @@ def train_arm(arm, seed, args, root, core=None):
 
 
 POLL_SECS = 10  # how often a budgeted run's CPU time is read
+BUDGET_SAVE_SECS = 300  # a budgeted run's checkpoints: what a kill loses
 
 
 def cpu_seconds(pid):
