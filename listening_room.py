@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -257,6 +258,10 @@ def serve(folder, generator, info, batch, host, port):
         raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass "
                         f"another --port, or stop what uses it") from None
     url = f"http://{host}:{server.server_address[1]}/"
+    # Ctrl+C and SIGTERM stop it cleanly, also where it was started with SIGINT ignored (a
+    # background job of a script inherits that, and Python then leaves it ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     print(f"listening room for {folder} at {url} (Ctrl+C stops it)", flush=True)
     try:
         server.serve_forever()
