@@ -73,6 +73,9 @@ SEED = 0
 ROWS = (("Frechet mel distance", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
         ("spectral distance (dB)", "spectrum.distance_db"), ("NDB/K", "ndb.ndb_over_k"),
         ("JS divergence", "ndb.js_divergence"), ("copies", "memorisation.fraction_below"))
+# The columns of bench/moving_average.py's and bench/vaegan_prior.py's tables.
+SEED_ROWS = (("Frechet", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
+             ("spectral dB", "spectrum.distance_db"), ("NDB/K", "ndb.ndb_over_k"))
 DEFAULT_INTERVAL = 600.0  # --eval_every_secs by default
 TARGET_SHARE = 0.05
 
@@ -116,6 +119,84 @@ def scores(folder, root, stage, steps):
                                                    raw)
         results[name], _ = curve.measure(generator)
     return results, len(curve.real), audio
+
+
+def seed_parser(description, steps, more=lambda parser: None):
+    """The command line of a benchmark of one run per seed (bench/moving_average.py,
+    bench/vaegan_prior.py): FOLDER, --stage, --steps (default `steps`), --batch_size,
+    --seeds, --keep, --json, and what more(parser) adds. Parses argv into args, checks the
+    folder and loads TensorFlow: a function of argv."""
+    def parse(argv):
+        parser = ArgumentParser(description=description)
+        parser.add_argument("folder", help="a folder of real music")
+        parser.add_argument("--stage", type=int_in_range(1, 8), default=3, help="stage trained")
+        parser.add_argument("--steps", type=int_in_range(2, 10**7), default=steps,
+                            help="training steps of each run")
+        parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
+        parser.add_argument("--seeds", type=SEEDS, nargs="+", default=[0, 1, 2],
+                            help="one run per seed")
+        more(parser)
+        parser.add_argument("--keep", metavar="DIR", default=None,
+                            help="train in DIR and keep it (default: a temporary folder)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        args = parser.parse_args(argv)
+        if not os.path.isdir(args.folder):
+            raise UserError(f"{args.folder} is not a folder: fetch music with "
+                            f"bench/fetch_music.py")
+        from private_apis import import_tensorflow
+        import_tensorflow()
+        return args
+    return parse
+
+
+def seed_report(args, prior, train_and_score, prefix, print_report, with_curve=False):
+    """Train and score every seed (seed_runs), then print the report as JSON (--json) or
+    with print_report; the exit code."""
+    report = {"folder": args.folder, "stage": args.stage, "steps": args.steps,
+              "batch_size": args.batch_size, "seeds": args.seeds,
+              "runs": seed_runs(args, prior, train_and_score, prefix, with_curve)}
+    if args.json:
+        print(json.dumps(report, default=float))
+    else:
+        print_report(report)
+    return 0
+
+
+def seed_runs(args, prior, train_and_score, prefix, with_curve=False):
+    """One run per seed of args.seeds on args.folder at args.stage (in args.keep, kept, or a
+    temporary folder, set as args.keep_root), each scored by train_and_score(args, seed,
+    root, curve) against one seeded watch.QualityCurve of latents from `prior`; a seed whose
+    scores.json is there is not trained again, a run cut short starts again. Returns
+    {seed: {"scores": ..., "curve": its quality curve (with_curve)}}."""
+    import evaluate
+    import watch
+    from dataloader import load_audio
+
+    args.keep_root = args.keep or tempfile.mkdtemp(prefix=prefix)
+    runs = {}
+    try:
+        audio = load_audio(args.folder, rules.SAMPLING_RATE, log=lambda line: None,
+                           cache_dir=os.path.join(args.keep_root, "audio_cache"))
+        count = evaluate.default_eval_count(rules.window_length(args.stage))
+        curve = watch.QualityCurve(audio, args.stage, count, SEED, prior)
+        for seed in args.seeds:
+            root = os.path.join(args.keep_root, f"seed{seed}")
+            saved = os.path.join(root, "scores.json")
+            if os.path.exists(saved):
+                with open(saved) as f:
+                    scores = json.load(f)
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+                scores = train_and_score(args, seed, root, curve)
+                with open(saved, "w") as f:
+                    json.dump(scores, f, default=float)
+            runs[seed] = {"scores": scores}
+            if with_curve:
+                runs[seed]["curve"] = evaluations(root, args.stage)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(args.keep_root, ignore_errors=True)
+    return runs
 
 
 def learn(args):

@@ -23,24 +23,18 @@ the runs and their scores stay in DIR, and a seed already scored there is not tr
 """
 
 import contextlib
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import SEED, evaluations, print_kept, spread
+from learning import SEED_ROWS as ROWS
+from learning import print_kept, seed_parser, seed_report, spread
 
 import rules
-from config import SEEDS
-from utils import ArgumentParser, UserError, int_in_range, run_cli
-
-ROWS = (("Frechet", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
-        ("spectral dB", "spectrum.distance_db"), ("NDB/K", "ndb.ndb_over_k"))
+from utils import UserError, run_cli
 
 
 class Probes:
@@ -109,61 +103,16 @@ def train_and_score(args, seed, root, curve):
 
 
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("folder", help="a folder of real music")
-    parser.add_argument("--stage", type=int_in_range(1, 8), default=3, help="stage trained")
-    parser.add_argument("--steps", type=int_in_range(2, 10**7), default=300,
-                        help="training steps of each run")
-    parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
-    parser.add_argument("--seeds", type=SEEDS, nargs="+",
-                        default=[0, 1, 2], help="one run per seed")
-    parser.add_argument("--rampups", type=float, nargs="*", default=[0.05, 0.02, 0.01],
-                        help="half-life ramp-ups to probe (the default rule's is 0.05)")
-    parser.add_argument("--decays", type=float, nargs="*", default=[0.999],
-                        help="fixed decays to probe (--ema_decay)")
-    parser.add_argument("--eval_every_secs", type=float, default=120.0,
-                        help="the trainer's quality curve: seconds between evaluations")
-    parser.add_argument("--keep", metavar="DIR", default=None,
-                        help="train in DIR and keep it (default: a temporary folder)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    if not os.path.isdir(args.folder):
-        raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
-    from private_apis import import_tensorflow
-    import_tensorflow()
-    import evaluate
-    import watch
-    from dataloader import load_audio
-
-    args.keep_root = args.keep or tempfile.mkdtemp(prefix="bench_moving_average_")
-    try:
-        audio = load_audio(args.folder, rules.SAMPLING_RATE, log=lambda line: None,
-                           cache_dir=os.path.join(args.keep_root, "audio_cache"))
-        count = evaluate.default_eval_count(rules.window_length(args.stage))
-        curve = watch.QualityCurve(audio, args.stage, count, SEED, "uniform")
-        report = {"folder": args.folder, "stage": args.stage, "steps": args.steps,
-                  "batch_size": args.batch_size, "seeds": args.seeds, "runs": {}}
-        for seed in args.seeds:
-            root = os.path.join(args.keep_root, f"seed{seed}")
-            saved = os.path.join(root, "scores.json")
-            if os.path.exists(saved):
-                with open(saved) as f:
-                    scores = json.load(f)
-            else:
-                shutil.rmtree(root, ignore_errors=True)  # a run cut short starts again
-                scores = train_and_score(args, seed, root, curve)
-                with open(saved, "w") as f:
-                    json.dump(scores, f, default=float)
-            report["runs"][seed] = {"scores": scores,
-                                    "curve": evaluations(root, args.stage)}
-    finally:
-        if args.keep is None:
-            shutil.rmtree(args.keep_root, ignore_errors=True)
-    if args.json:
-        print(json.dumps(report, default=float))
-    else:
-        print_report(report)
-    return 0
+    def probes(parser):
+        parser.add_argument("--rampups", type=float, nargs="*", default=[0.05, 0.02, 0.01],
+                            help="half-life ramp-ups to probe (the default rule's is 0.05)")
+        parser.add_argument("--decays", type=float, nargs="*", default=[0.999],
+                            help="fixed decays to probe (--ema_decay)")
+        parser.add_argument("--eval_every_secs", type=float, default=120.0,
+                            help="the trainer's quality curve: seconds between evaluations")
+    args = seed_parser(__doc__.split("\n")[0], 300, probes)(argv)
+    return seed_report(args, "uniform", train_and_score, "bench_moving_average_",
+                       print_report, with_curve=True)
 
 
 def print_report(report):

@@ -17,24 +17,17 @@ the runs and their scores stay in DIR, and a seed already scored there is not tr
 """
 
 import contextlib
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import SEED, spread
+from learning import SEED_ROWS as ROWS
+from learning import seed_parser, seed_report, spread
 
-import rules
-from config import SEEDS
-from utils import ArgumentParser, UserError, int_in_range, run_cli
-
-ROWS = (("Frechet", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
-        ("spectral dB", "spectrum.distance_db"), ("NDB/K", "ndb.ndb_over_k"))
+from utils import UserError, run_cli
 
 
 def train_and_score(args, seed, root, curve):
@@ -67,59 +60,13 @@ def train_and_score(args, seed, root, curve):
 
 
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("folder", help="a folder of real music")
-    parser.add_argument("--stage", type=int_in_range(1, 8), default=3, help="stage trained")
-    parser.add_argument("--steps", type=int_in_range(2, 10**7), default=200,
-                        help="training steps of each run")
-    parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
-    parser.add_argument("--seeds", type=SEEDS, nargs="+", default=[0, 1, 2],
-                        help="one run per seed")
-    parser.add_argument("--keep", metavar="DIR", default=None,
-                        help="train in DIR and keep it (default: a temporary folder)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    if not os.path.isdir(args.folder):
-        raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
-    from private_apis import import_tensorflow
-    import_tensorflow()
-    import evaluate
-    import watch
-    from dataloader import load_audio
-
-    args.keep_root = args.keep or tempfile.mkdtemp(prefix="bench_vaegan_prior_")
-    try:
-        audio = load_audio(args.folder, rules.SAMPLING_RATE, log=lambda line: None,
-                           cache_dir=os.path.join(args.keep_root, "audio_cache"))
-        count = evaluate.default_eval_count(rules.window_length(args.stage))
-        # N(0, 1) draws: the trainer's prior, and what the posterior maps from.
-        curve = watch.QualityCurve(audio, args.stage, count, SEED, "normal")
-        report = {"folder": args.folder, "stage": args.stage, "steps": args.steps,
-                  "batch_size": args.batch_size, "seeds": args.seeds, "runs": {}}
-        for seed in args.seeds:
-            root = os.path.join(args.keep_root, f"seed{seed}")
-            saved = os.path.join(root, "scores.json")
-            if os.path.exists(saved):
-                with open(saved) as f:
-                    scores = json.load(f)
-            else:
-                shutil.rmtree(root, ignore_errors=True)  # a run cut short starts again
-                scores = train_and_score(args, seed, root, curve)
-                with open(saved, "w") as f:
-                    json.dump(scores, f, default=float)
-            report["runs"][seed] = scores
-    finally:
-        if args.keep is None:
-            shutil.rmtree(args.keep_root, ignore_errors=True)
-    if args.json:
-        print(json.dumps(report, default=float))
-    else:
-        print_report(report)
-    return 0
+    args = seed_parser(__doc__.split("\n")[0], 200)(argv)
+    # N(0, 1) draws: the trainer's prior, and what the posterior maps from.
+    return seed_report(args, "normal", train_and_score, "bench_vaegan_prior_", print_report)
 
 
 def print_report(report):
-    runs = list(report["runs"].values())
+    runs = [run["scores"] for run in report["runs"].values()]
     print(f"{report['folder']}: VAE-GAN stage {report['stage']}, batch "
           f"{report['batch_size']}, {report['steps']} steps, seeds "
           f"{' '.join(map(str, report['seeds']))}; mean [min-max] over seeds")
