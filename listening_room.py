@@ -260,10 +260,10 @@ def serve(folder, generator, info, batch, host, port):
     url = f"http://{host}:{server.server_address[1]}/"
     # Ctrl+C and SIGTERM stop it cleanly, also where it was started with SIGINT ignored (a
     # background job of a script inherits that, and Python then leaves it ignored).
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    print(f"listening room for {folder} at {url} (Ctrl+C stops it)", flush=True)
-    try:
+    try:  # from here on a signal stops it cleanly, even one that comes at once
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.default_int_handler)
+        print(f"listening room for {folder} at {url} (Ctrl+C stops it)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
