@@ -258,9 +258,9 @@ def serve(folder, generator, info, batch, host, port):
         raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass "
                         f"another --port, or stop what uses it") from None
     url = f"http://{host}:{server.server_address[1]}/"
-    # Ctrl+C and SIGTERM stop it cleanly, also where it was started with SIGINT ignored (a
-    # background job of a script inherits that, and Python then leaves it ignored).
-    try:  # from here on a signal stops it cleanly, even one that comes at once
+    # Ctrl+C and SIGTERM stop it cleanly, even at once, and also where it was started with
+    # SIGINT ignored (a background job of a script inherits that, and Python leaves it so).
+    try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.default_int_handler)
         print(f"listening room for {folder} at {url} (Ctrl+C stops it)", flush=True)

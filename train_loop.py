@@ -476,7 +476,6 @@ def restart_average(stage, averaged):
     it: the same sound). On real music every average of a 300-step run was quieter and
     farther from the music than the raw weights (BENCHMARKS.md, "The moving average of a
     short run"): an average plays only once it measures better."""
-
     if stage.run.average is None:
         return None
     raw_measured, raw_generated = stage.curve.measure(stage.run.networks["generator"])
