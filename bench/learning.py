@@ -37,10 +37,12 @@
         growing) until its trainer has used M minutes of CPU time (user + system, all its
         threads: two cores for 30 minutes are 60 CPU minutes), then it is stopped (SIGTERM:
         it saves) and scored at its end at --stage; --plot draws the quality curves at
-        --stage against CPU minutes. The budget is kept in the run's budget.json: a run
-        paused (SIGSTOP) loses nothing, and to stop a comparison and go on later, kill this
-        script, then stop its trainers with SIGTERM (they save): the same command goes on
-        with what is left of each run's budget.
+        --stage against CPU minutes. An arm's flags may hold "then" and the flags of a next
+        command, run when the one before ends within the budget, e.g. "grow=REF --grow_to 3
+        --stage_steps 200 then --num_blocks 3": growing, then stage 3 by hand. The budget is
+        kept in the run's budget.json: a run paused (SIGSTOP) loses nothing, and to stop a
+        comparison and go on later, kill this script, then stop its trainers with SIGTERM
+        (they save): the same command goes on with what is left of each run's budget.
         With --core_each a seed's arms train at the same time, each pinned to a CPU core of
         its own, in one run's time.
 
@@ -255,7 +257,17 @@ class Arm:
     """One recipe of a side-by-side comparison: a commit of the trainer and extra flags."""
     label: str
     ref: str          # a git commit, or "." for the work tree as it is
-    flags: tuple = ()
+    flags: tuple = ()  # with --minutes, THEN starts the flags of a next command
+
+    def commands(self):
+        """The flags of each command a budgeted run trains with, in order."""
+        parts = [[]]
+        for word in self.flags:
+            parts.append([]) if word == THEN else parts[-1].append(word)
+        return parts
+
+
+THEN = "then"  # --arm "grow=REF --grow_to 3 then --num_blocks 3": go on by hand at stage 3
 
 
 def parse_arm(text):
@@ -322,7 +334,8 @@ def train_arm(arm, seed, args, root, core=None):
     os.makedirs(run, exist_ok=True)
     command = trainer_command(arm, seed, args, root, tree)
     if args.minutes is not None:
-        return train_for(command + list(arm.flags), arm, seed, run, tree, args.minutes, core)
+        return train_for([command + flags for flags in arm.commands()], arm, seed, run, tree,
+                         args.minutes, core)
     directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
         if os.path.exists(os.path.join(directory, f"ckpt-{steps}.index")):
@@ -349,11 +362,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def train_for(command, arm, seed, run, tree, minutes, core=None):
-    """Run command until it has used `minutes` of CPU time (on CPU `core` alone if given),
-    then SIGTERM (it saves). budget.json keeps the CPU time used and (wall time, CPU time)
-    samples, so a comparison stopped half-way (or paused with SIGSTOP while the machine
-    does something else) goes on with what is left; done.json records how it ended."""
+def train_for(commands, arm, seed, run, tree, minutes, core=None):
+    """Run the commands one after the other until they have used `minutes` of CPU time (on
+    CPU `core` alone if given), then SIGTERM (it saves). budget.json keeps the CPU time used
+    and (wall time, CPU time) samples, so a comparison stopped half-way (or paused with
+    SIGSTOP while the machine does something else) goes on with what is left: each command
+    runs again and goes on where it stopped (a grown schedule says so and ends at once);
+    done.json records how it ended."""
     import signal
 
     from utils import read_json, write_json
@@ -362,34 +377,41 @@ def train_for(command, arm, seed, run, tree, minutes, core=None):
         return
     path = os.path.join(run, "budget.json")
     budget = read_json(path) or {"cpu_seconds": 0.0, "samples": []}
-    before = budget["cpu_seconds"]
     print(f"training {arm.label} ({arm.ref}) seed {seed} for {minutes:g} CPU minutes"
           + (f" on CPU {core}" if core is not None else "")
-          + (f", {before / 60:.1f} of them done before" if before else ""),
-          file=sys.stderr, flush=True)
-    started = time.time()
-    with open(os.path.join(run, "train.log"), "a") as log:
-        process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
+          + (f", {budget['cpu_seconds'] / 60:.1f} of them done before"
+             if budget["cpu_seconds"] else ""), file=sys.stderr, flush=True)
+    started, at_budget = time.time(), False
+    for command in commands:
+        if at_budget:
+            break
+        before = budget["cpu_seconds"]
+        with open(os.path.join(run, "train.log"), "a") as log:
+            process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
         if core is not None:  # before TensorFlow starts its threads, which inherit it
             os.sched_setaffinity(process.pid, {core})
-        at_budget = False
         while True:
-            try:
-                code = process.wait(timeout=POLL_SECS)
+            # wait4 gives the CPU time of the whole run at its exit: the last poll's is late
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                budget["cpu_seconds"] = before + usage.ru_utime + usage.ru_stime
+                process.returncode = code = os.waitstatus_to_exitcode(status)
                 break
-            except subprocess.TimeoutExpired:
-                try:
-                    budget["cpu_seconds"] = before + cpu_seconds(process.pid)
-                except OSError:
-                    continue  # it is exiting
-                budget["samples"].append([time.time(), budget["cpu_seconds"]])
-                write_json(path, budget)
-                if budget["cpu_seconds"] >= minutes * 60 and not at_budget:
-                    process.send_signal(signal.SIGTERM)
-                    at_budget = True
-    if code:
-        raise UserError(f"{arm.label} seed {seed} stopped with exit code {code}: see "
-                        f"{os.path.join(run, 'train.log')}")
+            time.sleep(POLL_SECS)
+            try:
+                budget["cpu_seconds"] = before + cpu_seconds(process.pid)
+            except OSError:
+                continue  # it is exiting
+            budget["samples"].append([time.time(), budget["cpu_seconds"]])
+            write_json(path, budget)
+            if budget["cpu_seconds"] >= minutes * 60 and not at_budget:
+                process.send_signal(signal.SIGTERM)
+                at_budget = True
+        budget["samples"].append([time.time(), budget["cpu_seconds"]])
+        write_json(path, budget)
+        if code:
+            raise UserError(f"{arm.label} seed {seed} stopped with exit code {code}: see "
+                            f"{os.path.join(run, 'train.log')}")
     write_json(os.path.join(run, "done.json"), {
         "seconds": time.time() - started, "cpu_seconds": budget["cpu_seconds"],
         "stopped_at_budget": at_budget})
