@@ -381,7 +381,7 @@ def train_for(commands, arm, seed, run, tree, minutes, core=None):
           + (f" on CPU {core}" if core is not None else "")
           + (f", {budget['cpu_seconds'] / 60:.1f} of them done before"
              if budget["cpu_seconds"] else ""), file=sys.stderr, flush=True)
-    started, at_budget = time.time(), False
+    started, at_budget = time.time(), budget["cpu_seconds"] >= minutes * 60
     for command in commands:
         if at_budget:
             break
@@ -405,7 +405,7 @@ def train_for(commands, arm, seed, run, tree, minutes, core=None):
             budget["samples"].append([time.time(), budget["cpu_seconds"]])
             write_json(path, budget)
             if budget["cpu_seconds"] >= minutes * 60 and not at_budget:
-                process.send_signal(signal.SIGTERM)
+                os.kill(process.pid, signal.SIGTERM)  # send_signal would reap it: not wait4
                 at_budget = True
         budget["samples"].append([time.time(), budget["cpu_seconds"]])
         write_json(path, budget)
@@ -483,6 +483,11 @@ def score_arms(args, root):
                       {f"step {step}": os.path.join(directory, f"ckpt-{step}")
                        for step in (1, args.steps)})
             for name, path in chosen.items():
+                if path is None:  # its budget ended before it reached --stage
+                    print(f"{arm.label} seed {seed} did not reach stage {args.stage}",
+                          file=sys.stderr)
+                    scores[arm.label].setdefault(f"{name} raw", []).append({})
+                    continue
                 for raw in (True, False):
                     generator, _, _, which = checkpoints.load_generator(
                         directory, train_progressive.RECIPE, path, raw)
