@@ -617,6 +617,57 @@ def print_kept(name, curve):
         for score, (step, v) in kept.items()))
 
 
+def curve_scores(curve):
+    """[(CPU minutes, step, quality score)] of a quality curve's evaluations."""
+    return [(minutes, step, rules.quality_score(
+        {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
+         "loudness.rms_ratio": v["Eval/rms_ratio"]}))
+            for minutes, step, v in curve
+            if {"Eval/frechet_mel_distance", "Eval/rms_ratio"} <= set(v)]
+
+
+def print_budgets(report):
+    """With --minutes: how soon each arm reaches the best score another arm reaches (what
+    its best/ keeps), and where the default plateau rule of --grow_to (grow.plateaued)
+    would have ended each run's curve at --stage, against the best score it reached by its
+    end."""
+    from config import GrowConfig
+    from grow import plateaued
+
+    rule = GrowConfig()
+    runs = {label: [curve_scores(curve) for curve in curves]
+            for label, curves in report["curves"].items()}
+    print(f"\nat stage {report['stage']}, by the quality score (Frechet x loudness), in CPU "
+          f"minutes of each run")
+    for number, seed in enumerate(report["seeds"]):
+        for label, curves in runs.items():
+            points = curves[number]
+            if not points:
+                continue
+            for other, others in runs.items():
+                if other == label or not others[number]:
+                    continue
+                best_minutes, _, best_score = min(others[number], key=lambda p: p[2])
+                reached = next((m for m, _, score in points if score <= best_score), None)
+                print(f"  seed {seed}: {label} reaches {other}'s best score ({best_score:.4g} "
+                      f"at {best_minutes:.1f} min) "
+                      + (f"at {reached:.1f} min" if reached is not None else "not at all"))
+            stop = next((i for i in range(len(points)) if plateaued(
+                [score for _, _, score in points[:i + 1]], rule.plateau_patience,
+                rule.plateau_margin, rule.plateau_min_evaluations)), None)
+            best = min(score for _, _, score in points)
+            if stop is None:
+                print(f"  seed {seed}: {label}: no plateau in {len(points)} evaluations "
+                      f"(best score {best:.4g})")
+                continue
+            minutes, step, _ = points[stop]
+            before = min(score for _, _, score in points[:stop + 1])
+            print(f"  seed {seed}: {label}: the default plateau ends it at evaluation "
+                  f"{stop + 1} of {len(points)} ({minutes:.1f} min, step {step}) with best "
+                  f"score {before:.4g}; by its end {best:.4g} ({100 * (1 - best / before):.0f} "
+                  f"% lower)")
+
+
 def print_learn(report):
     print(f"{report['folder']}: {report['hours']:.2f} h, {report['channels']} channels; stage "
           f"{report['stage']}, batch {report['batch_size']}, {report['steps']} steps in "
@@ -685,6 +736,8 @@ def main(argv=None):
     elif args.arm:
         print_side_by_side(report)
         print_keepers(report)
+        if args.minutes is not None:
+            print_budgets(report)
     elif not args.cost:
         print_learn(report)
     else:
