@@ -628,13 +628,8 @@ def curve_scores(curve):
 
 def print_budgets(report):
     """With --minutes: how soon each arm reaches the best score another arm reaches (what
-    its best/ keeps), and where the default plateau rule of --grow_to (grow.plateaued)
-    would have ended each run's curve at --stage, against the best score it reached by its
-    end."""
-    from config import GrowConfig
-    from grow import plateaued
-
-    rule = GrowConfig()
+    its best/ keeps), and where the default plateau rule of --grow_to would have ended each
+    run's curve at --stage."""
     runs = {label: [curve_scores(curve) for curve in curves]
             for label, curves in report["curves"].items()}
     print(f"\nat stage {report['stage']}, by the quality score (Frechet x loudness), in CPU "
@@ -652,20 +647,37 @@ def print_budgets(report):
                 print(f"  seed {seed}: {label} reaches {other}'s best score ({best_score:.4g} "
                       f"at {best_minutes:.1f} min) "
                       + (f"at {reached:.1f} min" if reached is not None else "not at all"))
-            stop = next((i for i in range(len(points)) if plateaued(
-                [score for _, _, score in points[:i + 1]], rule.plateau_patience,
-                rule.plateau_margin, rule.plateau_min_evaluations)), None)
-            best = min(score for _, _, score in points)
-            if stop is None:
-                print(f"  seed {seed}: {label}: no plateau in {len(points)} evaluations "
-                      f"(best score {best:.4g})")
-                continue
-            minutes, step, _ = points[stop]
-            before = min(score for _, _, score in points[:stop + 1])
-            print(f"  seed {seed}: {label}: the default plateau ends it at evaluation "
-                  f"{stop + 1} of {len(points)} ({minutes:.1f} min, step {step}) with best "
-                  f"score {before:.4g}; by its end {best:.4g} ({100 * (1 - best / before):.0f} "
-                  f"% lower)")
+            print_plateau(f"seed {seed}: {label}", points)
+
+
+def default_plateau():
+    """--grow_to's default plateau rule: (patience, margin, minimum evaluations)."""
+    from config import GrowConfig
+
+    rule = GrowConfig()
+    return rule.plateau_patience, rule.plateau_margin, rule.plateau_min_evaluations
+
+
+def print_plateau(name, points, rule=None):
+    """Where a plateau rule of --grow_to (grow.plateaued; the default rule unless given)
+    would have ended a curve of [(minutes, step, score)], against the best score it reached
+    by its end."""
+    from grow import plateaued
+
+    patience, margin, minimum = rule or default_plateau()
+    what = f"patience {patience}, margin {margin:g}, minimum {minimum}"
+    stop = next((i for i in range(len(points)) if plateaued(
+        [score for _, _, score in points[:i + 1]], patience, margin, minimum)), None)
+    best = min(score for _, _, score in points)
+    if stop is None:
+        print(f"  {name}: {what}: no plateau in {len(points)} evaluations (best score "
+              f"{best:.4g})")
+        return
+    minutes, step, _ = points[stop]
+    before = min(score for _, _, score in points[:stop + 1])
+    print(f"  {name}: {what}: ends it at evaluation {stop + 1} of {len(points)} "
+          f"({minutes:.1f} min, step {step}) with best score {before:.4g}; by its end "
+          f"{best:.4g} ({100 * (1 - best / before):.0f} % lower)")
 
 
 def print_learn(report):

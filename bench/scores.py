@@ -1,6 +1,6 @@
 """Which score should decide best/ and the plateau: how do the candidates rank a run's evaluations?
 
-    python bench/scores.py RUN [RUN ...] [--stage 3]
+    python bench/scores.py RUN [RUN ...] [--stage 3] [--plateau K,MARGIN,MIN ...]
 
 Reads the quality curve of each RUN (a --checkpoint_dir of train_progressive.py whose
 evaluations logged Eval/frechet_mel_distance, Eval/spectral_distance_db and Eval/rms_ratio,
@@ -10,7 +10,9 @@ Frechet mel distance, linear-frequency spectral distance, RMS ratio) and its Spe
 correlation with the spectral distance over the run's evaluations. The spectral distance is
 the referee for the log-mel candidates: it reads a different frequency scale and ranks quiet
 windows as far from the music. A score that keeps a quiet evaluation (RMS ratio under 0.5)
-where a louder one is as close is the fault the issue names.
+where a louder one is as close is the fault the issue names. Last, where the default plateau
+rule of --grow_to (grow.plateaued), or each --plateau rule, would have ended the run, against
+the best score it reached by its end.
 """
 
 import os
@@ -20,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import CANDIDATES, evaluations
+from learning import CANDIDATES, curve_scores, default_plateau, evaluations, print_plateau
 
 from utils import ArgumentParser, UserError, int_in_range, run_cli
 
@@ -45,10 +47,23 @@ def spearman(a, b):
     return cov / var if var else float("nan")
 
 
+def plateau_rule(text):
+    """K,MARGIN,MIN: --plateau_patience, --plateau_margin, --plateau_min_evaluations."""
+    import argparse
+
+    try:
+        patience, margin, minimum = text.split(",")
+        return int(patience), float(margin), int(minimum)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K,MARGIN,MIN, e.g. 4,0.02,6")
+
+
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN", help="--checkpoint_dir of a run")
     parser.add_argument("--stage", type=int_in_range(1, 8), default=3, help="stage read")
+    parser.add_argument("--plateau", type=plateau_rule, nargs="+", metavar="K,MARGIN,MIN",
+                        help="plateau rules to read the runs with (default: --grow_to's)")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not os.path.isdir(run):
@@ -69,6 +84,8 @@ def main(argv=None):
             rho = spearman([score(v) for _, v in points], referee)
             print(f"  {name:<20} keeps step {step:>5} ({format_point(v)}); rank correlation "
                   f"{rho:+.2f}")
+        for rule in args.plateau or [default_plateau()]:
+            print_plateau("plateau", curve_scores(evaluations(run, args.stage)), rule)
     return 0
 
 
