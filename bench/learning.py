@@ -42,7 +42,8 @@
         --stage_steps 200 then --num_blocks 3": growing, then stage 3 by hand. The budget is
         kept in the run's budget.json: a run paused (SIGSTOP) loses nothing, and to stop a
         comparison and go on later, kill this script, then stop its trainers with SIGTERM
-        (they save): the same command goes on with what is left of each run's budget.
+        (they save): the same command goes on with what is left of each run's budget, and
+        with a larger --minutes extends the runs their budget stopped.
         With --core_each a seed's arms train at the same time, each pinned to a CPU core of
         its own, in one run's time.
 
@@ -368,15 +369,16 @@ def train_for(commands, arm, seed, run, tree, minutes, core=None):
     and (wall time, CPU time) samples, so a comparison stopped half-way (or paused with
     SIGSTOP while the machine does something else) goes on with what is left: each command
     runs again and goes on where it stopped (a grown schedule says so and ends at once);
-    done.json records how it ended."""
+    done.json records how it ended, and a larger `minutes` goes on from there."""
     import signal
 
     from utils import read_json, write_json
 
-    if os.path.exists(os.path.join(run, "done.json")):
-        return
     path = os.path.join(run, "budget.json")
     budget = read_json(path) or {"cpu_seconds": 0.0, "samples": []}
+    done = read_json(os.path.join(run, "done.json"))
+    if done and not (done["stopped_at_budget"] and budget["cpu_seconds"] < minutes * 60):
+        return  # done, unless a larger --minutes extends a run its budget stopped
     print(f"training {arm.label} ({arm.ref}) seed {seed} for {minutes:g} CPU minutes"
           + (f" on CPU {core}" if core is not None else "")
           + (f", {budget['cpu_seconds'] / 60:.1f} of them done before"
