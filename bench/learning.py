@@ -620,7 +620,7 @@ def print_kept(name, curve):
 
 
 def curve_scores(curve):
-    """[(CPU minutes, step, quality score)] of a quality curve's evaluations."""
+    """[(minutes, step, quality score)] of a quality curve's evaluations (evaluations())."""
     return [(minutes, step, rules.quality_score(
         {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
          "loudness.rms_ratio": v["Eval/rms_ratio"]}))

@@ -71,7 +71,8 @@ def main(argv=None):
     print("the evaluation each score keeps: step, Frechet mel distance, spectral distance (dB), "
           "RMS ratio; and the score's rank correlation with the spectral distance")
     for run in args.runs:
-        points = [(step, v) for _, step, v in evaluations(run, args.stage) if NEEDED <= set(v)]
+        curve = evaluations(run, args.stage)
+        points = [(step, v) for _, step, v in curve if NEEDED <= set(v)]
         if len(points) < 2:
             print(f"{run}: fewer than two evaluations with {', '.join(sorted(NEEDED))}")
             continue
@@ -85,7 +86,7 @@ def main(argv=None):
             print(f"  {name:<20} keeps step {step:>5} ({format_point(v)}); rank correlation "
                   f"{rho:+.2f}")
         for rule in args.plateau or [default_plateau()]:
-            print_plateau("plateau", curve_scores(evaluations(run, args.stage)), rule)
+            print_plateau("plateau", curve_scores(curve), rule)
     return 0
 
 
