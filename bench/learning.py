@@ -433,10 +433,11 @@ def cpu_minutes(run):
     return lambda t: float(np.interp(t, wall, cpu)) / 60
 
 
-def evaluations(run, stage):
+def evaluations(run, stage, prefix="Eval/"):
     """The quality curve of a run at `stage` (its frozen transition's, then its own), from
     TensorBoard: [(minutes, step, {Eval tag: value})], in CPU minutes the run had used (a
-    budgeted run) or wall minutes since its first event."""
+    budgeted run) or wall minutes since its first event. Another prefix reads other scalars
+    (e.g. "ADA/": the augmentation's p)."""
     import tensorflow as tf
 
     import checkpoints
@@ -451,7 +452,7 @@ def evaluations(run, stage):
             for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
                 started = started or event.wall_time
                 for value in event.summary.value:
-                    if value.tag.startswith("Eval/") and \
+                    if value.tag.startswith(prefix) and \
                             value.metadata.plugin_data.plugin_name == "scalars":
                         point = points.setdefault((frozen, event.step), [event.wall_time, {}])
                         point[1][value.tag] = float(tf.make_ndarray(value.tensor))

@@ -170,3 +170,29 @@ def test_pictures_benchmark_times_the_summary_pictures_of_each_stage():
     result = json.loads(out.getvalue())
     assert result["channels"] == 1 and list(result["seconds_by_stage"]) == ["1", "5"]
     assert all(0 < s < 60 for s in result["seconds_by_stage"].values())
+
+
+def test_a_small_collection_is_whole_files_seeded_at_least_as_long_as_asked(tmp_path):
+    import small_collections
+    import soundfile as sf
+
+    from utils import UserError
+
+    demo = os.path.join(ROOT, "data", "demo")
+    seconds = {name: sf.info(os.path.join(demo, name)).duration for name in os.listdir(demo)}
+    chosen = small_collections.make_collection(demo, 0.5, 3, str(tmp_path / "a"))
+    links = sorted(os.listdir(tmp_path / "a"))
+    assert [os.path.realpath(tmp_path / "a" / n) for n in links if n.endswith(".wav")] == \
+        [os.path.realpath(f) for f in chosen["files"]]
+    assert len(chosen["files"]) >= 2  # one to hold out
+    assert chosen["seconds"] == pytest.approx(sum(seconds[os.path.basename(f)]
+                                                  for f in chosen["files"]))
+    assert chosen["seconds"] >= 30
+    # The same seed draws the same files; the folder is reused, another collection refused.
+    again = small_collections.make_collection(demo, 0.5, 3, str(tmp_path / "b"))
+    assert again["files"] == chosen["files"]
+    assert small_collections.make_collection(demo, 0.5, 3, str(tmp_path / "a")) == chosen
+    with pytest.raises(UserError, match="another collection"):
+        small_collections.make_collection(demo, 0.5, 4, str(tmp_path / "a"))
+    with pytest.raises(UserError, match="less than --minutes 60"):
+        small_collections.make_collection(demo, 60, 3, str(tmp_path / "c"))
