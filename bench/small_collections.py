@@ -20,7 +20,9 @@ distance to the held-out files' windows (validation) and to training windows, th
 generated windows that copy a training window, the RMS ratio and the spectral distance (each
 evaluation of the moving average, or of the raw weights where they measured better). The
 table gives each at the last step (mean [min-max] over the seeds) and the best validation
-score of the run; --plot draws the curves against the step. A training distance that falls
+score of the run; --plot draws the curves against the step. At the end the raw weights and
+the average are also scored against windows of the whole collection, for their loudness and
+spectral centroid: an augmentation that leaked would shift them. A training distance that falls
 while the validation distance stays or rises is overfitting.
 
 FOLDER and OTHER are real music, e.g. ~/music/supertux and ~/music/hedgewars of
@@ -151,6 +153,16 @@ def print_report(report):
         kept = [min(((step, score(v)) for _, step, v in curve), key=lambda p: p[1])
                 for curve in curves if curve]
         print(f"  {label:<11}" + ", ".join(f"{step} ({value:.4g})" for step, value in kept))
+    print("\nthe augmentations must not leak into the generator: its loudness and spectral "
+          "centroid against all of the collection's windows, at the last step")
+    for label, sets in report["scores"].items():
+        for name, measured in sets.items():
+            if label == "references" or not any(measured):
+                continue
+            print(f"  {label:<11}{name:<12} RMS ratio "
+                  f"{spread([m.get('loudness.rms_ratio') for m in measured])}; centroid "
+                  f"{spread([m.get('spectrum.generated_centroid_hz') for m in measured])} Hz "
+                  f"(real {spread([m.get('spectrum.real_centroid_hz') for m in measured])} Hz)")
     for label, runs in report["ada"].items():
         ends = [run[-1][2].get("ADA/p") for run in runs if run]
         if any(p is not None for p in ends):
