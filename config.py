@@ -278,8 +278,10 @@ class GrowConfig:
               "stable stage, each ending when its quality curve plateaus or its budget ends "
               "(docs/growing.md); the same command again goes on where it stopped",
         parse=int_in_range(MIN_BLOCKS, MAX_BLOCKS), metavar="N")
+    # 12: on three 300-step stage-3 runs of real music, 4-8 ended the stage in a flat stretch
+    # before the score fell 13-89 % (BENCHMARKS.md, "Growing by itself").
     plateau_patience: int = flag(
-        4, "with --grow_to: a stage has plateaued when its best score has not improved over "
+        12, "with --grow_to: a stage has plateaued when its best score has not improved over "
            "its last this many evaluations...", parse=int_in_range(1, 1000), metavar="K")
     plateau_margin: float = flag(
         0.02, "...by more than this share of the best before them", parse=fraction_below_one)
