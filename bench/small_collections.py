@@ -53,12 +53,13 @@ COLUMNS = (("validation Frechet", "Eval/frechet_mel_distance"),
 
 def make_collection(folder, minutes, seed, out):
     """A folder of symlinks to whole files of `folder`, drawn in a seeded order until they
-    last `minutes` (and are two or more); kept in out/collection.json, and reused when it is there."""
+    last `minutes` (and are two or more); recorded in <out>.json beside the folder (in it, the
+    trainer would note a file that is no audio), and reused when it is there."""
     import soundfile as sf
 
     from dataloader import list_audio_files
 
-    record = os.path.join(out, "collection.json")
+    record = out.rstrip(os.sep) + ".json"
     chosen = read_json(record)
     if chosen is None or (chosen["folder"], chosen["minutes"], chosen["seed"]) != (
             os.path.abspath(folder), minutes, seed):
