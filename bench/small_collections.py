@@ -38,9 +38,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import Arm, evaluations, side_by_side, spread, train_to
+from learning import CANDIDATES, Arm, arm_run, evaluations, side_by_side, spread, train_to
 
-import rules
 from config import SEEDS
 from utils import ArgumentParser, UserError, int_in_range, read_json, run_cli, write_json
 
@@ -119,7 +118,6 @@ def compare(args):
     report = side_by_side(argparse.Namespace(
         folder=collection, stage=args.stage, steps=args.steps, minutes=1e9, core_each=True,
         batch_size=args.batch_size, seeds=args.seeds, arm=compared, keep=root, plot=None))
-    from learning import arm_run
     report["ada"] = {arm.label: [evaluations(arm_run(root, arm, seed), args.stage, "ADA/")
                                  for seed in args.seeds] for arm in compared}
     report.update(collection=chosen, source=args.source, source_steps=args.source_steps,
@@ -129,9 +127,7 @@ def compare(args):
     return report
 
 
-def score(values):
-    return rules.quality_score({"frechet_mel_distance": values["Eval/frechet_mel_distance"],
-                                "loudness.rms_ratio": values["Eval/rms_ratio"]})
+score = CANDIDATES["Frechet x loudness"]  # rules.quality_score of an evaluation's tags
 
 
 def print_report(report):
@@ -154,8 +150,8 @@ def print_report(report):
         kept = [min(((step, score(v)) for _, step, v in curve), key=lambda p: p[1])
                 for curve in curves if curve]
         print(f"  {label:<11}" + ", ".join(f"{step} ({value:.4g})" for step, value in kept))
-    print("\nthe augmentations must not leak into the generator: its loudness and spectral "
-          "centroid against all of the collection's windows, at the last step")
+    print("\nthe generator's loudness and spectral centroid against all of the collection's "
+          "windows, at the last step (an augmentation that leaked would shift them)")
     for label, sets in report["scores"].items():
         for name, measured in sets.items():
             if label == "references" or not any(measured):
@@ -175,19 +171,18 @@ def plot(report, path):
     colour per arm, a line per seed."""
     from pictures import pyplot
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.5))
+    panels = (COLUMNS[0], COLUMNS[1], COLUMNS[3], COLUMNS[2])
+    fig, axes = plt.subplots(1, len(panels), figsize=(18, 4.5))
     for colour, (label, curves) in zip(("tab:blue", "tab:orange"), report["curves"].items()):
         for number, points in enumerate(curves):
-            for ax, (title, tag) in zip(axes, (COLUMNS[0], COLUMNS[1], COLUMNS[3],
-                                               COLUMNS[2])):
+            for ax, (_, tag) in zip(axes, panels):
                 kept = [(step, v[tag]) for _, step, v in points if tag in v]
                 ax.plot([s for s, _ in kept], [y for _, y in kept], color=colour, linewidth=1,
                         marker=".", markersize=4, label=label if number == 0 else None)
-                ax.set_title(f"stage {report['stage']}: {title}")
-                ax.set_xlabel("step")
-    for ax in axes[:2]:
-        ax.set_yscale("log")
-    for ax in axes:
+    for number, (ax, (title, _)) in enumerate(zip(axes, panels)):
+        ax.set_title(f"stage {report['stage']}: {title}")
+        ax.set_xlabel("step")
+        ax.set_yscale("log" if number < 2 else "linear")  # the two distances
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
