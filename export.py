@@ -20,6 +20,7 @@ disk, a file-size limit) is one line and leaves DIR as it was; what a killed exp
 aside is removed by the next one.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -65,6 +66,26 @@ def tflite_model(concrete_function, float16=False):
     return converter.convert()
 
 
+@contextlib.contextmanager
+def matmul_convolutions(generator):
+    """The generator's kernel-25 convolutions in the matrix-product form while a graph is
+    traced (conv_forms.py), their own forms back after. For LiteRT: its TRANSPOSE_CONV
+    takes its output shape from the batch at run time, so LiteRT's fast CPU kernels
+    (XNNPACK) leave it to a slow reference kernel; as matrix products (FULLY_CONNECTED, pads
+    and adds) they run 5-8 times faster (BENCHMARKS.md, "Export")."""
+    from conv_forms import convolution_layers
+
+    layers = convolution_layers([generator]).values()
+    forms = [layer.form for layer in layers]
+    for layer in layers:
+        layer.form = "matmul"
+    try:
+        yield
+    finally:
+        for layer, form in zip(layers, forms):
+            layer.form = form
+
+
 def write_export(folder, generator, info):
     """Every file of an export into folder; returns the measured float16 error."""
     import tensorflow as tf
@@ -73,7 +94,8 @@ def write_export(folder, generator, info):
     module = serving_module(generator, labels)
     tf.saved_model.save(module, os.path.join(folder, SAVED_MODEL),
                         signatures={"serving_default": module.generate})
-    concrete = module.generate.get_concrete_function()
+    with matmul_convolutions(generator):
+        concrete = serving_module(generator, labels).generate.get_concrete_function()
     for name, float16 in ((FLOAT32_MODEL, False), (FLOAT16_MODEL, True)):
         with open(os.path.join(folder, name), "wb") as f:
             f.write(tflite_model(concrete, float16))

@@ -15,6 +15,7 @@ from helpers import ROOT, assert_one_line_error, run
 from helpers import untrained_checkpoint as make_checkpoint
 
 import checkpoints
+import conv_forms
 import export
 import longform
 import play
@@ -97,6 +98,27 @@ def test_export_matches_the_moving_average_generator(exported):
     assert os.path.getsize(os.path.join(folder, "generator.float16.tflite")) < \
         0.55 * os.path.getsize(os.path.join(folder, "generator.tflite"))
     assert "largest difference" in out
+
+
+@pytest.mark.slow
+def test_litert_models_compute_the_convolutions_as_matrix_products(tmp_path):
+    """LiteRT's TRANSPOSE_CONV with a batch known only at run time misses its fast kernels:
+    the LiteRT models hold matrix products instead, and the generator keeps its own forms."""
+    config = dict(BASE, model="progressive", num_blocks=2, channels=1)
+    generator = train_progressive.build_networks(config, "float32", True)["generator"]
+    layers = conv_forms.convolution_layers([generator])
+    layers["generator/progressive_block_1"].form = "matmul"  # one of each form before the export
+    before = {label: layer.form for label, layer in layers.items()}
+    assert sorted(before.values()) == ["framework", "matmul"]
+    info = export.export_info(config, train_progressive.RECIPE, 0, "generator", str(tmp_path),
+                              "stem")
+    errors = export.write_export(str(tmp_path), generator, info)
+    assert {label: layer.form for label, layer in layers.items()} == before
+    assert errors["generator.tflite"] < 1e-5
+    for name in ("generator.tflite", "generator.float16.tflite"):
+        lite = play.LiteGenerator(os.path.join(tmp_path, name))
+        ops = {op["op_name"] for op in lite.interpreter._get_ops_details()}
+        assert "TRANSPOSE_CONV" not in ops and "FULLY_CONNECTED" in ops, (name, ops)
 
 
 PLAY_WITHOUT_TENSORFLOW = """
