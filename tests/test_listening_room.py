@@ -21,6 +21,7 @@ CONFIG = {"model": "progressive", "num_blocks": 1, "channels": 1, "frozen": Fals
           "feature_map_smoothing": True, "use_sample_norm": False, "sampling_rate": 16000,
           "model_variant": "standard"}
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FIREFOX = "firefox-esr"
 
 
 @pytest.fixture(scope="module")
@@ -161,27 +162,44 @@ def test_a_port_in_use_is_one_line(export_folder):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium driven by selenium; a missing browser fails (CI installs it)."""
+    """A headless browser driven by selenium: Chromium (what CI installs), or Firefox with
+    ROOM_BROWSER=firefox (Debian's firefox-esr and a geckodriver on PATH, which Debian does
+    not package: docs/listening_room.md says how the page was checked in it). A missing
+    browser fails."""
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    assert not missing, (f"{' and '.join(missing)} missing: apt-get install chromium "
-                         "chromium-driver (what .ci/run does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1100,1400"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if os.environ.get("ROOM_BROWSER", "chromium") == "firefox":
+        missing = [name for name in (FIREFOX, "geckodriver") if not shutil.which(name)]
+        assert not missing, f"{' and '.join(missing)} missing for ROOM_BROWSER=firefox"
+        options = webdriver.FirefoxOptions()
+        options.binary_location = shutil.which(FIREFOX)
+        options.add_argument("-headless")
+        driver = webdriver.Firefox(options=options)
+        driver.set_window_size(1100, 1400)
+    else:
+        from selenium.webdriver.chrome.service import Service
+
+        missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+        assert not missing, (f"{' and '.join(missing)} missing: apt-get install chromium "
+                             "chromium-driver (what .ci/run does)")
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--window-size=1100,1400"):
+            options.add_argument(argument)
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
 
 
 def wait_for(driver, condition, timeout=60):
+    """Until condition(driver) holds; an element the page replaced while it was read (a clip
+    arriving) is read again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+    return WebDriverWait(driver, timeout, ignored_exceptions=(
+        StaleElementReferenceException,)).until(lambda d: condition(d))
 
 
 @pytest.mark.slow
@@ -223,8 +241,9 @@ def test_the_page_plays_a_typed_seed_morphs_and_survives_a_bad_seed(browser, ser
     source = css("#morph-clip audio")[0].get_attribute("src")
     assert "a=5" in source and "b=9" in source and "t=0.5" in source
     slider.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
-    wait_for(browser, lambda d: css("#morph-clip audio")[0].get_attribute("src") != source)
-    assert get(css("#morph-clip audio")[0].get_attribute("src"))[0] == 200
+    moved = wait_for(browser, lambda d: (
+        src := css("#morph-clip audio")[0].get_attribute("src")) != source and src)
+    assert get(moved)[0] == 200
     # a bad seed: a message on the page, and the page still works
     generate("-4")
     wait_for(browser, lambda d: "out of range" in css("#message")[0].text)
