@@ -164,7 +164,7 @@ def test_a_port_in_use_is_one_line(export_folder):
 def browser():
     """A headless browser driven by selenium: Chromium (what CI installs), or Firefox with
     ROOM_BROWSER=firefox (Debian's firefox-esr and a geckodriver on PATH, which Debian does
-    not package: docs/listening_room.md says how the page was checked in it). A missing
+    not package: docs/generation.md says how the page was checked in it). A missing
     browser fails."""
     from selenium import webdriver
 
