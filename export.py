@@ -73,17 +73,14 @@ def matmul_convolutions(generator):
     takes its output shape from the batch at run time, so LiteRT's fast CPU kernels
     (XNNPACK) leave it to a slow reference kernel; as matrix products (FULLY_CONNECTED, pads
     and adds) they run 5-8 times faster (BENCHMARKS.md, "Export")."""
-    from conv_forms import convolution_layers
+    from conv_forms import convolution_layers, set_forms
 
-    layers = convolution_layers([generator]).values()
-    forms = [layer.form for layer in layers]
-    for layer in layers:
-        layer.form = "matmul"
+    forms = {label: layer.form for label, layer in convolution_layers([generator]).items()}
+    set_forms([generator], dict.fromkeys(forms, "matmul"))
     try:
         yield
     finally:
-        for layer, form in zip(layers, forms):
-            layer.form = form
+        set_forms([generator], forms)
 
 
 def write_export(folder, generator, info):
