@@ -72,7 +72,7 @@ def matmul_convolutions(generator):
     traced (conv_forms.py), their own forms back after. For LiteRT: its TRANSPOSE_CONV
     takes its output shape from the batch at run time, so LiteRT's fast CPU kernels
     (XNNPACK) leave it to a slow reference kernel; as matrix products (FULLY_CONNECTED, pads
-    and adds) they run 5-8 times faster (BENCHMARKS.md, "Export")."""
+    and adds) they run several times faster (BENCHMARKS.md, "Export")."""
     from conv_forms import convolution_layers, set_forms
 
     forms = {label: layer.form for label, layer in convolution_layers([generator]).items()}
