@@ -162,8 +162,11 @@ def print_report(report):
                   f"(real {spread([m.get('spectrum.real_centroid_hz') for m in measured])} Hz)")
     for label, runs in report["ada"].items():
         ends = [run[-1][2].get("ADA/p") for run in runs if run]
+        heuristic = [v["ADA/r_v"] for run in runs for _, _, v in run if "ADA/r_v" in v]
         if any(p is not None for p in ends):
-            print(f"\n{label}: the augmentation's p at the last step: {spread(ends)}")
+            print(f"\n{label}: the augmentation's p at the last step: {spread(ends)}; its "
+                  f"overfitting heuristic r_v over the runs: {spread(heuristic)} "
+                  f"({len(heuristic)} readings)")
 
 
 def plot(report, path):
