@@ -308,8 +308,9 @@ class Generator(StagedNetwork):
 
     Conditioned on `labels` labels (--condition folders), its input is the latent followed by
     a one-hot label [batch, 100 + labels]; the label's learned embedding (label_embedding,
-    LABEL_EMBEDDING values) joins the latent into the projection. A blend of one-hot labels
-    blends their embeddings: a morph from one label to another."""
+    LABEL_EMBEDDING values), normalised to unit second moment as StyleGAN2-ADA's mapping does,
+    joins the latent into the projection. A blend of one-hot labels blends their embeddings:
+    a morph from one label to another."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, use_sample_norm=False,
                  dtype="float32", variant="standard", labels=0, **kwargs):
@@ -343,7 +344,12 @@ class Generator(StagedNetwork):
 
     def call(self, z):
         if self.labels:
-            z = tf.concat([z[:, :LATENT_DIM], self.label_embedding(z[:, LATENT_DIM:])], axis=1)
+            # At unit second moment the embedding's 32 values carry as much of the input as the
+            # 100 uniform latents (second moment 1/3), whatever its weights' scale: left at its
+            # initial scale (a few per cent of the input) a label barely moved the output in
+            # 300 steps, as Adam moves each weight by about 1e-4 a step (BENCHMARKS.md).
+            label = sample_norm(self.label_embedding(z[:, LATENT_DIM:]))
+            z = tf.concat([z[:, :LATENT_DIM], tf.cast(label, z.dtype)], axis=1)
         x = self.projection(z)
         x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, BASE_FEATURE_MAPS]))
         for b in range(1, self.num_blocks + 1):

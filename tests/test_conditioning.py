@@ -124,6 +124,10 @@ def test_the_generator_and_critic_depend_on_the_label_and_the_rest_is_unchanged(
                      for k in (0, 1))
     assert first.shape == plain(latents).shape == (3, 64, 1)
     assert np.abs(first - second).max() > 1e-4
+    # the embedding enters at unit second moment: its weights' scale is not the label's weight
+    generator.label_embedding.kernel.assign(generator.label_embedding.kernel * 10)
+    np.testing.assert_allclose(generator(longform.with_labels(latents, 2, [0] * 3)).numpy(),
+                               first, atol=1e-6)
     one_hot = np.eye(2, dtype=np.float32)
     critic.label_projection.kernel.assign(tf.random.normal([2, critic.label_projection.units]))
     scores = [critic(tf.constant(first), one_hot[[k] * 3]).numpy() for k in (0, 1)]
