@@ -35,10 +35,11 @@ LOCK_FILE = ".lock"  # <stage folder>/.lock: held by the run that trains there
 BEST_FOLDER, BEST_FILE = "best", "best.json"
 # What must agree between a checkpoint and a run that restores from it.
 CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate",
-               "model_variant", "labels")
+               "model_variant", "labels", "label_critic")
 # The value of a key that configurations written before it existed lack (labels: the
-# unconditional model's, as every model's before --condition).
-CONFIG_DEFAULTS = {"model_variant": "standard", "labels": []}
+# unconditional model's, as every model's before --condition; label_critic: the projection
+# critic, the only one before --label_critic).
+CONFIG_DEFAULTS = {"model_variant": "standard", "labels": [], "label_critic": "projection"}
 
 
 # --------------------------------------------------------------------------- folders, config.json

@@ -105,6 +105,12 @@ class ModelConfig:
     condition_depth: int = flag(
         1, "with --condition folders: a label is a file's first this many folders (2: "
            "artist/album)", parse=int_in_range(1, 8))
+    label_critic: str = flag(
+        "projection", "with --condition folders, how the critic hears the label. projection: "
+                      "its score projects the label (Miyato & Koyama 2018); auxiliary: that, "
+                      "and it also learns to name the label of real windows, which the "
+                      "generator is asked to make nameable (AC-GAN, as in WGAN-GP's and "
+                      "DrumGAN's conditional models)", choices=("projection", "auxiliary"))
     phaseshuffle_rad: int = flag(
         2, "shift each critic activation by up to this many samples (WaveGAN §3.3); 0 turns "
            "phase shuffle off", parse=int_in_range(0, MAX_PHASESHUFFLE_RAD))

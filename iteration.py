@@ -58,6 +58,8 @@ class Iteration:
         self.augment = augment  # augment.Augment (--critic_augment ada), or None
         # --condition folders: the labels, and the share of each the generator is asked for
         self.labels = getattr(self.discriminator, "labels", 0)
+        # --label_critic auxiliary: the critic also names the labels (losses.label_loss)
+        self.classifier = getattr(self.discriminator, "classifier", False)
         # where each label's share (uniform unless given) ends in [0, 1]: a uniform draw
         # falls in one label's span
         self.label_edges = None if not self.labels else tf.constant(np.cumsum(
@@ -171,10 +173,12 @@ class Iteration:
             def critic(x):
                 return self.critic(self.augment(x, on_mixed), condition)
         with tf.GradientTape() as tape:
-            d_real, d_fake = self.score(real_seen, fake_seen, condition)
+            d_real, d_fake, real_logits = self.score(real_seen, fake_seen, condition)
             penalty, d_mixed = losses.gradient_penalty(critic, real, fake, alpha,
                                                        self.loss_scale)
             loss = self.loss.critic(self.mean, d_real, d_fake, penalty)
+            if self.classifier:  # it learns to name the labels of real windows only
+                loss += losses.label_loss(self.mean, real_logits, condition, "critic")
             scaled = self.d_optimizer.scale_loss(loss)  # inside the tape: float16's scale
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         return gradients, {"d_loss": loss, "real_output": self.mean(d_real),
@@ -188,11 +192,13 @@ class Iteration:
 
     def generator_gradients(self, real, noise):
         """G_loss of this replica's latents and its gradients (compiled with --xla)."""
-        G, D = self.generator, self.discriminator
+        G, D, condition = self.generator, self.discriminator, self.condition(noise)
         with tf.GradientTape() as tape:
-            d_fake = self.critic(G(self.latent(real, noise)), self.condition(noise))
+            d_fake, logits = self.classified(G(self.latent(real, noise)), condition)
             d_real = D(real) if self.loss.generator_reads_real else None
             loss = self.loss.generator(self.mean, d_fake, d_real)
+            if self.classifier:  # and the labels asked for are to be heard in the fakes
+                loss += losses.label_loss(self.mean, logits, condition, "generator")
             scaled = self.g_optimizer.scale_loss(loss)
         return tape.gradient(scaled, G.trainable_variables), loss
 
@@ -224,15 +230,25 @@ class Iteration:
     # -- helpers
 
     def score(self, real, fake, condition=None):
-        """D(real), D(fake) (of the batch's labels, for a conditional critic). Where the
-        critic scores each example alone (scores_together), in one call on both batches:
+        """D(real), D(fake) (of the batch's labels, for a conditional critic) and, from a
+        critic with a classifier, its logits of the real windows' labels (else None). Where
+        the critic scores each example alone (scores_together), in one call on both batches:
         twice the rows in each matrix product (faster on the wide blocks) and one cast of the
         weights to the compute dtype where there were two. Otherwise two calls, as the
         original."""
-        if scores_together(self.discriminator):
-            both = None if condition is None else tf.concat([condition, condition], axis=0)
-            return tf.split(self.critic(tf.concat([real, fake], axis=0), both), 2)
-        return self.critic(real, condition), self.critic(fake, condition)
+        if not scores_together(self.discriminator):
+            d_real, logits = self.classified(real, condition)
+            return d_real, self.critic(fake, condition), logits
+        both = None if condition is None else tf.concat([condition, condition], axis=0)
+        scores, logits = self.classified(tf.concat([real, fake], axis=0), both)
+        d_real, d_fake = tf.split(scores, 2)
+        return d_real, d_fake, None if logits is None else logits[:tf.shape(real)[0]]
+
+    def classified(self, x, condition=None):
+        """(D(x), the critic's logits of x's labels), the logits None where it names none."""
+        if self.classifier:
+            return self.discriminator(x, condition, classify=True)
+        return self.critic(x, condition), None
 
     def critic(self, x, condition=None):
         """D(x), or D(x, one-hot labels) for a conditional critic."""

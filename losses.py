@@ -11,6 +11,15 @@ The VAE-GAN's encoder loss, and the reconstruction term it adds to G_loss:
     E_loss = KL + recon
     G_loss = -mean(D(G(z))) + 0.001 recon
 
+A conditional critic with an auxiliary classifier (--label_critic auxiliary) adds AC-GAN's
+terms, with the weights of WGAN-GP's own conditional model (Gulrajani et al. 2017, its
+CIFAR-10 code: ACGAN_SCALE 1, ACGAN_SCALE_G 0.1):
+    D_loss += 1.0 CE(C(real), the real windows' labels)
+    G_loss += 0.1 CE(C(fake), the labels asked for)
+C being the critic's classifier logits, CE the softmax cross-entropy. The critic learns to
+name the label of real music only, so the generator cannot earn it with artefacts the
+classifier learned from fakes.
+
 A loss object is the training iteration's hook (iteration.py): its `critic` and `generator`
 (and the VAE-GAN's `encoder`) are called inside each update's gradient tape, so another loss
 is another class here. `mean` is the iteration's mean over the global batch: under
@@ -22,6 +31,7 @@ import math
 import tensorflow as tf
 
 GP_WEIGHT = 10.0
+CLASSIFIER_WEIGHTS = {"critic": 1.0, "generator": 0.1}  # of the auxiliary classifier's terms
 RECON_WEIGHT = 0.001  # of the VAE-GAN's reconstruction term in G_loss
 LOG_2PI = math.log(2.0 * math.pi)
 DENSITY_VARIANCE = 1.0 + 1e-6  # the original's exp(log variance 0) + its EPSILON_FOR_DENSITY
@@ -52,6 +62,13 @@ class WGANGP:
 
     def generator(self, mean, d_fake, d_real=None):
         return -mean(d_fake)
+
+
+def label_loss(mean, logits, one_hot, network):
+    """The auxiliary classifier's term of `network`'s loss: its weight times the mean
+    softmax cross-entropy of the logits against the labels (one-hot, or blends of them)."""
+    return CLASSIFIER_WEIGHTS[network] * mean(tf.nn.softmax_cross_entropy_with_logits(
+        tf.cast(one_hot, tf.float32), logits))
 
 
 def kl_divergence(mean, log_variance):

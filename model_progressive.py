@@ -394,10 +394,12 @@ class Discriminator(CriticBody):
     Conditioned on `labels` labels, a projection critic (Miyato & Koyama 2018): the score
     adds the inner product of the features with the label's learned projection
     (label_projection), D(x, y) = w . f(x) + b + e_y . f(x); call(x, condition) with the
-    one-hot labels [batch, labels]."""
+    one-hot labels [batch, labels]. With `classifier` (--label_critic auxiliary) it also
+    names the label of what it hears (label_classifier, the features' logits of the labels,
+    AC-GAN's auxiliary classifier): call(x, condition, classify=True) returns both."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 variant="standard", labels=0, **kwargs):
+                 variant="standard", labels=0, classifier=False, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.add_layer("prediction", dense(1, "float32", "prediction",
@@ -408,6 +410,10 @@ class Discriminator(CriticBody):
             self.add_layer("label_projection", keras.layers.Dense(
                 FEATURES, use_bias=False, dtype="float32", name="label_projection"),
                 (None, labels))
+        self.classifier = bool(labels and classifier)
+        if self.classifier:
+            self.add_layer("label_classifier", keras.layers.Dense(
+                labels, dtype="float32", name="label_classifier"), (None, FEATURES))
 
     @property
     def scores_examples_alone(self):
@@ -415,11 +421,13 @@ class Discriminator(CriticBody):
         deviation, no batch statistics. Then batches can be scored together in one call."""
         return not self.variant.minibatch_stddev
 
-    def call(self, x, condition=None):
+    def call(self, x, condition=None, classify=False):
         features = self.features(x)
         score = self.prediction(features)
         if self.labels:
             projected = self.label_projection(tf.cast(condition, tf.float32))
             score += tf.reduce_sum(tf.cast(features, tf.float32) * projected, axis=1,
                                    keepdims=True)
+        if classify:
+            return score, self.label_classifier(features)
         return score

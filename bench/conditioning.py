@@ -2,11 +2,13 @@
 
     python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
             [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
+            [--train_flags "--label_critic auxiliary"]
 
 Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
 ~/music/freedroidrpg and ~/music/hedgewars) become the two labels of one library (symbolic
 links, named after the folders). For each seed, train_progressive.py trains a conditional
-stage (--condition folders, mixed precision as the CPU allows) to --steps in a subprocess.
+stage (--condition folders, mixed precision as the CPU allows, and --train_flags) to --steps
+in a subprocess.
 Then:
 
 - a small classifier (multinomial logistic regression on each window's log-mel mean and
@@ -29,6 +31,7 @@ one style whatever it is asked cannot pass). Prints the mean and range over the 
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -74,7 +77,7 @@ def train(data, root, seed, args):
                str(args.stage), "--batch_size", str(args.batch_size), "--max_steps",
                str(args.steps), "--seed", str(seed), "--use_mixed_precision_training",
                "--audio_cache", os.path.join(root, "audio_cache"), "--save_every_secs", "1e9",
-               "--log_every_secs", "60"]
+               "--log_every_secs", "60"] + shlex.split(args.train_flags)
     os.makedirs(run, exist_ok=True)
     with open(os.path.join(run, "train.log"), "a") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -219,6 +222,10 @@ def main(argv=None):
                              "already there are not trained again")
     parser.add_argument("--raw_generator", action="store_true",
                         help="score the trained weights instead of their moving average")
+    parser.add_argument("--train_flags", default="", metavar="FLAGS",
+                        help="more flags of train_progressive.py for every seed, in one "
+                             "quoted string (e.g. \"--label_critic auxiliary\"); give each "
+                             "set of flags its own --keep DIR")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
     for folder in args.folders:

@@ -83,7 +83,7 @@ def quantities(policy, form, stage, channels, reals, weights):
         penalty, _ = losses.gradient_penalty(D, real, fake, alpha)
         d_gradients, d_out = step.critic_gradients(real, noise, alpha)
         g_gradients, _ = step.generator_gradients(None, noise)
-        out.append({"scores": tf.concat(step.score(real, fake), 0).numpy().ravel(),
+        out.append({"scores": tf.concat(step.score(real, fake)[:2], 0).numpy().ravel(),
                     "input_gradient_norm": norms.numpy(), "penalty": penalty.numpy(),
                     "d_loss": float(d_out["d_loss"]),
                     "d_gradient": flat(d_gradients), "g_gradient": flat(g_gradients)})
