@@ -137,6 +137,50 @@ def test_the_generator_and_critic_depend_on_the_label_and_the_rest_is_unchanged(
         {"label_projection"}
 
 
+def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
+    """--label_critic auxiliary: D_loss gains CE(C(real), the real labels), G_loss gains
+    0.1 CE(C(fake), the labels asked for); the classifier is one dense layer on the features."""
+    config = {"model": "progressive", "num_blocks": 1, "channels": 1,
+              "feature_map_smoothing": True, "use_sample_norm": False, "labels": LABELS,
+              "label_critic": "auxiliary"}
+    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2)
+    critic, step = run_.networks["discriminator"], run_.iteration
+    assert set(critic.named_layers()) - set(Discriminator(1, labels=2).named_layers()) == \
+        {"label_classifier"}
+    assert critic.label_classifier.units == 2 and step.classifier
+    rng = np.random.default_rng(0)
+    labels = tf.constant([0, 1, 1, 0])
+    audio = tf.constant(rng.uniform(-0.5, 0.5, (4, 64, 1)), tf.float32)
+    noise = tf.constant(rng.uniform(-1, 1, (4, 100)), tf.float32)
+    alpha = tf.constant(rng.uniform(size=(4, 1, 1)), tf.float32)
+    one_hot = tf.one_hot(labels, 2)
+
+    def cross_entropy(network, x):  # the mean CE of the critic's logits of x, and its grads
+        with tf.GradientTape() as tape:
+            _, logits = critic(x(), one_hot, classify=True)
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(one_hot, logits))
+        return loss, tape.gradient(loss, network.trainable_variables)
+
+    # The classifier's weights take no part in the Wasserstein terms: their gradient in D_loss
+    # is the cross-entropy's on the real windows alone, at weight 1.
+    gradients, _ = step.critic_gradients((audio, labels), noise, alpha)
+    _, expected = cross_entropy(critic, lambda: audio)
+    for variable, got, want in zip(critic.trainable_variables, gradients, expected):
+        if "label_classifier" in variable.path:
+            assert np.abs(want.numpy()).max() > 1e-6
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-7)
+    # The generator's gradient with the classifier, less that without, is 0.1 CE's.
+    G = run_.networks["generator"]
+    latents = tf.concat([noise, one_hot], axis=1)
+    with_term, _ = step.generator_gradients(None, latents)
+    step.classifier = False
+    without, _ = step.generator_gradients(None, latents)
+    _, term = cross_entropy(G, lambda: G(latents))
+    for a, b, c in zip(with_term, without, term):
+        np.testing.assert_allclose((a - b).numpy(), 0.1 * c.numpy(), rtol=1e-3, atol=1e-7)
+    assert any(np.abs(c.numpy()).max() > 1e-6 for c in term)
+
+
 def test_asking_for_a_label_the_model_does_not_know_is_one_line():
     assert longform.asked_labels(None, LABELS, "here") == [0, 1]
     assert longform.asked_labels(("strings",), LABELS, "here") == [1]
@@ -164,11 +208,13 @@ def test_a_walk_moves_from_label_to_label_at_each_anchor():
 
 @pytest.fixture(scope="module")
 def trained(module_tmp):
-    """A conditional stage 1 of two steps, grown to the frozen stage 2 for one step."""
+    """A conditional stage 1 of two steps, grown to the frozen stage 2 for one step; its critic
+    has the auxiliary classifier."""
     data = library(module_tmp / "music", {"strings/a.wav": 1, "strings/b.wav": 2,
                                           "drums/a.wav": 3, "drums/b.wav": 4})
     root = str(module_tmp / "runs")
-    flags = ["--data_dir", data, "--checkpoint_dir", root, "--condition", "folders"]
+    flags = ["--data_dir", data, "--checkpoint_dir", root, "--condition", "folders",
+             "--label_critic", "auxiliary"]
     logs = {"stage 1": run(*flags, "--num_blocks", "1", "--max_steps", "2",
                            "--eval_every_secs", "1e-9", "--num_eval_samples", "8"),
             "frozen 2": run(*flags, "--num_blocks", "2", "--freeze_early_layers",
@@ -183,6 +229,7 @@ def test_training_writes_the_labels_and_measures_each(trained):
     for stage, folder in ((1, checkpoints.stage_dir(root, 1)),
                           (2, checkpoints.stage_dir(root, 2, frozen=True))):
         assert checkpoints.read_config(folder)["labels"] == LABELS, stage
+        assert checkpoints.read_config(folder)["label_critic"] == "auxiliary", stage
     out = logs["stage 1"][1]
     assert "labels: drums (1.2 min, 50 % of the batches), strings (1.2 min, 50 % of the " \
            "batches)" in out
@@ -202,7 +249,8 @@ def test_growing_carries_the_label_layers_over_and_they_train_as_the_dense_besid
     _, how = checkpoints.start_stage(run_, str(tmp_path), 2, True, grown)
     assert how.startswith("blocks 1..1 grown from stage 1"), how
     for name, layer, beside in (("generator", "label_embedding", "projection"),
-                                ("discriminator", "label_projection", "prediction")):
+                                ("discriminator", "label_projection", "prediction"),
+                                ("discriminator", "label_classifier", "prediction")):
         network = run_.networks[name]
         assert layer in network.carried_over_layers()
         before, after = weights(stage_1[name], [layer]), weights(network, [layer])
@@ -220,6 +268,8 @@ def test_other_labels_for_an_existing_run_are_one_line(trained, tmp_path):
     code, _, err = run("--data_dir", data, "--checkpoint_dir", root, "--num_blocks", "1",
                        "--max_steps", "3")
     assert_one_line_error(code, err, "labels")
+    code, _, err = run(*flags[:-1], "projection", "--num_blocks", "1", "--max_steps", "3")
+    assert_one_line_error(code, err, "label_critic=auxiliary")
 
 
 def test_generate_with_a_label_is_reproducible_and_named_after_it(trained, tmp_path):
