@@ -113,6 +113,9 @@ class Iteration:
             out, real, batch = train_critic(iterator)
             finite = finite & out.pop("finite")
         g_out, g_real = train_generator(iterator, batch)
+        # --label_critic auxiliary: how often the critic names the labels, beside the losses
+        scalars = {**scalars, **{tag: o.pop(tag) for o in (out, g_out) for tag in list(o)
+                                 if tag.startswith("Labels/")}}
         return {**out, "g_loss": g_out["g_loss"], "finite": finite & g_out["finite"],
                 "real": real if g_real is None else g_real, "scalars": scalars}
 
@@ -181,8 +184,11 @@ class Iteration:
                 loss += losses.label_loss(self.mean, real_logits, condition, "critic")
             scaled = self.d_optimizer.scale_loss(loss)  # inside the tape: float16's scale
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
-        return gradients, {"d_loss": loss, "real_output": self.mean(d_real),
-                           "fake_output": self.mean(d_fake), "mixed_output": self.mean(d_mixed)}
+        out = {"d_loss": loss, "real_output": self.mean(d_real),
+               "fake_output": self.mean(d_fake), "mixed_output": self.mean(d_mixed)}
+        if self.classifier:
+            out["Labels/real_recognised"] = self.recognised(real_logits, condition)
+        return gradients, out
 
     def critic_update(self, real, noise, alpha, augments=None):
         gradients, out = self.critic_gradients(real, noise, alpha, augments)
@@ -191,7 +197,9 @@ class Iteration:
         return out
 
     def generator_gradients(self, real, noise):
-        """G_loss of this replica's latents and its gradients (compiled with --xla)."""
+        """The gradients of G_loss of this replica's latents, and {"g_loss": G_loss} (with
+        the share of the fakes whose asked-for label the critic names, where it names any);
+        compiled with --xla."""
         G, D, condition = self.generator, self.discriminator, self.condition(noise)
         with tf.GradientTape() as tape:
             d_fake, logits = self.classified(G(self.latent(real, noise)), condition)
@@ -200,12 +208,15 @@ class Iteration:
             if self.classifier:  # and the labels asked for are to be heard in the fakes
                 loss += losses.label_loss(self.mean, logits, condition, "generator")
             scaled = self.g_optimizer.scale_loss(loss)
-        return tape.gradient(scaled, G.trainable_variables), loss
+        out = {"g_loss": loss}
+        if self.classifier:
+            out["Labels/fake_recognised"] = self.recognised(logits, condition)
+        return tape.gradient(scaled, G.trainable_variables), out
 
     def generator_update(self, real, noise):
-        gradients, loss = self.generator_gradients(real, noise)
-        return {"g_loss": loss,
-                "finite": self.apply(self.g_optimizer, gradients, self.generator, loss)}
+        gradients, out = self.generator_gradients(real, noise)
+        out["finite"] = self.apply(self.g_optimizer, gradients, self.generator, out["g_loss"])
+        return out
 
     def validation_score(self, real):
         """The critic's mean score of a batch of held-out windows, seen as the training
@@ -243,6 +254,11 @@ class Iteration:
         scores, logits = self.classified(tf.concat([real, fake], axis=0), both)
         d_real, d_fake = tf.split(scores, 2)
         return d_real, d_fake, None if logits is None else logits[:tf.shape(real)[0]]
+
+    def recognised(self, logits, one_hot):
+        """This replica's share of how often the classifier names the label."""
+        return self.mean(tf.cast(tf.equal(tf.argmax(logits, axis=1),
+                                          tf.argmax(one_hot, axis=1)), tf.float32))
 
     def classified(self, x, condition=None):
         """(D(x), the critic's logits of x's labels), the logits None where it names none."""

@@ -163,8 +163,10 @@ def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
 
     # The classifier's weights take no part in the Wasserstein terms: their gradient in D_loss
     # is the cross-entropy's on the real windows alone, at weight 1.
-    gradients, _ = step.critic_gradients((audio, labels), noise, alpha)
+    gradients, out = step.critic_gradients((audio, labels), noise, alpha)
     _, expected = cross_entropy(critic, lambda: audio)
+    named = np.argmax(critic(audio, one_hot, classify=True)[1].numpy(), axis=1)
+    assert float(out["Labels/real_recognised"]) == pytest.approx(np.mean(named == labels))
     for variable, got, want in zip(critic.trainable_variables, gradients, expected):
         if "label_classifier" in variable.path:
             assert np.abs(want.numpy()).max() > 1e-6
@@ -172,7 +174,9 @@ def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     # The generator's gradient with the classifier, less that without, is 0.1 CE's.
     G = run_.networks["generator"]
     latents = tf.concat([noise, one_hot], axis=1)
-    with_term, _ = step.generator_gradients(None, latents)
+    with_term, out = step.generator_gradients(None, latents)
+    named = np.argmax(critic(G(latents), one_hot, classify=True)[1].numpy(), axis=1)
+    assert float(out["Labels/fake_recognised"]) == pytest.approx(np.mean(named == labels))
     step.classifier = False
     without, _ = step.generator_gradients(None, latents)
     _, term = cross_entropy(G, lambda: G(latents))
@@ -234,6 +238,7 @@ def test_training_writes_the_labels_and_measures_each(trained):
     assert "labels: drums (1.2 min, 50 % of the batches), strings (1.2 min, 50 % of the " \
            "batches)" in out
     assert "per label drums " in out and ", strings " in out
+    assert "real_recognised +" in out and "fake_recognised +" in out  # the critic's classifier
 
 
 def test_growing_carries_the_label_layers_over_and_they_train_as_the_dense_beside(trained,
