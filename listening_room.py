@@ -18,6 +18,7 @@ Gradio (install size and start-up time, measured).
 server goes on.
 """
 
+import argparse
 import collections
 import http.server
 import itertools
@@ -35,7 +36,7 @@ import numpy as np
 
 import longform
 from config import MAX_SEED
-from utils import UserError, write_wav
+from utils import UserError, int_in_range, write_wav
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "listening_room.html")
 MAX_WALK_SECONDS = 300        # a longer walk: play.py --generate 1 --duration S
@@ -53,15 +54,11 @@ class BadRequest(Exception):
 
 
 def integer(query, name, low, high):
-    text = query.get(name, [""])[0]
+    """A whole number of the request in [low, high], checked as the flags' are."""
     try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number from {low} to {high}, not "
-                         f"{text!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} {value} is out of range: use {low} to {high}")
-    return value
+        return int_in_range(low, high)(query.get(name, [""])[0])
+    except argparse.ArgumentTypeError as error:
+        raise BadRequest(f"{name} {error}") from None
 
 
 def fraction(query, name):

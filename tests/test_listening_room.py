@@ -127,7 +127,7 @@ def test_a_morph_and_a_walk_sound_and_have_their_pictures(server):
 
 @pytest.mark.parametrize("query, message", [
     ("kind=clip&seed=-3", "seed -3 is out of range"),
-    ("kind=clip&seed=abc", "seed must be a whole number"),
+    ("kind=clip&seed=abc", "seed 'abc' is not a whole number"),
     ("kind=morph&a=1&b=2&t=2", "t must be a number from 0 to 1"),
     ("kind=walk&seeds=1&seconds=100000", "at most 12.2 s at this stage"),
     ("kind=walk&seeds=&seconds=3", "keep a clip's seed first"),
