@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ import numpy as np
 
 import longform
 from config import MAX_SEED
-from utils import UserError, int_in_range, write_wav
+from utils import UserError, int_in_range, stop_on_signals, write_wav
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "listening_room.html")
 MAX_WALK_SECONDS = 300        # a longer walk: play.py --generate 1 --duration S
@@ -255,11 +254,8 @@ def serve(folder, generator, info, batch, host, port):
         raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass "
                         f"another --port, or stop what uses it") from None
     url = f"http://{host}:{server.server_address[1]}/"
-    # Ctrl+C and SIGTERM stop it cleanly, even at once, and also where it was started with
-    # SIGINT ignored (a background job of a script inherits that, and Python leaves it so).
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.default_int_handler)
+        stop_on_signals()  # Ctrl+C and SIGTERM stop it cleanly, even at once
         print(f"listening room for {folder} at {url} (Ctrl+C stops it)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:

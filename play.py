@@ -27,7 +27,7 @@ import config
 import longform
 from private_apis import native_stderr_hidden
 from rules import DEFAULT_BATCH_SIZE, MAX_BLOCKS
-from utils import UserError, run_cli, to_int16
+from utils import UserError, run_cli, stop_on_signals, to_int16
 
 EXPORT_FILE = "model.json"  # what export.py writes beside the models
 CHUNK_QUEUE = 2  # chunks rendered ahead of playback
@@ -178,6 +178,7 @@ def live(options, generator, info):
                                       stop))
     renderer.start()
     try:
+        stop_on_signals()  # Ctrl+C and SIGTERM end the stream cleanly
         while (chunk := ready.get()) is not None:
             write(chunk.astype("<i2").tobytes())
             if options.stdout:

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import wave
@@ -126,6 +127,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def stop_on_signals():
+    """From here on Ctrl+C and SIGTERM raise KeyboardInterrupt, so that a server or a stream
+    stops cleanly, also where it was started with SIGINT ignored (a background job of a shell
+    script inherits that, and Python leaves it so)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
 
 
 def int_in_range(low, high):

@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -174,6 +175,26 @@ def test_live_stdout_streams_exactly_the_chunks_asked_for_without_gaps(exported)
         folder, "generator.tflite")), latents, per_chunk)
     whole = to_int16(longform.join_windows(windows, overlap))
     np.testing.assert_array_equal(stream, whole[:len(stream)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_live_stops_on_a_signal_even_started_with_ctrl_c_ignored(exports, signum):
+    """An endless stream ends cleanly on Ctrl+C or SIGTERM, also as a background job of a
+    script, which inherits SIGINT ignored (one export: the player is the same for all)."""
+    ignoring = 'trap "" INT; exec "$0" play.py "$1" --live --stdout --seed 2'
+    process = subprocess.Popen(["sh", "-c", ignoring, sys.executable, exports("vaegan_mono")[3]],
+                               cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(process.stdout.read(4096)) == 4096  # streaming
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"the stream did not stop on {signal.Signals(signum).name}")
+    err = err.decode()
+    assert process.returncode == 0 and "stopped" in err and "Traceback" not in err, err
 
 
 @pytest.mark.slow
