@@ -21,6 +21,7 @@ aside is removed by the next one.
 """
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -58,8 +59,17 @@ def tflite_model(concrete_function, float16=False):
 
     from private_apis import freeze_variables
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [freeze_variables(concrete_function)])
+    # Without trackable_obj the converter takes its frozen-graph path, the one a frozen
+    # function needs, and warns that the path is deprecated: advice for the developer, not
+    # the user, so it is not shown on every export.
+    def not_the_path_warning(record):
+        return "trackable_obj" not in record.getMessage()
+    logging.getLogger("absl").addFilter(not_the_path_warning)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [freeze_variables(concrete_function)])
+    finally:
+        logging.getLogger("absl").removeFilter(not_the_path_warning)
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

@@ -1,6 +1,7 @@
 """--export (export.py) and the player without TensorFlow (play.py)."""
 
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -37,6 +38,22 @@ CASES = {
     "vaegan_mono": (train_progressive_vaegan, dict(BASE, model="vaegan", num_blocks=1,
                                                   channels=1), "vaegan"),
 }
+
+
+def test_the_converter_does_not_warn_a_user_of_its_deprecated_path():
+    """The frozen-graph path is the one a frozen function needs: its deprecation warning
+    (absl, at every export) is not shown; other warnings are."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("absl").addHandler(handler)
+    try:
+        double = tf.function(lambda x: 2 * x, input_signature=[tf.TensorSpec([None, 3])])
+        assert export.tflite_model(double.get_concrete_function())
+        logging.getLogger("absl").warning("another warning")
+    finally:
+        logging.getLogger("absl").removeHandler(handler)
+    assert [r.getMessage() for r in records] == ["another warning"]
 
 
 @pytest.fixture(scope="module")
