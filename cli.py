@@ -38,7 +38,8 @@ def parse(recipe, argv=None):
                         f"the {recipe.model} trainer samples its prior; drop --prior")
     if run.train.distribution == "multi_worker":
         check_cluster()  # before any data is read
-    if run.seed is None and not run.job.interpolate:  # interpolation's seeds are A and B
+    # Interpolation's seeds are A and B; an export draws nothing (its check uses seed 0).
+    if run.seed is None and not run.job.interpolate and run.job.name != "export":
         seed = random.randrange(2**31)
         print(f"seed {seed} (pass --seed {seed} to repeat this run)")
         run = dataclasses.replace(run, seed=seed)

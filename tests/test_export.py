@@ -73,6 +73,7 @@ def exports(module_tmp):
                 flags += ["--model_variant", config["model_variant"]]
             code, out, err = run(trainer.main, *flags, "--export", str(root / "export"))
             assert code == 0, out + err
+            assert "pass --seed" not in out  # an export draws nothing: no seed to repeat
             made[case] = trainer, config, directory, str(root / "export"), out, flags
         return made[case]
 
