@@ -3,6 +3,7 @@
     python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
             [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
             [--train_flags "--label_critic auxiliary"]
+    python bench/conditioning.py FOLDER_A FOLDER_B --real_only 3 5 7 [--seeds 0 1 2]
 
 Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
 ~/music/freedroidrpg and ~/music/hedgewars) become the two labels of one library (symbolic
@@ -22,6 +23,9 @@ Then:
   held-out real windows, beside the real-music reference;
 - how far apart the first two labels are, real and generated (the Frechet mel distance
   of one label's windows to the other's): whether asking for a label changes anything.
+
+--real_only trains nothing: it prints the classifier's accuracy on real held-out windows at
+the stages given, the most a generator there can be recovered.
 
 Target: on generated windows each label is recovered at least 80 % as often as on real ones
 (relative accuracy >= 0.8 for the label recovered least well, so that a generator that makes
@@ -122,29 +126,43 @@ class Classifier:
         return np.argmax(x @ self.w[:-1] + self.w[-1], axis=1)
 
 
-def score(directory, data, root, seed, args):
-    """The classifier's accuracies and each label's metrics for one trained run."""
-    import checkpoints
+def real_music(data, root, seed, stage, args):
+    """(labels, the classifier fitted to real windows of half of each label's files, two
+    sets of windows of the other half, sampling rate) at `stage`."""
     import dataloader
     import evaluate
-    import longform
-    import metrics
-    import train_progressive
 
     audio = dataloader.load_audio(data, cache_dir=os.path.join(root, "audio_cache"),
                                   log=lambda _: None)
     names, file_labels = dataloader.folder_labels(audio)
     parts = dataloader.label_parts(audio, file_labels, len(names))
-    rate, window = audio.sampling_rate, rules.window_length(args.stage)
+    rate = audio.sampling_rate
     fit, held = zip(*(dataloader.split_files(part, 0.5) for part in parts))
-    fit_windows = [evaluate.real_windows(p, args.stage, args.windows, seed)[0] for p in fit]
-    real, other = zip(*(evaluate.real_windows(p, args.stage, args.windows, seed + 1)[:2]
+    fit_windows = [evaluate.real_windows(p, stage, args.windows, seed)[0] for p in fit]
+    real, other = zip(*(evaluate.real_windows(p, stage, args.windows, seed + 1)[:2]
                         for p in held))
     classifier = Classifier(np.concatenate([features(w, rate) for w in fit_windows]),
                             np.repeat(np.arange(len(names)), [len(w) for w in fit_windows]),
                             len(names))
-    real_accuracy = [float(np.mean(classifier.predict(features(w, rate)) == k))
-                     for k, w in enumerate(real)]
+    return names, classifier, real, other, rate
+
+
+def accuracy(classifier, windows, rate):
+    """How often the classifier names each label's windows [windows of label k, ...]."""
+    return [float(np.mean(classifier.predict(features(w, rate)) == k))
+            for k, w in enumerate(windows)]
+
+
+def score(directory, data, root, seed, args):
+    """The classifier's accuracies and each label's metrics for one trained run."""
+    import checkpoints
+    import longform
+    import metrics
+    import train_progressive
+
+    names, classifier, real, other, rate = real_music(data, root, seed, args.stage, args)
+    window = rules.window_length(args.stage)
+    real_accuracy = accuracy(classifier, real, rate)
     path = checkpoints.latest_checkpoint(directory)
     generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
                                                            path, raw=args.raw_generator)
@@ -205,6 +223,25 @@ def print_report(runs, args):
           f">= {TARGET}: {'met' if np.mean(relative) >= TARGET else 'not met'}")
 
 
+def print_real_only(data, root, args):
+    """--real_only: the classifier's accuracy on real held-out windows at each stage."""
+    rows = []
+    for stage in args.real_only:
+        accuracies = []
+        for seed in args.seeds:
+            names, classifier, real, _, rate = real_music(data, root, seed, stage, args)
+            accuracies.append(accuracy(classifier, real, rate))
+        window = rules.window_length(stage)
+        rows.append(f"| {stage} | {window} samples ({1000 * window / rate:.0f} ms) | " +
+                    " | ".join(spread([a[k] for a in accuracies]) for k in range(len(names))) +
+                    " |")
+    print(f"the classifier on real held-out windows, {args.windows} windows per label, mean "
+          f"(range) over seeds {' '.join(map(str, args.seeds))}")
+    print("| stage | window | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    print("\n".join(rows))
+
+
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,6 +263,10 @@ def main(argv=None):
                         help="more flags of train_progressive.py for every seed, in one "
                              "quoted string (e.g. \"--label_critic auxiliary\"); give each "
                              "set of flags its own --keep DIR")
+    parser.add_argument("--real_only", type=int_in_range(1, rules.MAX_BLOCKS), nargs="+",
+                        metavar="STAGE", default=None,
+                        help="train nothing: the classifier's accuracy on real held-out "
+                             "windows at these stages, what a generator there can hope for")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
     for folder in args.folders:
@@ -234,6 +275,9 @@ def main(argv=None):
     root = args.keep or tempfile.mkdtemp(prefix="bench_conditioning_")
     try:
         data = library(args.folders, root)
+        if args.real_only:
+            print_real_only(data, root, args)
+            return 0
         runs = [score(train(data, root, seed, args), data, root, seed, args)
                 for seed in args.seeds]
     finally:
