@@ -6,6 +6,9 @@ import contextlib
 import io
 import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -217,3 +220,25 @@ def as_a_user_who_cannot_write(command, folders, **kwargs):
         return subprocess.run(command, check=False, **kwargs)
     finally:
         chmod(0o755, 0o644)
+
+
+def play_with_ctrl_c_ignored(*flags):
+    """play.py FLAGS started as a background job of a shell script is: with SIGINT ignored,
+    which Python then leaves so. Its stdout and stderr are binary pipes."""
+    ignoring = 'trap "" INT; exec "$0" play.py "$@"'
+    return subprocess.Popen(["sh", "-c", ignoring, sys.executable, *map(str, flags)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def assert_stops_cleanly(process, signum):
+    """The process ends within a minute of signum, with exit code 0, "stopped" and no
+    traceback on stderr."""
+    import pytest
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"it did not stop on {signal.Signals(signum).name}")
+    err = err.decode()
+    assert process.returncode == 0 and "stopped" in err and "Traceback" not in err, err

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from helpers import ROOT, assert_one_line_error, run
+from helpers import (
+    ROOT,
+    assert_one_line_error,
+    assert_stops_cleanly,
+    play_with_ctrl_c_ignored,
+    run,
+)
 from helpers import untrained_checkpoint as make_checkpoint
 
 import checkpoints
@@ -200,19 +206,10 @@ def test_live_stdout_streams_exactly_the_chunks_asked_for_without_gaps(exported)
 def test_live_stops_on_a_signal_even_started_with_ctrl_c_ignored(exports, signum):
     """An endless stream ends cleanly on Ctrl+C or SIGTERM, also as a background job of a
     script, which inherits SIGINT ignored (one export: the player is the same for all)."""
-    ignoring = 'trap "" INT; exec "$0" play.py "$1" --live --stdout --seed 2'
-    process = subprocess.Popen(["sh", "-c", ignoring, sys.executable, exports("vaegan_mono")[3]],
-                               cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = play_with_ctrl_c_ignored(exports("vaegan_mono")[3], "--live", "--stdout",
+                                       "--seed", "2")
     assert len(process.stdout.read(4096)) == 4096  # streaming
-    process.send_signal(signum)
-    try:
-        _, err = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"the stream did not stop on {signal.Signals(signum).name}")
-    err = err.decode()
-    assert process.returncode == 0 and "stopped" in err and "Traceback" not in err, err
+    assert_stops_cleanly(process, signum)
 
 
 @pytest.mark.slow

@@ -13,7 +13,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import ROOT, assert_one_line_error, untrained_checkpoint
+from helpers import (
+    ROOT,
+    assert_one_line_error,
+    assert_stops_cleanly,
+    play_with_ctrl_c_ignored,
+    untrained_checkpoint,
+)
 
 import train_progressive
 
@@ -60,17 +66,9 @@ def server(export_folder):
 def test_the_room_stops_on_a_signal_even_started_with_ctrl_c_ignored(export_folder, signum):
     """A background job of a script inherits SIGINT ignored (and Python leaves it so): the
     room listens for it anyway, and for SIGTERM."""
-    ignoring = 'trap "" INT; exec "$0" play.py "$1" --serve --port 0'
-    process = subprocess.Popen(["sh", "-c", ignoring, sys.executable, export_folder], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert "listening room for" in process.stdout.readline()
-    process.send_signal(signum)
-    try:
-        out, err = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"the room did not stop on {signal.Signals(signum).name}")
-    assert process.returncode == 0 and "stopped" in err and "Traceback" not in err, out + err
+    process = play_with_ctrl_c_ignored(export_folder, "--serve", "--port", "0")
+    assert b"listening room for" in process.stdout.readline()
+    assert_stops_cleanly(process, signum)
 
 
 def get(url):
