@@ -398,12 +398,15 @@ def test_real_and_fake_are_scored_in_one_call_only_where_examples_are_scored_alo
         def __call__(self, x):
             calls.append(int(x.shape[0]))
             return D(x)
-    step = types.SimpleNamespace(discriminator=Counted())
-    step.critic = functools.partial(iteration.Iteration.critic, step)
+    step = types.SimpleNamespace(discriminator=Counted(), classifier=False)
+    for method in ("critic", "classified"):
+        setattr(step, method, functools.partial(getattr(iteration.Iteration, method), step))
     results = []
-    for score in (functools.partial(iteration.Iteration.score, step), lambda r, f: (D(r), D(f))):
+    for score in (functools.partial(iteration.Iteration.score, step),
+                  lambda r, f: (D(r), D(f), None)):
         with tf.GradientTape() as tape:
-            d_real, d_fake = score(real, fake)
+            d_real, d_fake, logits = score(real, fake)
+            assert logits is None  # no classifier: no logits
             loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
         results.append([d_real, d_fake] + tape.gradient(loss, D.trainable_variables))
     for ours, two_calls in zip(*results):
