@@ -126,17 +126,23 @@ class Classifier:
         return np.argmax(x @ self.w[:-1] + self.w[-1], axis=1)
 
 
-def real_music(data, root, seed, stage, args):
-    """(labels, the classifier fitted to real windows of half of each label's files, two
-    sets of windows of the other half, sampling rate) at `stage`."""
+def labelled_music(data, root):
+    """(labels, each label's audio, sampling rate) of the library, decoded once (cached)."""
     import dataloader
-    import evaluate
 
     audio = dataloader.load_audio(data, cache_dir=os.path.join(root, "audio_cache"),
                                   log=lambda _: None)
     names, file_labels = dataloader.folder_labels(audio)
-    parts = dataloader.label_parts(audio, file_labels, len(names))
-    rate = audio.sampling_rate
+    return names, dataloader.label_parts(audio, file_labels, len(names)), audio.sampling_rate
+
+
+def real_music(music, seed, stage, args):
+    """(labels, the classifier fitted to real windows of half of each label's files, two
+    sets of windows of the other half, sampling rate) at `stage`; music: labelled_music's."""
+    import dataloader
+    import evaluate
+
+    names, parts, rate = music
     fit, held = zip(*(dataloader.split_files(part, 0.5) for part in parts))
     fit_windows = [evaluate.real_windows(p, stage, args.windows, seed)[0] for p in fit]
     real, other = zip(*(evaluate.real_windows(p, stage, args.windows, seed + 1)[:2]
@@ -160,7 +166,8 @@ def score(directory, data, root, seed, args):
     import metrics
     import train_progressive
 
-    names, classifier, real, other, rate = real_music(data, root, seed, args.stage, args)
+    names, classifier, real, other, rate = real_music(labelled_music(data, root), seed,
+                                                      args.stage, args)
     window = rules.window_length(args.stage)
     real_accuracy = accuracy(classifier, real, rate)
     path = checkpoints.latest_checkpoint(directory)
@@ -225,11 +232,12 @@ def print_report(runs, args):
 
 def print_real_only(data, root, args):
     """--real_only: the classifier's accuracy on real held-out windows at each stage."""
-    rows = []
+    music, rows = labelled_music(data, root), []
+    names, _, rate = music
     for stage in args.real_only:
         accuracies = []
         for seed in args.seeds:
-            names, classifier, real, _, rate = real_music(data, root, seed, stage, args)
+            _, classifier, real, _, _ = real_music(music, seed, stage, args)
             accuracies.append(accuracy(classifier, real, rate))
         window = rules.window_length(stage)
         rows.append(f"| {stage} | {window} samples ({1000 * window / rate:.0f} ms) | " +
