@@ -35,11 +35,13 @@ LOCK_FILE = ".lock"  # <stage folder>/.lock: held by the run that trains there
 BEST_FOLDER, BEST_FILE = "best", "best.json"
 # What must agree between a checkpoint and a run that restores from it.
 CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate",
-               "model_variant", "labels", "label_critic")
+               "model_variant", "labels", "label_critic", "label_generator")
 # The value of a key that configurations written before it existed lack (labels: the
-# unconditional model's, as every model's before --condition; label_critic: the projection
-# critic, the only one before --label_critic).
-CONFIG_DEFAULTS = {"model_variant": "standard", "labels": [], "label_critic": "projection"}
+# unconditional model's, as every model's before --condition; label_critic and
+# label_generator: the projection critic and the label at the input, the only ones before
+# those flags).
+CONFIG_DEFAULTS = {"model_variant": "standard", "labels": [], "label_critic": "projection",
+                   "label_generator": "input"}
 
 
 # --------------------------------------------------------------------------- folders, config.json

@@ -111,6 +111,12 @@ class ModelConfig:
                       "and it also learns to name the label of real windows, which the "
                       "generator is asked to make nameable (AC-GAN, as in WGAN-GP's and "
                       "DrumGAN's conditional models)", choices=("projection", "auxiliary"))
+    label_generator: str = flag(
+        "input", "with --condition folders, where the generator hears the label. input: its "
+                 "learned embedding joins the latent (DrumGAN's way); every_block: that, and "
+                 "every block also shifts its channels by a learned projection of it (a "
+                 "class-conditional bias at every scale, as BigGAN's conditional "
+                 "normalisation)", choices=("input", "every_block"))
     phaseshuffle_rad: int = flag(
         2, "shift each critic activation by up to this many samples (WaveGAN §3.3); 0 turns "
            "phase shuffle off", parse=int_in_range(0, MAX_PHASESHUFFLE_RAD))

@@ -277,21 +277,28 @@ class StagedNetwork(keras.Model):
     def activate(self, x):
         return lrelu(x)
 
-    def run_block(self, b, x):
-        for layer in convolutions(getattr(self, block_name(b))):
+    def run_block(self, b, x, shift=None):
+        """Block b's convolutions, each followed by the activation; `shift` [batch, channels]
+        (a label's, Generator) is added before the last activation."""
+        layers = convolutions(getattr(self, block_name(b)))
+        for layer in layers[:-1]:
             x = self.activate(layer(x))
-        return x
+        x = layers[-1](x)
+        return self.activate(x if shift is None else x + tf.cast(shift[:, None, :], x.dtype))
 
     def carried_over_layers(self):
         """Layers that stage N shares with stage N-1, grown from it: all but block N and the
         1x1 layers (§7.6), so blocks 1..N-1 and the dense layers."""
-        new = {block_name(self.num_blocks), block_name(self.num_blocks) + "_input",
-               block_name(self.num_blocks) + "_output"}
+        new = {block_name(self.num_blocks) + suffix
+               for suffix in ("", "_input", "_output", "_label")}
         return {name: layer for name, layer in self.named_layers().items() if name not in new}
 
     def early_blocks(self):
-        """Blocks 1..N-1: what a frozen stage does not train (§7.6)."""
-        return {block_name(b): getattr(self, block_name(b)) for b in range(1, self.num_blocks)}
+        """Blocks 1..N-1 (with their label layers, if any): what a frozen stage does not
+        train (§7.6)."""
+        names = [block_name(b) + suffix for b in range(1, self.num_blocks)
+                 for suffix in ("", "_label")]
+        return {name: getattr(self, name) for name in names if name in self.layer_names}
 
     def freeze_early_layers(self):
         """Stop training blocks 1..N-1. Block N, the 1x1 layers and the dense layers (G's
@@ -309,11 +316,14 @@ class Generator(StagedNetwork):
     Conditioned on `labels` labels (--condition folders), its input is the latent followed by
     a one-hot label [batch, 100 + labels]; the label's learned embedding (label_embedding,
     LABEL_EMBEDDING values), normalised to unit second moment as StyleGAN2-ADA's mapping does,
-    joins the latent into the projection. A blend of one-hot labels blends their embeddings:
-    a morph from one label to another."""
+    joins the latent into the projection. With `label_blocks` (--label_generator
+    every_block) each block b also shifts its channels by a learned projection of that
+    embedding (progressive_block_b_label, before the activation): a class-conditional bias
+    at every scale, as BigGAN's conditional normalisation shifts them. A blend of one-hot
+    labels blends their embeddings: a morph from one label to another."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, use_sample_norm=False,
-                 dtype="float32", variant="standard", labels=0, **kwargs):
+                 dtype="float32", variant="standard", labels=0, label_blocks=False, **kwargs):
         super().__init__(num_blocks, variant, name="generator", dtype=dtype, **kwargs)
         if use_sample_norm and self.variant.sample_norm is False:
             raise ValueError(f"the {variant} variant has no sample normalisation")
@@ -332,7 +342,13 @@ class Generator(StagedNetwork):
         for b in range(1, num_blocks + 1):
             layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
             self.add_layer(block_name(b), layer, (None, length, nf[b - 1]))
+            if labels and label_blocks:
+                self.add_layer(block_name(b) + "_label", keras.layers.Dense(
+                    nf[b], use_bias=False, kernel_initializer="zeros", dtype=dtype,
+                    name=block_name(b) + "_label"),
+                    (None, LABEL_EMBEDDING))
             length *= STRIDE
+        self.label_blocks = bool(labels and label_blocks)
         name = block_name(num_blocks) + "_output"
         self.add_layer(name, self.make_conv(channels, 1, 1, name, gain=OUTPUT_GAIN),
                        (None, length, nf[num_blocks]))
@@ -353,7 +369,9 @@ class Generator(StagedNetwork):
         x = self.projection(z)
         x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, BASE_FEATURE_MAPS]))
         for b in range(1, self.num_blocks + 1):
-            x = self.run_block(b, x)
+            shift = (getattr(self, block_name(b) + "_label")(label) if self.label_blocks
+                     else None)
+            x = self.run_block(b, x, shift)
         x = getattr(self, block_name(self.num_blocks) + "_output")(x)
         return tf.cast(tf.tanh(x), tf.float32)
 

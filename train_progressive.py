@@ -31,7 +31,9 @@ def build_networks(config, dtype, generator_only=False):
             "smoothing": config["feature_map_smoothing"], "dtype": dtype,
             "variant": config_value(config, "model_variant"),
             "labels": len(config_value(config, "labels"))}
-    networks = {"generator": Generator(use_sample_norm=config["use_sample_norm"], **args)}
+    networks = {"generator": Generator(
+        use_sample_norm=config["use_sample_norm"],
+        label_blocks=config_value(config, "label_generator") == "every_block", **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(
             classifier=config_value(config, "label_critic") == "auxiliary", **args)
@@ -40,13 +42,15 @@ def build_networks(config, dtype, generator_only=False):
 
 def make_config(model, sampling_rate, channels, name="progressive", labels=()):
     """What a checkpoint of this run is made of, saved beside it as config.json (with the
-    labels of a conditional model in their order and its --label_critic; no labels and the
-    projection critic, which is then none, for the unconditional one)."""
+    labels of a conditional model in their order, its --label_critic and --label_generator;
+    no labels, the projection critic and the input, which are then none, for the
+    unconditional one)."""
     return {"model": name, "num_blocks": model.num_blocks, "frozen": model.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not model.no_feature_map_smoothing,
             "use_sample_norm": model.use_sample_norm, "sampling_rate": sampling_rate,
             "model_variant": model.model_variant, "labels": list(labels),
-            "label_critic": model.label_critic if labels else "projection"}
+            "label_critic": model.label_critic if labels else "projection",
+            "label_generator": model.label_generator if labels else "input"}
 
 
 def checkpoint_root(checkpoint_dir, model):
@@ -66,7 +70,7 @@ RECIPE = Recipe(model="progressive", description=__doc__.split("\n")[0],
                 build_networks=build_networks, make_config=make_config,
                 checkpoint_root=checkpoint_root,
                 model_flags=STAGE_FLAGS + ("model_variant", "condition", "condition_depth",
-                                           "label_critic"))
+                                           "label_critic", "label_generator"))
 
 
 def main(argv=None):

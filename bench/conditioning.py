@@ -2,7 +2,7 @@
 
     python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
             [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
-            [--train_flags "--label_critic auxiliary"]
+            [--train_flags "--label_critic auxiliary"] [--spectral_shape]
     python bench/conditioning.py FOLDER_A FOLDER_B --real_only 3 5 7 [--seeds 0 1 2]
 
 Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
@@ -91,12 +91,17 @@ def train(data, root, seed, args):
     return directory
 
 
-def features(windows, rate):
-    """Each window's log-mel mean and standard deviation per band, over frames and channels."""
+def features(windows, rate, shape_only=False):
+    """Each window's log-mel mean and standard deviation per band, over frames and channels;
+    shape_only: the means less their mean over the bands (the spectrum's shape, not its level:
+    a generator a few dB too quiet is not called the quieter label for it)."""
     import metrics
 
     mel = metrics.log_mel_frames(windows, rate)  # [windows, channels, frames, bands]
-    return np.concatenate([mel.mean(axis=(1, 2)), mel.std(axis=(1, 2))], axis=1)
+    mean = mel.mean(axis=(1, 2))
+    if shape_only:
+        mean -= mean.mean(axis=1, keepdims=True)
+    return np.concatenate([mean, mel.std(axis=(1, 2))], axis=1)
 
 
 class Classifier:
@@ -147,15 +152,15 @@ def real_music(music, seed, stage, args):
     fit_windows = [evaluate.real_windows(p, stage, args.windows, seed)[0] for p in fit]
     real, other = zip(*(evaluate.real_windows(p, stage, args.windows, seed + 1)[:2]
                         for p in held))
-    classifier = Classifier(np.concatenate([features(w, rate) for w in fit_windows]),
+    classifier = Classifier(np.concatenate([features(w, rate, args.spectral_shape) for w in fit_windows]),
                             np.repeat(np.arange(len(names)), [len(w) for w in fit_windows]),
                             len(names))
     return names, classifier, real, other, rate
 
 
-def accuracy(classifier, windows, rate):
+def accuracy(classifier, windows, rate, shape_only):
     """How often the classifier names each label's windows [windows of label k, ...]."""
-    return [float(np.mean(classifier.predict(features(w, rate)) == k))
+    return [float(np.mean(classifier.predict(features(w, rate, shape_only)) == k))
             for k, w in enumerate(windows)]
 
 
@@ -169,7 +174,7 @@ def score(directory, data, root, seed, args):
     names, classifier, real, other, rate = real_music(labelled_music(data, root), seed,
                                                       args.stage, args)
     window = rules.window_length(args.stage)
-    real_accuracy = accuracy(classifier, real, rate)
+    real_accuracy = accuracy(classifier, real, rate, args.spectral_shape)
     path = checkpoints.latest_checkpoint(directory)
     generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
                                                            path, raw=args.raw_generator)
@@ -177,7 +182,7 @@ def score(directory, data, root, seed, args):
     generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
                                            latents, rules.default_batch_size(args.stage))
                  for k in range(len(names))]
-    predicted = [classifier.predict(features(g, rate)) for g in generated]
+    predicted = [classifier.predict(features(g, rate, args.spectral_shape)) for g in generated]
     confusion = [np.bincount(p, minlength=len(names)).tolist() for p in predicted]
     measured = metrics.label_metrics(names, real, generated, rate)
 
@@ -238,7 +243,7 @@ def print_real_only(data, root, args):
         accuracies = []
         for seed in args.seeds:
             _, classifier, real, _, _ = real_music(music, seed, stage, args)
-            accuracies.append(accuracy(classifier, real, rate))
+            accuracies.append(accuracy(classifier, real, rate, args.spectral_shape))
         window = rules.window_length(stage)
         rows.append(f"| {stage} | {window} samples ({1000 * window / rate:.0f} ms) | " +
                     " | ".join(spread([a[k] for a in accuracies]) for k in range(len(names))) +
@@ -275,6 +280,10 @@ def main(argv=None):
                         metavar="STAGE", default=None,
                         help="train nothing: the classifier's accuracy on real held-out "
                              "windows at these stages, what a generator there can hope for")
+    parser.add_argument("--spectral_shape", action="store_true",
+                        help="the classifier reads each window's spectral shape, not its level "
+                             "(log-mel means less their mean over the bands): loudness is "
+                             "judged by the RMS ratio beside it")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
     for folder in args.folders:

@@ -137,6 +137,28 @@ def test_the_generator_and_critic_depend_on_the_label_and_the_rest_is_unchanged(
         {"label_projection"}
 
 
+def test_every_block_shifts_its_channels_by_the_label_starting_from_none():
+    """--label_generator every_block: block b's label layer (zero at first, so the model
+    starts as the one with the label at the input only) is a second path of the label."""
+    tf.keras.utils.set_random_seed(0)
+    generator = Generator(2, labels=2, label_blocks=True)
+    latents = longform.with_labels(longform.draw_latents(0, 3, "uniform"), 2, [0] * 3)
+    other = longform.with_labels(longform.draw_latents(0, 3, "uniform"), 2, [1] * 3)
+    kernel = generator.projection.kernel  # rows 100.. read the label's embedding: cut them
+    kernel.assign(tf.concat([kernel[:100], tf.zeros_like(kernel[100:])], axis=0))
+    np.testing.assert_array_equal(generator(latents).numpy(), generator(other).numpy())
+    for b in (1, 2):
+        layer = generator.named_layers()[block_name(b) + "_label"]
+        assert not np.any(layer.kernel.numpy())
+        layer.kernel.assign(tf.random.normal(layer.kernel.shape))
+    assert np.abs(generator(latents).numpy() - generator(other).numpy()).max() > 1e-4
+    assert set(generator.named_layers()) - set(Generator(2, labels=2).named_layers()) == \
+        {block_name(1) + "_label", block_name(2) + "_label"}
+    assert generator.carried_over_layers().keys() >= {block_name(1) + "_label"}
+    assert block_name(2) + "_label" not in generator.carried_over_layers()
+    assert set(generator.early_blocks()) == {block_name(1), block_name(1) + "_label"}
+
+
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     """--label_critic auxiliary: D_loss gains CE(C(real), the real labels), G_loss gains
     0.1 CE(C(fake), the labels asked for); the classifier is one dense layer on the features."""
@@ -213,12 +235,12 @@ def test_a_walk_moves_from_label_to_label_at_each_anchor():
 @pytest.fixture(scope="module")
 def trained(module_tmp):
     """A conditional stage 1 of two steps, grown to the frozen stage 2 for one step; its critic
-    has the auxiliary classifier."""
+    has the auxiliary classifier, its generator the label in every block."""
     data = library(module_tmp / "music", {"strings/a.wav": 1, "strings/b.wav": 2,
                                           "drums/a.wav": 3, "drums/b.wav": 4})
     root = str(module_tmp / "runs")
     flags = ["--data_dir", data, "--checkpoint_dir", root, "--condition", "folders",
-             "--label_critic", "auxiliary"]
+             "--label_critic", "auxiliary", "--label_generator", "every_block"]
     logs = {"stage 1": run(*flags, "--num_blocks", "1", "--max_steps", "2",
                            "--eval_every_secs", "1e-9", "--num_eval_samples", "8"),
             "frozen 2": run(*flags, "--num_blocks", "2", "--freeze_early_layers",
@@ -234,6 +256,7 @@ def test_training_writes_the_labels_and_measures_each(trained):
                           (2, checkpoints.stage_dir(root, 2, frozen=True))):
         assert checkpoints.read_config(folder)["labels"] == LABELS, stage
         assert checkpoints.read_config(folder)["label_critic"] == "auxiliary", stage
+        assert checkpoints.read_config(folder)["label_generator"] == "every_block", stage
     out = logs["stage 1"][1]
     assert "labels: drums (1.2 min, 50 % of the batches), strings (1.2 min, 50 % of the " \
            "batches)" in out
@@ -263,6 +286,12 @@ def test_growing_carries_the_label_layers_over_and_they_train_as_the_dense_besid
         assert network.named_layers()[layer].trainable == \
             network.named_layers()[beside].trainable is True  # frozen stage: only blocks stop
         assert not network.named_layers()[block_name(1)].trainable
+    # block 1's label layer comes from stage 1 and freezes with its block; block 2's is new
+    generator, label = run_.networks["generator"], block_name(1) + "_label"
+    before, after = weights(stage_1["generator"], [label]), weights(generator, [label])
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert not generator.named_layers()[label].trainable
+    assert generator.named_layers()[block_name(2) + "_label"].trainable
 
 
 def test_other_labels_for_an_existing_run_are_one_line(trained, tmp_path):
@@ -273,8 +302,10 @@ def test_other_labels_for_an_existing_run_are_one_line(trained, tmp_path):
     code, _, err = run("--data_dir", data, "--checkpoint_dir", root, "--num_blocks", "1",
                        "--max_steps", "3")
     assert_one_line_error(code, err, "labels")
-    code, _, err = run(*flags[:-1], "projection", "--num_blocks", "1", "--max_steps", "3")
+    code, _, err = run(*flags[:-3], "projection", "--num_blocks", "1", "--max_steps", "3")
     assert_one_line_error(code, err, "label_critic=auxiliary")
+    code, _, err = run(*flags[:-2], "--num_blocks", "1", "--max_steps", "3")
+    assert_one_line_error(code, err, "label_generator=every_block")
 
 
 def test_generate_with_a_label_is_reproducible_and_named_after_it(trained, tmp_path):
