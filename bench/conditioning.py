@@ -22,7 +22,10 @@ Then:
 - each label's Frechet mel distance and RMS ratio (metrics.label_metrics) against its
   held-out real windows, beside the real-music reference;
 - how far apart the first two labels are, real and generated (the Frechet mel distance
-  of one label's windows to the other's): whether asking for a label changes anything.
+  of one label's windows to the other's): whether asking for a label changes anything;
+- how well the classifier's score separates the first two labels, real and generated (area
+  under the ROC curve): whether they differ in the direction the real ones do, whatever
+  error the generator makes in both.
 
 --real_only trains nothing: it prints the classifier's accuracy on real held-out windows at
 the stages given, the most a generator there can be recovered.
@@ -126,9 +129,22 @@ class Classifier:
         self.w = minimize(loss, np.zeros(np.prod(shape)), jac=True,
                           method="L-BFGS-B").x.reshape(shape)
 
+    def logits(self, x):
+        return ((x - self.mean) / self.scale) @ self.w[:-1] + self.w[-1]
+
     def predict(self, x):
-        x = (x - self.mean) / self.scale
-        return np.argmax(x @ self.w[:-1] + self.w[-1], axis=1)
+        return np.argmax(self.logits(x), axis=1)
+
+
+def separation(classifier, first, second, rate, shape_only):
+    """How well the classifier's score (its logit of the first label less the second's)
+    ranks windows of the first label above those of the second: the area under the ROC
+    curve, 0.5 by chance. Unlike the accuracy, a shift of every window (a generator's
+    error common to its labels) does not change it: it asks whether the labels differ in
+    the direction the real ones do."""
+    score = [classifier.logits(features(w, rate, shape_only)) for w in (first, second)]
+    a, b = (s[:, 0] - s[:, 1] for s in score)
+    return float(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
 
 
 def labelled_music(data, root):
@@ -175,7 +191,7 @@ def score(directory, data, root, seed, args):
                                                       args.stage, args)
     window = rules.window_length(args.stage)
     real_accuracy = accuracy(classifier, real, rate, args.spectral_shape)
-    path = checkpoints.latest_checkpoint(directory)
+    path = os.path.join(directory, f"ckpt-{args.steps}")  # not a later one trained since
     generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
                                                            path, raw=args.raw_generator)
     latents = longform.draw_latents(seed + 100, args.windows, train_progressive.RECIPE.prior)
@@ -200,7 +216,11 @@ def score(directory, data, root, seed, args):
                                         for n in names],
             # the first two labels' distance from each other: does asking change anything?
             "labels_apart_real": apart(real[0], real[1]),
-            "labels_apart_generated": apart(generated[0], generated[1])}
+            "labels_apart_generated": apart(generated[0], generated[1]),
+            "separation_real": separation(classifier, real[0], real[1], rate,
+                                          args.spectral_shape),
+            "separation_generated": separation(classifier, generated[0], generated[1], rate,
+                                               args.spectral_shape)}
 
 
 def spread(values):
@@ -228,6 +248,10 @@ def print_report(runs, args):
     print(f"the first two labels' Frechet mel distance from each other: real "
           f"{spread([r['labels_apart_real'] for r in runs])}, generated "
           f"{spread([r['labels_apart_generated'] for r in runs])}")
+    print(f"how well the classifier's score separates the first two labels (area under the "
+          f"ROC curve, 0.5 by chance; a shift common to both labels does not change it): "
+          f"real {spread([r['separation_real'] for r in runs])}, generated "
+          f"{spread([r['separation_generated'] for r in runs])}")
     # The label recovered least well: a generator that makes one style whatever it is asked
     # scores well on that label and near 0 on the other.
     relative = [min(np.divide(r["generated_accuracy"], r["real_accuracy"])) for r in runs]
