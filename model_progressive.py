@@ -287,8 +287,8 @@ class StagedNetwork(keras.Model):
         return self.activate(x if shift is None else x + tf.cast(shift[:, None, :], x.dtype))
 
     def carried_over_layers(self):
-        """Layers that stage N shares with stage N-1, grown from it: all but block N and the
-        1x1 layers (§7.6), so blocks 1..N-1 and the dense layers."""
+        """Layers that stage N shares with stage N-1, grown from it: all but block N (and its
+        label layer) and the 1x1 layers (§7.6), so blocks 1..N-1 and the dense layers."""
         new = {block_name(self.num_blocks) + suffix
                for suffix in ("", "_input", "_output", "_label")}
         return {name: layer for name, layer in self.named_layers().items() if name not in new}

@@ -168,7 +168,8 @@ def real_music(music, seed, stage, args):
     fit_windows = [evaluate.real_windows(p, stage, args.windows, seed)[0] for p in fit]
     real, other = zip(*(evaluate.real_windows(p, stage, args.windows, seed + 1)[:2]
                         for p in held))
-    classifier = Classifier(np.concatenate([features(w, rate, args.spectral_shape) for w in fit_windows]),
+    fitted = [features(w, rate, args.spectral_shape) for w in fit_windows]
+    classifier = Classifier(np.concatenate(fitted),
                             np.repeat(np.arange(len(names)), [len(w) for w in fit_windows]),
                             len(names))
     return names, classifier, real, other, rate

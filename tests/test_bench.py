@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 from helpers import ROOT
 
@@ -196,3 +197,32 @@ def test_a_small_collection_is_whole_files_seeded_at_least_as_long_as_asked(tmp_
         small_collections.make_collection(demo, 0.5, 4, str(tmp_path / "a"))
     with pytest.raises(UserError, match="less than --minutes 60"):
         small_collections.make_collection(demo, 60, 3, str(tmp_path / "c"))
+
+
+def test_the_conditioning_classifier_tells_labels_apart_and_its_separation_ignores_a_level():
+    """bench/conditioning.py: fitted to windows of a quiet low tone and a loud high one, the
+    classifier names both; turned down 20 dB, both are called the quiet label, yet their
+    separation (area under the ROC curve of its score) stays; --spectral_shape reads no level."""
+    import conditioning
+
+    rng, rate, t = np.random.default_rng(0), 16000, np.arange(1024) / 16000
+
+    def windows(frequency, level, count=64):
+        phase = rng.uniform(0, 2 * np.pi, (count, 1))
+        tone = np.sin(2 * np.pi * frequency * t + phase) + 0.3 * rng.normal(size=(count, 1024))
+        return (level * tone)[..., None].astype(np.float32)
+    low, high = windows(300, 0.05), windows(3000, 0.5)
+    fitted = [conditioning.features(w, rate) for w in (low, high)]
+    classifier = conditioning.Classifier(np.concatenate(fitted), np.repeat([0, 1], 64), 2)
+    test_low, test_high = windows(300, 0.05), windows(3000, 0.5)
+    assert conditioning.accuracy(classifier, [test_low, test_high], rate, False) == [1.0, 1.0]
+    quieter = [0.1 * test_low, 0.1 * test_high]
+    assert conditioning.accuracy(classifier, quieter, rate, False)[1] < 0.5
+    assert conditioning.separation(classifier, *quieter, rate, False) > 0.95
+    # 20 dB less is log-mel values 4.6 lower, but for the bands near the log's floor
+    level = [conditioning.features(w, rate) for w in (quieter[1], test_high)]
+    means = level[0].shape[1] // 2  # the per-band means, then the standard deviations
+    assert np.median(level[1][:, :means] - level[0][:, :means]) == pytest.approx(np.log(100),
+                                                                                 abs=0.1)
+    shape = [conditioning.features(w, rate, shape_only=True) for w in (quieter[1], test_high)]
+    np.testing.assert_allclose(shape[0], shape[1], atol=0.2)
