@@ -301,14 +301,14 @@ def main(argv=None):
                         help="more flags of train_progressive.py for every seed, in one "
                              "quoted string (e.g. \"--label_critic auxiliary\"); give each "
                              "set of flags its own --keep DIR")
-    parser.add_argument("--real_only", type=int_in_range(1, rules.MAX_BLOCKS), nargs="+",
-                        metavar="STAGE", default=None,
-                        help="train nothing: the classifier's accuracy on real held-out "
-                             "windows at these stages, what a generator there can hope for")
     parser.add_argument("--spectral_shape", action="store_true",
                         help="the classifier reads each window's spectral shape, not its level "
                              "(log-mel means less their mean over the bands): loudness is "
                              "judged by the RMS ratio beside it")
+    parser.add_argument("--real_only", type=int_in_range(1, rules.MAX_BLOCKS), nargs="+",
+                        metavar="STAGE", default=None,
+                        help="train nothing: the classifier's accuracy on real held-out "
+                             "windows at these stages, what a generator there can hope for")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
     for folder in args.folders:
