@@ -122,6 +122,13 @@ class ModelConfig:
            "phase shuffle off", parse=int_in_range(0, MAX_PHASESHUFFLE_RAD))
 
     def __post_init__(self):
+        if self.condition == "none":
+            asked = [f"--{name} {getattr(self, name)}" for name, plain in
+                     (("label_critic", "projection"), ("label_generator", "input"))
+                     if getattr(self, name) != plain]
+            if asked:
+                raise UserError(f"{', '.join(asked)} needs --condition folders: a model "
+                                f"without labels has none to hear")
         if self.freeze_early_layers and self.num_blocks < 2:
             raise UserError("--freeze_early_layers needs --num_blocks 2 or more: stage 1 has "
                             "no earlier blocks to freeze")

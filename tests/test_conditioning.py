@@ -396,6 +396,14 @@ def test_the_export_takes_a_label_and_plays_as_generate(trained, tmp_path):
     assert_one_line_error(play.returncode, play.stderr, "knows no label piano")
 
 
+@pytest.mark.parametrize("flags", [["--label_critic", "auxiliary"],
+                                   ["--label_generator", "every_block"]])
+def test_a_label_flag_without_condition_is_one_line(tmp_path, flags):
+    code, _, err = run("--data_dir", DEMO, "--checkpoint_dir", str(tmp_path), *flags)
+    assert_one_line_error(code, err, f"{' '.join(flags)} needs --condition folders")
+    assert not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize("trainer", ["train_progressive_vaegan.py", "train.py"])
 def test_the_other_models_refuse_condition_in_one_line(trainer):
     result = subprocess.run([sys.executable, trainer, "--condition", "folders"], cwd=ROOT,
