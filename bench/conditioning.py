@@ -136,14 +136,13 @@ class Classifier:
         return np.argmax(self.logits(x), axis=1)
 
 
-def separation(classifier, first, second, rate, shape_only):
+def separation(classifier, first, second):
     """How well the classifier's score (its logit of the first label less the second's)
-    ranks windows of the first label above those of the second: the area under the ROC
-    curve, 0.5 by chance. Unlike the accuracy, a shift of every window (a generator's
-    error common to its labels) does not change it: it asks whether the labels differ in
-    the direction the real ones do."""
-    score = [classifier.logits(features(w, rate, shape_only)) for w in (first, second)]
-    a, b = (s[:, 0] - s[:, 1] for s in score)
+    ranks windows of the first label above those of the second (their features): the area
+    under the ROC curve, 0.5 by chance. Unlike the accuracy, a shift of every window (a
+    generator's error common to its labels) does not change it: it asks whether the labels
+    differ in the direction the real ones do."""
+    a, b = (s[:, 0] - s[:, 1] for s in map(classifier.logits, (first, second)))
     return float(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
 
 
@@ -175,23 +174,22 @@ def real_music(music, seed, stage, args):
     return names, classifier, real, other, rate
 
 
-def accuracy(classifier, windows, rate, shape_only):
-    """How often the classifier names each label's windows [windows of label k, ...]."""
-    return [float(np.mean(classifier.predict(features(w, rate, shape_only)) == k))
-            for k, w in enumerate(windows)]
+def accuracy(classifier, feature_sets):
+    """How often the classifier names each label's windows [features of label k's, ...]."""
+    return [float(np.mean(classifier.predict(x) == k)) for k, x in enumerate(feature_sets)]
 
 
-def score(directory, data, root, seed, args):
-    """The classifier's accuracies and each label's metrics for one trained run."""
+def score(directory, music, seed, args):
+    """The classifier's accuracies and each label's metrics for one trained run; music:
+    labelled_music's."""
     import checkpoints
     import longform
     import metrics
     import train_progressive
 
-    names, classifier, real, other, rate = real_music(labelled_music(data, root), seed,
-                                                      args.stage, args)
+    names, classifier, real, other, rate = real_music(music, seed, args.stage, args)
     window = rules.window_length(args.stage)
-    real_accuracy = accuracy(classifier, real, rate, args.spectral_shape)
+    real_features = [features(w, rate, args.spectral_shape) for w in real]
     path = os.path.join(directory, f"ckpt-{args.steps}")  # not a later one trained since
     generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
                                                            path, raw=args.raw_generator)
@@ -199,7 +197,8 @@ def score(directory, data, root, seed, args):
     generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
                                            latents, rules.default_batch_size(args.stage))
                  for k in range(len(names))]
-    predicted = [classifier.predict(features(g, rate, args.spectral_shape)) for g in generated]
+    generated_features = [features(g, rate, args.spectral_shape) for g in generated]
+    predicted = [classifier.predict(x) for x in generated_features]
     confusion = [np.bincount(p, minlength=len(names)).tolist() for p in predicted]
     measured = metrics.label_metrics(names, real, generated, rate)
 
@@ -207,7 +206,7 @@ def score(directory, data, root, seed, args):
         return metrics.frechet_mel(metrics.Comparison(a, b, rate))["frechet_mel_distance"]
     reference = metrics.label_metrics(names, real, other, rate)
     return {"seed": seed, "step": step, "weights": which, "labels": names, "window": window,
-            "real_accuracy": real_accuracy,
+            "real_accuracy": accuracy(classifier, real_features),
             "generated_accuracy": [float(np.mean(p == k)) for k, p in enumerate(predicted)],
             "confusion": confusion,
             "frechet_mel_distance": [measured[f"label.{n}.frechet_mel_distance"]
@@ -218,10 +217,8 @@ def score(directory, data, root, seed, args):
             # the first two labels' distance from each other: does asking change anything?
             "labels_apart_real": apart(real[0], real[1]),
             "labels_apart_generated": apart(generated[0], generated[1]),
-            "separation_real": separation(classifier, real[0], real[1], rate,
-                                          args.spectral_shape),
-            "separation_generated": separation(classifier, generated[0], generated[1], rate,
-                                               args.spectral_shape)}
+            "separation_real": separation(classifier, *real_features[:2]),
+            "separation_generated": separation(classifier, *generated_features[:2])}
 
 
 def spread(values):
@@ -268,7 +265,8 @@ def print_real_only(data, root, args):
         accuracies = []
         for seed in args.seeds:
             _, classifier, real, _, _ = real_music(music, seed, stage, args)
-            accuracies.append(accuracy(classifier, real, rate, args.spectral_shape))
+            accuracies.append(accuracy(classifier, [features(w, rate, args.spectral_shape)
+                                                    for w in real]))
         window = rules.window_length(stage)
         rows.append(f"| {stage} | {window} samples ({1000 * window / rate:.0f} ms) | " +
                     " | ".join(spread([a[k] for a in accuracies]) for k in range(len(names))) +
@@ -320,8 +318,10 @@ def main(argv=None):
         if args.real_only:
             print_real_only(data, root, args)
             return 0
-        runs = [score(train(data, root, seed, args), data, root, seed, args)
-                for seed in args.seeds]
+        trained = [train(data, root, seed, args) for seed in args.seeds]
+        music = labelled_music(data, root)  # decoded once for every seed, after training
+        runs = [score(directory, music, seed, args)
+                for directory, seed in zip(trained, args.seeds)]
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

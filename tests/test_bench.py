@@ -215,10 +215,12 @@ def test_the_conditioning_classifier_tells_labels_apart_and_its_separation_ignor
     fitted = [conditioning.features(w, rate) for w in (low, high)]
     classifier = conditioning.Classifier(np.concatenate(fitted), np.repeat([0, 1], 64), 2)
     test_low, test_high = windows(300, 0.05), windows(3000, 0.5)
-    assert conditioning.accuracy(classifier, [test_low, test_high], rate, False) == [1.0, 1.0]
+    assert conditioning.accuracy(classifier, [conditioning.features(w, rate)
+                                              for w in (test_low, test_high)]) == [1.0, 1.0]
     quieter = [0.1 * test_low, 0.1 * test_high]
-    assert conditioning.accuracy(classifier, quieter, rate, False)[1] < 0.5
-    assert conditioning.separation(classifier, *quieter, rate, False) > 0.95
+    turned_down = [conditioning.features(w, rate) for w in quieter]
+    assert conditioning.accuracy(classifier, turned_down)[1] < 0.5
+    assert conditioning.separation(classifier, *turned_down) > 0.95
     # 20 dB less is log-mel values 4.6 lower, but for the bands near the log's floor
     level = [conditioning.features(w, rate) for w in (quieter[1], test_high)]
     means = level[0].shape[1] // 2  # the per-band means, then the standard deviations
