@@ -107,10 +107,13 @@ class ModelConfig:
            "artist/album)", parse=int_in_range(1, 8))
     label_critic: str = flag(
         "projection", "with --condition folders, how the critic hears the label. projection: "
-                      "its score projects the label (Miyato & Koyama 2018); auxiliary: that, "
-                      "and it also learns to name the label of real windows, which the "
-                      "generator is asked to make nameable (AC-GAN, as in WGAN-GP's and "
-                      "DrumGAN's conditional models)", choices=("projection", "auxiliary"))
+                      "its score projects the label (Miyato & Koyama 2018); centred: the "
+                      "projection less its mean over the labels, so that it learns what sets "
+                      "the labels apart rather than what all real music shares; auxiliary: "
+                      "the projection, and it also learns to name the label of real windows, "
+                      "which the generator is asked to make nameable (AC-GAN, as in WGAN-GP's "
+                      "and DrumGAN's conditional models)",
+        choices=("projection", "centred", "auxiliary"))
     label_generator: str = flag(
         "input", "with --condition folders, where the generator hears the label. input: its "
                  "learned embedding joins the latent (DrumGAN's way); every_block: that, and "

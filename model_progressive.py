@@ -412,12 +412,16 @@ class Discriminator(CriticBody):
     Conditioned on `labels` labels, a projection critic (Miyato & Koyama 2018): the score
     adds the inner product of the features with the label's learned projection
     (label_projection), D(x, y) = w . f(x) + b + e_y . f(x); call(x, condition) with the
-    one-hot labels [batch, labels]. With `classifier` (--label_critic auxiliary) it also
-    names the label of what it hears (label_classifier, the features' logits of the labels,
-    AC-GAN's auxiliary classifier): call(x, condition, classify=True) returns both."""
+    one-hot labels [batch, labels]. With `centred` (--label_critic centred) the projection is
+    less its mean over the labels, e_y - mean_k e_k: the same scores (w absorbs the mean),
+    but with balanced labels e_y then learns how label y's real windows differ from all real
+    windows less how its fakes differ from all fakes, not the realism every label shares.
+    With `classifier` (--label_critic auxiliary) it also names the label of what it hears
+    (label_classifier, the features' logits of the labels, AC-GAN's auxiliary classifier):
+    call(x, condition, classify=True) returns both."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 variant="standard", labels=0, classifier=False, **kwargs):
+                 variant="standard", labels=0, classifier=False, centred=False, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.add_layer("prediction", dense(1, "float32", "prediction",
@@ -429,6 +433,7 @@ class Discriminator(CriticBody):
                 FEATURES, use_bias=False, dtype="float32", name="label_projection"),
                 (None, labels))
         self.classifier = bool(labels and classifier)
+        self.centred = bool(labels and centred)
         if self.classifier:
             self.add_layer("label_classifier", keras.layers.Dense(
                 labels, dtype="float32", name="label_classifier"), (None, FEATURES))
@@ -443,7 +448,10 @@ class Discriminator(CriticBody):
         features = self.features(x)
         score = self.prediction(features)
         if self.labels:
-            projected = self.label_projection(tf.cast(condition, tf.float32))
+            condition = tf.cast(condition, tf.float32)
+            if self.centred:  # one-hot (or a blend) less 1/labels: e_y less the mean e_k
+                condition -= 1.0 / self.labels
+            projected = self.label_projection(condition)
             score += tf.reduce_sum(tf.cast(features, tf.float32) * projected, axis=1,
                                    keepdims=True)
         if classify:

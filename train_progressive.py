@@ -36,7 +36,8 @@ def build_networks(config, dtype, generator_only=False):
         label_blocks=config_value(config, "label_generator") == "every_block", **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(
-            classifier=config_value(config, "label_critic") == "auxiliary", **args)
+            classifier=config_value(config, "label_critic") == "auxiliary",
+            centred=config_value(config, "label_critic") == "centred", **args)
     return networks
 
 

@@ -159,6 +159,34 @@ def test_every_block_shifts_its_channels_by_the_label_starting_from_none():
     assert set(generator.early_blocks()) == {block_name(1), block_name(1) + "_label"}
 
 
+def test_the_centred_projection_learns_only_what_sets_the_labels_apart():
+    """--label_critic centred: the label's projection less its mean over the labels. Scores
+    differ between labels as the plain projection's with the same weights, their mean over
+    the labels is the unconditional score, and windows scored as every label (what all labels
+    share) move the projection's weights not at all, where they move the plain one's."""
+    tf.keras.utils.set_random_seed(0)
+    plain, centred = Discriminator(1, labels=2), Discriminator(1, labels=2, centred=True)
+    centred.set_weights(plain.get_weights())
+    plain.label_projection.kernel.assign(tf.random.normal([2, plain.label_projection.units]))
+    centred.label_projection.kernel.assign(plain.label_projection.kernel)
+    audio = tf.constant(np.random.default_rng(0).uniform(-0.5, 0.5, (3, 64, 1)), tf.float32)
+    as_label = [np.eye(2, dtype=np.float32)[[k] * 3] for k in (0, 1)]
+    p0, p1 = (plain(audio, c).numpy() for c in as_label)
+    c0, c1 = (centred(audio, c).numpy() for c in as_label)
+    np.testing.assert_allclose(c0 - c1, p0 - p1, rtol=1e-5, atol=1e-5)
+    assert np.abs(p0 - p1).max() > 1e-3
+    unconditional = centred.prediction(centred.features(audio)).numpy()
+    np.testing.assert_allclose((c0 + c1) / 2, unconditional, rtol=1e-5, atol=1e-5)
+
+    def projection_gradient(critic):  # of the mean score of each window heard as each label
+        both = tf.concat([audio, audio], axis=0)
+        with tf.GradientTape() as tape:
+            score = tf.reduce_mean(critic(both, np.concatenate(as_label)))
+        return tape.gradient(score, critic.label_projection.kernel).numpy()
+    assert np.abs(projection_gradient(plain)).max() > 1e-3
+    np.testing.assert_allclose(projection_gradient(centred), 0.0, atol=1e-6)
+
+
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     """--label_critic auxiliary: D_loss gains CE(C(real), the real labels), G_loss gains
     0.1 CE(C(fake), the labels asked for); the classifier is one dense layer on the features."""
