@@ -413,7 +413,7 @@ class Discriminator(CriticBody):
     adds the inner product of the features with the label's learned projection
     (label_projection), D(x, y) = w . f(x) + b + e_y . f(x); call(x, condition) with the
     one-hot labels [batch, labels]. With `centred` (--label_critic centred) the projection is
-    less its mean over the labels, e_y - mean_k e_k: the same scores (w absorbs the mean),
+    less its mean over the labels, e_y - mean_k e_k: as expressive (w can absorb the mean),
     but with balanced labels e_y then learns how label y's real windows differ from all real
     windows less how its fakes differ from all fakes, not the realism every label shares.
     With `classifier` (--label_critic auxiliary) it also names the label of what it hears
