@@ -126,9 +126,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.condition == "none":
-            asked = [f"--{name} {getattr(self, name)}" for name, plain in
-                     (("label_critic", "projection"), ("label_generator", "input"))
-                     if getattr(self, name) != plain]
+            asked = [f"--{name} {getattr(self, name)}" for name in ("label_critic",
+                                                                     "label_generator")
+                     if getattr(self, name) != self.__dataclass_fields__[name].default]
             if asked:
                 raise UserError(f"{', '.join(asked)} needs --condition folders: a model "
                                 f"without labels has none to hear")

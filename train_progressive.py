@@ -31,27 +31,25 @@ def build_networks(config, dtype, generator_only=False):
             "smoothing": config["feature_map_smoothing"], "dtype": dtype,
             "variant": config_value(config, "model_variant"),
             "labels": len(config_value(config, "labels"))}
+    critic = config_value(config, "label_critic")
     networks = {"generator": Generator(
         use_sample_norm=config["use_sample_norm"],
         label_blocks=config_value(config, "label_generator") == "every_block", **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(
-            classifier=config_value(config, "label_critic") == "auxiliary",
-            centred=config_value(config, "label_critic") == "centred", **args)
+            classifier=critic == "auxiliary", centred=critic == "centred", **args)
     return networks
 
 
 def make_config(model, sampling_rate, channels, name="progressive", labels=()):
     """What a checkpoint of this run is made of, saved beside it as config.json (with the
     labels of a conditional model in their order, its --label_critic and --label_generator;
-    no labels, the projection critic and the input, which are then none, for the
-    unconditional one)."""
+    an unconditional model has no labels, and its config refuses any but the plain two)."""
     return {"model": name, "num_blocks": model.num_blocks, "frozen": model.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not model.no_feature_map_smoothing,
             "use_sample_norm": model.use_sample_norm, "sampling_rate": sampling_rate,
             "model_variant": model.model_variant, "labels": list(labels),
-            "label_critic": model.label_critic if labels else "projection",
-            "label_generator": model.label_generator if labels else "input"}
+            "label_critic": model.label_critic, "label_generator": model.label_generator}
 
 
 def checkpoint_root(checkpoint_dir, model):
