@@ -206,7 +206,7 @@ def stopped_growing(code, stage, config):
 
 def write_preview(stage, config, recipe):
     """A stable stage's preview: PREVIEW_FILES files of the moving average, one window each,
-    in <output_dir>/stage_0000K/."""
+    in <output_dir>/stage_0000K/ (a conditional model's for each label, as --generate)."""
     import longform
     from generation import file_stem
     from rules import window_length
@@ -214,8 +214,11 @@ def write_preview(stage, config, recipe):
     num_blocks = stage.config_json["num_blocks"]
     walk = dataclasses.replace(config.walk, duration=None, output_dir=os.path.join(
         config.walk.output_dir, os.path.basename(stage.directory)))
-    longform.write_files(stage.run.sound_generator, walk, PREVIEW_FILES, config.seed,
-                         recipe.prior, window_length(num_blocks), stage.batch_size,
-                         stage.audio.sampling_rate, stage.config_json["channels"],
-                         file_stem(stage.directory, stage.step))
+    for playing, stem in longform.label_sets(stage.run.sound_generator,
+                                             stage.config_json.get("labels", []), None,
+                                             file_stem(stage.directory, stage.step),
+                                             stage.directory):
+        longform.write_files(playing, walk, PREVIEW_FILES, config.seed, recipe.prior,
+                             window_length(num_blocks), stage.batch_size,
+                             stage.audio.sampling_rate, stage.config_json["channels"], stem)
     stage.say(f"grow: preview of stage {num_blocks} in {walk.output_dir}")

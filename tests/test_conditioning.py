@@ -16,6 +16,7 @@ from helpers import run as run_trainer
 
 import checkpoints
 import dataloader
+import grow
 import longform
 import runs
 import train_progressive
@@ -320,6 +321,26 @@ def test_growing_carries_the_label_layers_over_and_they_train_as_the_dense_besid
     assert all(np.array_equal(before[k], after[k]) for k in before)
     assert not generator.named_layers()[label].trainable
     assert generator.named_layers()[block_name(2) + "_label"].trainable
+
+
+@pytest.mark.slow
+def test_growing_a_conditional_model_previews_each_label(tmp_path):
+    """--grow_to with --condition folders: a stable stage's preview is PREVIEW_FILES files for
+    each label, named after it, as --generate writes them (it asked the generator for no
+    label and stopped)."""
+    data = library(tmp_path / "music", {"strings/a.wav": 1, "drums/a.wav": 3})
+    code, out, err = run("--data_dir", data, "--checkpoint_dir", tmp_path / "runs",
+                         "--condition", "folders", "--grow_to", "1", "--stage_steps", "1",
+                         "--output_dir", tmp_path / "gen")
+    assert code == 0, out + err
+    made = sorted(os.listdir(tmp_path / "gen" / "stage_00001"))
+    assert len(made) == 2 * grow.PREVIEW_FILES
+    drums, strings = made[:grow.PREVIEW_FILES], made[grow.PREVIEW_FILES:]
+    assert all("_drums_" in name for name in drums), made
+    assert all("_strings_" in name for name in strings), made
+    for a, b in zip(drums, strings):  # the same latents asked for each label
+        assert not np.array_equal(*(sf.read(str(tmp_path / "gen" / "stage_00001" / name))[0]
+                                    for name in (a, b)))
 
 
 def test_other_labels_for_an_existing_run_are_one_line(trained, tmp_path):
