@@ -2,14 +2,15 @@
 
     python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
             [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
-            [--train_flags "--label_critic auxiliary"] [--spectral_shape]
+            [--train_flags "--label_critic auxiliary"] [--spectral_shape] [--grow_steps N]
     python bench/conditioning.py FOLDER_A FOLDER_B --real_only 3 5 7 [--seeds 0 1 2]
 
 Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
 ~/music/freedroidrpg and ~/music/hedgewars) become the two labels of one library (symbolic
 links, named after the folders). For each seed, train_progressive.py trains a conditional
 stage (--condition folders, mixed precision as the CPU allows, and --train_flags) to --steps
-in a subprocess.
+in a subprocess; with --grow_steps N it grows the stage from stage 1 first (--grow_to, N steps
+a smaller stage), so that --steps count the stage's own steps either way.
 Then:
 
 - a small classifier (multinomial logistic regression on each window's log-mel mean and
@@ -70,8 +71,8 @@ def library(folders, root):
 
 
 def train(data, root, seed, args):
-    """train_progressive.py to --steps (skipped where that checkpoint is there); returns the
-    stage folder."""
+    """train_progressive.py to --steps (skipped where that checkpoint is there), grown from
+    stage 1 first with --grow_steps; returns the stage folder."""
     import checkpoints
 
     run = os.path.join(root, f"seed{seed}")
@@ -79,18 +80,23 @@ def train(data, root, seed, args):
     if os.path.exists(os.path.join(directory, f"ckpt-{args.steps}.index")):
         return directory
     print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
-    command = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
-               "--checkpoint_dir", run, "--condition", "folders", "--num_blocks",
-               str(args.stage), "--batch_size", str(args.batch_size), "--max_steps",
-               str(args.steps), "--seed", str(seed), "--use_mixed_precision_training",
-               "--audio_cache", os.path.join(root, "audio_cache"), "--save_every_secs", "1e9",
-               "--log_every_secs", "60"] + shlex.split(args.train_flags)
+    flags = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
+             "--checkpoint_dir", run, "--condition", "folders", "--batch_size",
+             str(args.batch_size), "--seed", str(seed), "--use_mixed_precision_training",
+             "--audio_cache", os.path.join(root, "audio_cache"), "--save_every_secs", "1e9",
+             "--log_every_secs", "60"] + shlex.split(args.train_flags)
+    commands = [flags + ["--num_blocks", str(args.stage), "--max_steps", str(args.steps)]]
+    if args.grow_steps:  # stages 1..N first (a grown stage N is where the same command goes on)
+        commands.insert(0, flags + ["--grow_to", str(args.stage), "--stage_steps",
+                                    str(args.grow_steps), "--output_dir",
+                                    os.path.join(run, "previews")])
     os.makedirs(run, exist_ok=True)
     with open(os.path.join(run, "train.log"), "a") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if done.returncode:
-        raise UserError(f"seed {seed} stopped with exit code {done.returncode}: see "
-                        f"{os.path.join(run, 'train.log')}")
+        for command in commands:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+            if done.returncode:
+                raise UserError(f"seed {seed} stopped with exit code {done.returncode}: see "
+                                f"{os.path.join(run, 'train.log')}")
     return directory
 
 
@@ -293,6 +299,12 @@ def main(argv=None):
     parser.add_argument("--keep", metavar="DIR", default=None,
                         help="train in DIR and keep it (default: a temporary folder); runs "
                              "already there are not trained again")
+    parser.add_argument("--grow_steps", type=int_in_range(1, 10**9), default=None,
+                        metavar="N",
+                        help="grow each seed's stage from stage 1 first (--grow_to STAGE "
+                             "--stage_steps N: N steps a stable stage, a frozen transition "
+                             "half), then train it on to --steps; default: the stage from "
+                             "scratch")
     parser.add_argument("--raw_generator", action="store_true",
                         help="score the trained weights instead of their moving average")
     parser.add_argument("--train_flags", default="", metavar="FLAGS",
@@ -312,6 +324,9 @@ def main(argv=None):
     for folder in args.folders:
         if not os.path.isdir(os.path.expanduser(folder)):
             raise UserError(f"{folder} is not a folder: give two folders of music")
+    if args.grow_steps and args.grow_steps >= args.steps:
+        raise UserError(f"--grow_steps {args.grow_steps} trains the stage itself that long "
+                        f"too: give --steps above it")
     root = args.keep or tempfile.mkdtemp(prefix="bench_conditioning_")
     try:
         data = library(args.folders, root)
