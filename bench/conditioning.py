@@ -80,16 +80,16 @@ def train(data, root, seed, args):
     if os.path.exists(os.path.join(directory, f"ckpt-{args.steps}.index")):
         return directory
     print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
-    flags = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
-             "--checkpoint_dir", run, "--condition", "folders", "--batch_size",
-             str(args.batch_size), "--seed", str(seed), "--use_mixed_precision_training",
-             "--audio_cache", os.path.join(root, "audio_cache"), "--save_every_secs", "1e9",
-             "--log_every_secs", "60"] + shlex.split(args.train_flags)
-    commands = [flags + ["--num_blocks", str(args.stage), "--max_steps", str(args.steps)]]
+    shared = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
+              "--checkpoint_dir", run, "--condition", "folders", "--batch_size",
+              str(args.batch_size), "--seed", str(seed), "--use_mixed_precision_training",
+              "--audio_cache", os.path.join(root, "audio_cache"), "--save_every_secs", "1e9",
+              "--log_every_secs", "60"] + shlex.split(args.train_flags)  # by both commands
+    commands = [shared + ["--num_blocks", str(args.stage), "--max_steps", str(args.steps)]]
     if args.grow_steps:  # stages 1..N first (a grown stage N is where the same command goes on)
-        commands.insert(0, flags + ["--grow_to", str(args.stage), "--stage_steps",
-                                    str(args.grow_steps), "--output_dir",
-                                    os.path.join(run, "previews")])
+        commands.insert(0, shared + ["--grow_to", str(args.stage), "--stage_steps",
+                                     str(args.grow_steps), "--output_dir",
+                                     os.path.join(run, "previews")])
     os.makedirs(run, exist_ok=True)
     with open(os.path.join(run, "train.log"), "a") as log:
         for command in commands:
