@@ -3,6 +3,7 @@
     python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
             [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
             [--train_flags "--label_critic auxiliary"] [--spectral_shape] [--grow_steps N]
+            [--raw_generator] [--average_with STEP [STEP ...]]
     python bench/conditioning.py FOLDER_A FOLDER_B --real_only 3 5 7 [--seeds 0 1 2]
 
 Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
@@ -18,7 +19,8 @@ Then:
   windows of half of each label's files (whole files, seeded) and scored on real windows of
   the other half: the accuracy a generator can hope for;
 - the moving-average generator (what --generate plays; --raw_generator: the trained
-  weights) is asked for each label, --windows windows each, and the classifier says how
+  weights; --average_with: the mean of its weights at --steps and at earlier checkpoints of
+  the run) is asked for each label, --windows windows each, and the classifier says how
   often it recovers the label asked for;
 - each label's Frechet mel distance and RMS ratio (metrics.label_metrics) against its
   held-out real windows, beside the real-music reference;
@@ -185,10 +187,31 @@ def accuracy(classifier, feature_sets):
     return [float(np.mean(classifier.predict(x) == k)) for k, x in enumerate(feature_sets)]
 
 
+def averaged_generator(directory, args):
+    """(generator, step, which weights) of the --steps checkpoint (not a later one trained
+    since), its weights the mean of theirs and those of the --average_with checkpoints."""
+    import checkpoints
+    import train_progressive
+
+    loaded = []
+    for step in [args.steps] + args.average_with:
+        path = os.path.join(directory, f"ckpt-{step}")
+        if not os.path.exists(path + ".index"):
+            raise UserError(f"{path} is not there (a run keeps its last three checkpoints): "
+                            f"give --average_with steps it kept")
+        loaded.append(checkpoints.load_generator(directory, train_progressive.RECIPE, path,
+                                                 raw=args.raw_generator))
+    generator, _, step, which = loaded[0]
+    for mine, *theirs in zip(generator.weights, *(g.weights for g, *_ in loaded[1:])):
+        mine.assign(np.mean([w.numpy() for w in [mine, *theirs]], axis=0))
+    if args.average_with:
+        which += " averaged with steps " + " ".join(map(str, args.average_with))
+    return generator, step, which
+
+
 def score(directory, music, seed, args):
     """The classifier's accuracies and each label's metrics for one trained run; music:
     labelled_music's."""
-    import checkpoints
     import longform
     import metrics
     import train_progressive
@@ -196,9 +219,7 @@ def score(directory, music, seed, args):
     names, classifier, real, other, rate = real_music(music, seed, args.stage, args)
     window = rules.window_length(args.stage)
     real_features = [features(w, rate, args.spectral_shape) for w in real]
-    path = os.path.join(directory, f"ckpt-{args.steps}")  # not a later one trained since
-    generator, _, step, which = checkpoints.load_generator(directory, train_progressive.RECIPE,
-                                                           path, raw=args.raw_generator)
+    generator, step, which = averaged_generator(directory, args)
     latents = longform.draw_latents(seed + 100, args.windows, train_progressive.RECIPE.prior)
     generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
                                            latents, rules.default_batch_size(args.stage))
@@ -307,6 +328,11 @@ def main(argv=None):
                              "scratch")
     parser.add_argument("--raw_generator", action="store_true",
                         help="score the trained weights instead of their moving average")
+    parser.add_argument("--average_with", type=int_in_range(1, 10**9), nargs="+", default=[],
+                        metavar="STEP",
+                        help="score the mean of the --steps checkpoint's generator weights "
+                             "and those of these earlier checkpoints of the same runs (a "
+                             "longer average than the trainer's; a run keeps its last three)")
     parser.add_argument("--train_flags", default="", metavar="FLAGS",
                         help="more flags of train_progressive.py for every seed, in one "
                              "quoted string (e.g. \"--label_critic auxiliary\"); give each "
@@ -324,6 +350,9 @@ def main(argv=None):
     for folder in args.folders:
         if not os.path.isdir(os.path.expanduser(folder)):
             raise UserError(f"{folder} is not a folder: give two folders of music")
+    if any(step >= args.steps for step in args.average_with):
+        raise UserError(f"--average_with takes checkpoints before --steps {args.steps}: give "
+                        f"earlier steps")
     if args.grow_steps and args.grow_steps >= args.steps:
         raise UserError(f"--grow_steps {args.grow_steps} trains the stage itself that long "
                         f"too: give --steps above it")
