@@ -39,6 +39,7 @@ one style whatever it is asked cannot pass). Prints the mean and range over the 
 """
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -72,13 +73,18 @@ def library(folders, root):
     return path
 
 
+def stage_folder(root, seed, args):
+    """Where a seed's run keeps its checkpoints of --stage."""
+    import checkpoints
+
+    return checkpoints.stage_dir(os.path.join(root, f"seed{seed}"), args.stage)
+
+
 def train(data, root, seed, args):
     """train_progressive.py to --steps (skipped where that checkpoint is there), grown from
     stage 1 first with --grow_steps; returns the stage folder."""
-    import checkpoints
-
     run = os.path.join(root, f"seed{seed}")
-    directory = checkpoints.stage_dir(run, args.stage)
+    directory = stage_folder(root, seed, args)
     if os.path.exists(os.path.join(directory, f"ckpt-{args.steps}.index")):
         return directory
     print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
@@ -193,14 +199,10 @@ def averaged_generator(directory, args):
     import checkpoints
     import train_progressive
 
-    loaded = []
-    for step in [args.steps] + args.average_with:
-        path = os.path.join(directory, f"ckpt-{step}")
-        if not os.path.exists(path + ".index"):
-            raise UserError(f"{path} is not there (a run keeps its last three checkpoints): "
-                            f"give --average_with steps it kept")
-        loaded.append(checkpoints.load_generator(directory, train_progressive.RECIPE, path,
-                                                 raw=args.raw_generator))
+    loaded = [checkpoints.load_generator(directory, train_progressive.RECIPE,
+                                         os.path.join(directory, f"ckpt-{step}"),
+                                         raw=args.raw_generator)
+              for step in [args.steps] + args.average_with]
     generator, _, step, which = loaded[0]
     for mine, *theirs in zip(generator.weights, *(g.weights for g, *_ in loaded[1:])):
         mine.assign(np.mean([w.numpy() for w in [mine, *theirs]], axis=0))
@@ -362,6 +364,13 @@ def main(argv=None):
         if args.real_only:
             print_real_only(data, root, args)
             return 0
+        for seed, step in itertools.product(args.seeds, args.average_with):
+            # before training: the bench saves a run's checkpoint only where it stops
+            path = os.path.join(stage_folder(root, seed, args), f"ckpt-{step}")
+            if not os.path.exists(path + ".index"):
+                raise UserError(f"--average_with {step}: {path} is not there (a run keeps "
+                                f"its last three checkpoints): give steps of the --keep "
+                                f"DIR's runs that it kept")
         trained = [train(data, root, seed, args) for seed in args.seeds]
         music = labelled_music(data, root)  # decoded once for every seed, after training
         runs = [score(directory, music, seed, args)
