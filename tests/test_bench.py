@@ -1,21 +1,25 @@
 """bench/: the FLOP count of an iteration, a run of bench/train_step.py,
 bench/summary_pictures.py and bench/pytorch_wavegan.py where PyTorch is missing."""
 
+import argparse
 import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import DEMO, ROOT
+from helpers import run as run_trainer
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import profile_step  # bench/ is not a package: found through sys.path
 import train_step
 
+import checkpoints
 import conv_forms
 import train_progressive
 
@@ -228,3 +232,32 @@ def test_the_conditioning_classifier_tells_labels_apart_and_its_separation_ignor
                                                                                  abs=0.1)
     shape = [conditioning.features(w, rate, shape_only=True) for w in (quieter[1], test_high)]
     np.testing.assert_allclose(shape[0], shape[1], atol=0.2)
+
+
+@pytest.mark.slow
+def test_the_conditioning_bench_averages_the_weights_of_the_checkpoints_asked_for(tmp_path):
+    """bench/conditioning.py --average_with: the generator it scores holds the mean of the
+    --steps checkpoint's weights and the earlier ones'."""
+    import conditioning
+
+    for label, piece in (("a", 1), ("b", 2)):
+        os.makedirs(tmp_path / "music" / label)
+        shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), tmp_path / "music" / label)
+    root = str(tmp_path / "runs")
+    for steps in (1, 2):  # the second run trains on from the first one's checkpoint
+        code, _, err = run_trainer(train_progressive.main, "--data_dir", tmp_path / "music",
+                                   "--checkpoint_dir", os.path.join(root, "seed0"),
+                                   "--condition", "folders", "--num_blocks", "1",
+                                   "--max_steps", steps)
+        assert code == 0, err
+    args = argparse.Namespace(steps=2, average_with=[1], stage=1, raw_generator=False)
+    directory = conditioning.stage_folder(root, 0, args)
+    generator, step, which = conditioning.averaged_generator(directory, args)
+    assert step == 2 and which == "generator_ema averaged with steps 1"
+    each = [checkpoints.load_generator(directory, train_progressive.RECIPE,
+                                       os.path.join(directory, f"ckpt-{s}"))[0].weights
+            for s in (1, 2)]
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(*each))
+    for mine, one, two in zip(generator.weights, *each):
+        np.testing.assert_allclose(mine.numpy(), (one.numpy() + two.numpy()) / 2, rtol=1e-6,
+                                   atol=1e-7)
