@@ -73,19 +73,29 @@ def library(folders, root):
     return path
 
 
+def run_folder(root, seed):
+    """A seed's training run."""
+    return os.path.join(root, f"seed{seed}")
+
+
 def stage_folder(root, seed, args):
     """Where a seed's run keeps its checkpoints of --stage."""
     import checkpoints
 
-    return checkpoints.stage_dir(os.path.join(root, f"seed{seed}"), args.stage)
+    return checkpoints.stage_dir(run_folder(root, seed), args.stage)
+
+
+def checkpoint_path(directory, step):
+    """A stage folder's checkpoint of `step` (its files are this path with a suffix)."""
+    return os.path.join(directory, f"ckpt-{step}")
 
 
 def train(data, root, seed, args):
     """train_progressive.py to --steps (skipped where that checkpoint is there), grown from
     stage 1 first with --grow_steps; returns the stage folder."""
-    run = os.path.join(root, f"seed{seed}")
+    run = run_folder(root, seed)
     directory = stage_folder(root, seed, args)
-    if os.path.exists(os.path.join(directory, f"ckpt-{args.steps}.index")):
+    if os.path.exists(checkpoint_path(directory, args.steps) + ".index"):
         return directory
     print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
     shared = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
@@ -200,7 +210,7 @@ def averaged_generator(directory, args):
     import train_progressive
 
     loaded = [checkpoints.load_generator(directory, train_progressive.RECIPE,
-                                         os.path.join(directory, f"ckpt-{step}"),
+                                         checkpoint_path(directory, step),
                                          raw=args.raw_generator)
               for step in [args.steps] + args.average_with]
     generator, _, step, which = loaded[0]
@@ -366,7 +376,7 @@ def main(argv=None):
             return 0
         for seed, step in itertools.product(args.seeds, args.average_with):
             # before training: the bench saves a run's checkpoint only where it stops
-            path = os.path.join(stage_folder(root, seed, args), f"ckpt-{step}")
+            path = checkpoint_path(stage_folder(root, seed, args), step)
             if not os.path.exists(path + ".index"):
                 raise UserError(f"--average_with {step}: {path} is not there (a run keeps "
                                 f"its last three checkpoints): give steps of the --keep "
