@@ -1,10 +1,11 @@
 """Does a model trained with --condition folders make what it is asked for?
 
     python bench/conditioning.py FOLDER_A FOLDER_B [--stage 3] [--steps 300]
-            [--batch_size 16] [--seeds 0 1 2] [--windows 256] [--keep DIR] [--json]
-            [--train_flags "--label_critic auxiliary"] [--spectral_shape] [--grow_steps N]
-            [--raw_generator] [--average_with STEP [STEP ...]]
-    python bench/conditioning.py FOLDER_A FOLDER_B --real_only 3 5 7 [--seeds 0 1 2]
+            [--batch_size 16] [--seeds 0 1 2] [--classifiers 3] [--windows 256] [--keep DIR]
+            [--json] [--train_flags "--label_critic auxiliary"] [--spectral_shape]
+            [--grow_steps N] [--raw_generator] [--average_with STEP [STEP ...]]
+            [--truncation PSI]
+    python bench/conditioning.py FOLDER_A FOLDER_B --real_only 3 5 7 [--classifiers 3]
 
 Two folders of clearly different music (e.g. two packages of bench/fetch_music.py's,
 ~/music/freedroidrpg and ~/music/hedgewars) become the two labels of one library (symbolic
@@ -17,11 +18,17 @@ Then:
 - a small classifier (multinomial logistic regression on each window's log-mel mean and
   standard deviation per band, NumPy and SciPy, no downloaded weights) is fitted to real
   windows of half of each label's files (whole files, seeded) and scored on real windows of
-  the other half: the accuracy a generator can hope for;
+  the other half (the trainer's fixed split of the files): the accuracy a generator can
+  hope for. There are --classifiers of them, each fitted to and scored on its own random
+  windows of the halves (draws 0, 1, ..., the same for every training seed), and each
+  accuracy below is their mean: which windows a classifier learned from moves its
+  threshold, and with it the accuracy of every generator it judges, more than the training
+  seed moves the generator;
 - the moving-average generator (what --generate plays; --raw_generator: the trained
   weights; --average_with: the mean of its weights at --steps and at earlier checkpoints of
-  the run) is asked for each label, --windows windows each, and the classifier says how
-  often it recovers the label asked for;
+  the run; --truncation: its latents scaled towards the prior's centre) is asked for each
+  label, --windows windows each, and the classifiers say how often they recover the label
+  asked for;
 - each label's Frechet mel distance and RMS ratio (metrics.label_metrics) against its
   held-out real windows, beside the real-music reference;
 - how far apart the first two labels are, real and generated (the Frechet mel distance
@@ -30,12 +37,13 @@ Then:
   under the ROC curve): whether they differ in the direction the real ones do, whatever
   error the generator makes in both.
 
---real_only trains nothing: it prints the classifier's accuracy on real held-out windows at
+--real_only trains nothing: it prints the classifiers' accuracy on real held-out windows at
 the stages given, the most a generator there can be recovered.
 
 Target: on generated windows each label is recovered at least 80 % as often as on real ones
-(relative accuracy >= 0.8 for the label recovered least well, so that a generator that makes
-one style whatever it is asked cannot pass). Prints the mean and range over the seeds.
+(relative accuracy >= 0.8 for the label recovered least well by each classifier, so that a
+generator that makes one style whatever it is asked cannot pass; a mean over the
+classifiers). Prints the mean and range over the training seeds.
 """
 
 import argparse
@@ -221,33 +229,58 @@ def averaged_generator(directory, args):
     return generator, step, which
 
 
+def classified(fitted, draw, generated_features, args):
+    """One classifier's figures (fitted: real_music's of seed `draw`): its accuracy
+    on the held-out real windows and on each label's generated windows (their features), and
+    how well it separates the first two labels of each."""
+    names, classifier, real, _, rate = fitted
+    real_features = [features(w, rate, args.spectral_shape) for w in real]
+    predicted = [classifier.predict(x) for x in generated_features]
+    return {"draw": draw, "real_accuracy": accuracy(classifier, real_features),
+            "generated_accuracy": [float(np.mean(p == k)) for k, p in enumerate(predicted)],
+            "confusion": [np.bincount(p, minlength=len(names)).tolist() for p in predicted],
+            "separation_real": separation(classifier, *real_features[:2]),
+            "separation_generated": separation(classifier, *generated_features[:2])}
+
+
 def score(directory, music, seed, args):
-    """The classifier's accuracies and each label's metrics for one trained run; music:
-    labelled_music's."""
+    """The classifiers' accuracies and each label's metrics for one trained run; music:
+    labelled_music's. Every run is judged by the same --classifiers classifiers (their windows
+    drawn with seeds 0, 1, ...), and each accuracy is a mean over them."""
     import longform
     import metrics
     import train_progressive
 
-    names, classifier, real, other, rate = real_music(music, seed, args.stage, args)
+    names, _, rate = music
     window = rules.window_length(args.stage)
-    real_features = [features(w, rate, args.spectral_shape) for w in real]
     generator, step, which = averaged_generator(directory, args)
-    latents = longform.draw_latents(seed + 100, args.windows, train_progressive.RECIPE.prior)
+    latents = args.truncation * longform.draw_latents(seed + 100, args.windows,
+                                                      train_progressive.RECIPE.prior)
     generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
                                            latents, rules.default_batch_size(args.stage))
                  for k in range(len(names))]
     generated_features = [features(g, rate, args.spectral_shape) for g in generated]
-    predicted = [classifier.predict(x) for x in generated_features]
-    confusion = [np.bincount(p, minlength=len(names)).tolist() for p in predicted]
+    fitted = [real_music(music, draw, args.stage, args) for draw in range(args.classifiers)]
+    judged = [classified(f, draw, generated_features, args) for draw, f in enumerate(fitted)]
+    relative = [np.divide(j["generated_accuracy"], j["real_accuracy"]) for j in judged]
+    _, _, real, other, _ = fitted[0]  # the held-out windows the metrics compare with
     measured = metrics.label_metrics(names, real, generated, rate)
 
     def apart(a, b):  # how far two labels' windows are from each other
         return metrics.frechet_mel(metrics.Comparison(a, b, rate))["frechet_mel_distance"]
     reference = metrics.label_metrics(names, real, other, rate)
+
+    def mean(key):
+        return np.mean([j[key] for j in judged], axis=0).tolist()
     return {"seed": seed, "step": step, "weights": which, "labels": names, "window": window,
-            "real_accuracy": accuracy(classifier, real_features),
-            "generated_accuracy": [float(np.mean(p == k)) for k, p in enumerate(predicted)],
-            "confusion": confusion,
+            "real_accuracy": mean("real_accuracy"),
+            "generated_accuracy": mean("generated_accuracy"),
+            "relative_accuracy": np.mean(relative, axis=0).tolist(),
+            # the label recovered least well by each classifier, a mean over the classifiers:
+            # a generator that makes one style whatever it is asked scores near 0 here
+            "least_recovered": float(np.mean([r.min() for r in relative])),
+            "separation_real": mean("separation_real"),
+            "separation_generated": mean("separation_generated"),
             "frechet_mel_distance": [measured[f"label.{n}.frechet_mel_distance"]
                                      for n in names],
             "rms_ratio": [measured[f"label.{n}.rms_ratio"] for n in names],
@@ -256,8 +289,7 @@ def score(directory, music, seed, args):
             # the first two labels' distance from each other: does asking change anything?
             "labels_apart_real": apart(real[0], real[1]),
             "labels_apart_generated": apart(generated[0], generated[1]),
-            "separation_real": separation(classifier, *real_features[:2]),
-            "separation_generated": separation(classifier, *generated_features[:2])}
+            "classifiers": judged}
 
 
 def spread(values):
@@ -269,8 +301,10 @@ def print_report(runs, args):
     names = runs[0]["labels"]
     print(f"stage {args.stage} ({runs[0]['window']} samples), {args.steps} steps, batch "
           f"{args.batch_size}, seeds {' '.join(str(r['seed']) for r in runs)}, "
-          f"{args.windows} windows per label, {runs[0]['weights']}; mean (range) over the "
-          f"seeds")
+          f"{args.windows} windows per label, {runs[0]['weights']}; each seed's accuracies "
+          f"the mean of {args.classifiers} classifiers (windows drawn with seeds "
+          f"0-{args.classifiers - 1}); mean "
+          f"(range) over the seeds")
     print("| label | classifier on real held-out | on generated (asked for it) | relative | "
           "Frechet mel distance (real reference) | RMS ratio |")
     print("|---|---|---|---|---|---|")
@@ -278,7 +312,7 @@ def print_report(runs, args):
         real = [r["real_accuracy"][k] for r in runs]
         made = [r["generated_accuracy"][k] for r in runs]
         print(f"| {name} | {spread(real)} | {spread(made)} | "
-              f"{spread(np.divide(made, real))} | "
+              f"{spread([r['relative_accuracy'][k] for r in runs])} | "
               f"{spread([r['frechet_mel_distance'][k] for r in runs])} "
               f"({spread([r['real_reference_distance'][k] for r in runs])}) | "
               f"{spread([r['rms_ratio'][k] for r in runs])} |")
@@ -289,9 +323,7 @@ def print_report(runs, args):
           f"ROC curve, 0.5 by chance; a shift common to both labels does not change it): "
           f"real {spread([r['separation_real'] for r in runs])}, generated "
           f"{spread([r['separation_generated'] for r in runs])}")
-    # The label recovered least well: a generator that makes one style whatever it is asked
-    # scores well on that label and near 0 on the other.
-    relative = [min(np.divide(r["generated_accuracy"], r["real_accuracy"])) for r in runs]
+    relative = [r["least_recovered"] for r in runs]
     print(f"relative accuracy of the label recovered least well: {spread(relative)}; target "
           f">= {TARGET}: {'met' if np.mean(relative) >= TARGET else 'not met'}")
 
@@ -302,8 +334,8 @@ def print_real_only(data, root, args):
     names, _, rate = music
     for stage in args.real_only:
         accuracies = []
-        for seed in args.seeds:
-            _, classifier, real, _, _ = real_music(music, seed, stage, args)
+        for draw in range(args.classifiers):
+            _, classifier, real, _, _ = real_music(music, draw, stage, args)
             accuracies.append(accuracy(classifier, [features(w, rate, args.spectral_shape)
                                                     for w in real]))
         window = rules.window_length(stage)
@@ -311,7 +343,8 @@ def print_real_only(data, root, args):
                     " | ".join(spread([a[k] for a in accuracies]) for k in range(len(names))) +
                     " |")
     print(f"the classifier on real held-out windows, {args.windows} windows per label, mean "
-          f"(range) over seeds {' '.join(map(str, args.seeds))}")
+          f"(range) over {args.classifiers} classifiers (windows drawn with seeds "
+          f"0-{args.classifiers - 1})")
     print("| stage | window | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     print("\n".join(rows))
@@ -345,6 +378,13 @@ def main(argv=None):
                         help="score the mean of the --steps checkpoint's generator weights "
                              "and those of these earlier checkpoints of the same runs (a "
                              "longer average than the trainer's; a run keeps its last three)")
+    parser.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                        help="scale the latents by PSI towards the prior's centre before "
+                             "generating (BigGAN's truncation trick; 1: none)")
+    parser.add_argument("--classifiers", type=int_in_range(1, 100), default=3, metavar="K",
+                        help="judge every run by the same K classifiers, each fitted to and "
+                             "scored on its own random real windows (drawn with seeds "
+                             "0..K-1), and give their mean")
     parser.add_argument("--train_flags", default="", metavar="FLAGS",
                         help="more flags of train_progressive.py for every seed, in one "
                              "quoted string (e.g. \"--label_critic auxiliary\"); give each "

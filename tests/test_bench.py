@@ -235,14 +235,16 @@ def test_the_conditioning_classifier_tells_labels_apart_and_its_separation_ignor
 
 
 @pytest.mark.slow
-def test_the_conditioning_bench_averages_the_weights_of_the_checkpoints_asked_for(tmp_path):
+def test_the_conditioning_bench_averages_checkpoints_and_judges_every_seed_alike(tmp_path):
     """bench/conditioning.py --average_with: the generator it scores holds the mean of the
-    --steps checkpoint's weights and the earlier ones'."""
+    --steps checkpoint's weights and the earlier ones'. --classifiers: every training seed is
+    judged by the same classifiers, and the least-recovered label is their mean."""
     import conditioning
 
-    for label, piece in (("a", 1), ("b", 2)):
+    for label, pieces in (("a", (1, 2)), ("b", (3, 4))):  # two files a label, to split
         os.makedirs(tmp_path / "music" / label)
-        shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), tmp_path / "music" / label)
+        for piece in pieces:
+            shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), tmp_path / "music" / label)
     root = str(tmp_path / "runs")
     for steps in (1, 2):  # the second run trains on from the first one's checkpoint
         code, _, err = run_trainer(train_progressive.main, "--data_dir", tmp_path / "music",
@@ -250,7 +252,9 @@ def test_the_conditioning_bench_averages_the_weights_of_the_checkpoints_asked_fo
                                    "--condition", "folders", "--num_blocks", "1",
                                    "--max_steps", steps)
         assert code == 0, err
-    args = argparse.Namespace(steps=2, average_with=[1], stage=1, raw_generator=False)
+    args = argparse.Namespace(steps=2, average_with=[1], stage=1, raw_generator=False,
+                              windows=32, spectral_shape=False, truncation=1.0,
+                              classifiers=2)
     directory = conditioning.stage_folder(root, 0, args)
     generator, step, which = conditioning.averaged_generator(directory, args)
     assert step == 2 and which == "generator_ema averaged with steps 1"
@@ -261,3 +265,14 @@ def test_the_conditioning_bench_averages_the_weights_of_the_checkpoints_asked_fo
     for mine, one, two in zip(generator.weights, *each):
         np.testing.assert_allclose(mine.numpy(), (one.numpy() + two.numpy()) / 2, rtol=1e-6,
                                    atol=1e-7)
+    music = conditioning.labelled_music(str(tmp_path / "music"), root)
+    runs = [conditioning.score(directory, music, seed, args) for seed in (0, 1)]
+    # the same two classifiers (windows drawn with seeds 0 and 1) for both seeds' generators
+    judged = [run["classifiers"] for run in runs]
+    assert [[j["draw"] for j in by] for by in judged] == [[0, 1], [0, 1]]
+    assert judged[0][0]["real_accuracy"] == judged[1][0]["real_accuracy"]
+    assert judged[0][0]["real_accuracy"] != judged[0][1]["real_accuracy"]
+    for run in runs:
+        least = [min(np.divide(j["generated_accuracy"], j["real_accuracy"]))
+                 for j in run["classifiers"]]
+        assert run["least_recovered"] == pytest.approx(np.mean(least))
