@@ -35,7 +35,9 @@ Then:
   of one label's windows to the other's): whether asking for a label changes anything;
 - how well the classifier's score separates the first two labels, real and generated (area
   under the ROC curve): whether they differ in the direction the real ones do, whatever
-  error the generator makes in both.
+  error the generator makes in both;
+- the mean power in bands 1 kHz wide: how the first two labels' real music differs, and
+  where each label's generated windows depart from its real ones.
 
 --real_only trains nothing: it prints the classifiers' accuracy on real held-out windows at
 the stages given, the most a generator there can be recovered.
@@ -229,6 +231,21 @@ def averaged_generator(directory, args):
     return generator, step, which
 
 
+BAND_HZ = 1000  # the width of the bands band_levels reports
+
+
+def band_levels(windows, rate):
+    """The windows' mean power in bands BAND_HZ wide from 0 Hz (the last one up to and with
+    the Nyquist frequency), in dB: where a generator's spectrum departs from its label's."""
+    import metrics
+
+    frequencies, power = metrics.mean_power_spectrum(windows, rate)
+    bands = int(np.ceil(rate / 2 / BAND_HZ))
+    index = np.minimum(frequencies // BAND_HZ, bands - 1).astype(int)
+    return (10 * np.log10(np.bincount(index, power, bands) / np.bincount(index, None, bands)
+                          + 1e-12)).tolist()
+
+
 def classified(fitted, draw, generated_features, args):
     """One classifier's figures (fitted: real_music's of seed `draw`): its accuracy
     on the held-out real windows and on each label's generated windows (their features), and
@@ -289,6 +306,8 @@ def score(directory, music, seed, args):
             # the first two labels' distance from each other: does asking change anything?
             "labels_apart_real": apart(real[0], real[1]),
             "labels_apart_generated": apart(generated[0], generated[1]),
+            "band_levels_real": [band_levels(w, rate) for w in real],
+            "band_levels_generated": [band_levels(w, rate) for w in generated],
             "classifiers": judged}
 
 
@@ -323,6 +342,18 @@ def print_report(runs, args):
           f"ROC curve, 0.5 by chance; a shift common to both labels does not change it): "
           f"real {spread([r['separation_real'] for r in runs])}, generated "
           f"{spread([r['separation_generated'] for r in runs])}")
+    bands = len(runs[0]["band_levels_real"][0])
+    print(f"mean power in bands of {BAND_HZ} Hz, dB (mean over the seeds): | " + " | ".join(
+        f"{BAND_HZ * b // 1000}-{BAND_HZ * (b + 1) // 1000} kHz" for b in range(bands)) + " |")
+
+    def levels(name, values):
+        print(f"| {name} | " + " | ".join(f"{v:+.1f}" for v in np.mean(values, axis=0)) + " |")
+    levels(f"{names[0]} less {names[1]}, real", [np.subtract(*r["band_levels_real"][:2])
+                                                 for r in runs])
+    for k, name in enumerate(names):
+        levels(f"{name}, generated less real", [np.subtract(r["band_levels_generated"][k],
+                                                            r["band_levels_real"][k])
+                                                for r in runs])
     relative = [r["least_recovered"] for r in runs]
     print(f"relative accuracy of the label recovered least well: {spread(relative)}; target "
           f">= {TARGET}: {'met' if np.mean(relative) >= TARGET else 'not met'}")

@@ -234,6 +234,22 @@ def test_the_conditioning_classifier_tells_labels_apart_and_its_separation_ignor
     np.testing.assert_allclose(shape[0], shape[1], atol=0.2)
 
 
+def test_the_conditioning_bench_reports_power_in_bands_of_a_kilohertz():
+    """bench/conditioning.py band_levels: white noise is level across the bands, a 3.5 kHz
+    tone puts its power in the 3-4 kHz band, and half the amplitude is 6 dB less."""
+    import conditioning
+
+    rng, rate = np.random.default_rng(0), 16000
+    noise = rng.normal(size=(64, 1024, 1)).astype(np.float32)
+    levels = conditioning.band_levels(noise, rate)
+    assert len(levels) == 8 and np.ptp(levels) < 1.0
+    tone = np.sin(2 * np.pi * 3500 * np.arange(1024) / rate)[None, :, None].repeat(4, axis=0)
+    levels = conditioning.band_levels(tone, rate)
+    assert int(np.argmax(levels)) == 3 and levels[3] - max(levels[:3] + levels[4:]) > 20
+    quieter = conditioning.band_levels(0.5 * tone, rate)
+    assert quieter[3] - levels[3] == pytest.approx(-6.02, abs=0.01)
+
+
 @pytest.mark.slow
 def test_the_conditioning_bench_averages_checkpoints_and_judges_every_seed_alike(tmp_path):
     """bench/conditioning.py --average_with: the generator it scores holds the mean of the
