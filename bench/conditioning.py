@@ -66,7 +66,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import rules
-from utils import ArgumentParser, UserError, int_in_range, run_cli
+from utils import ArgumentParser, UserError, float_above, int_in_range, run_cli
 
 TARGET = 0.8
 L2 = 1e-2  # the classifier's weight penalty: it must not learn one soundtrack's noise floor
@@ -322,8 +322,7 @@ def print_report(runs, args):
           f"{args.batch_size}, seeds {' '.join(str(r['seed']) for r in runs)}, "
           f"{args.windows} windows per label, {runs[0]['weights']}; each seed's accuracies "
           f"the mean of {args.classifiers} classifiers (windows drawn with seeds "
-          f"0-{args.classifiers - 1}); mean "
-          f"(range) over the seeds")
+          f"0-{args.classifiers - 1}); mean (range) over the seeds")
     print("| label | classifier on real held-out | on generated (asked for it) | relative | "
           "Frechet mel distance (real reference) | RMS ratio |")
     print("|---|---|---|---|---|---|")
@@ -409,7 +408,7 @@ def main(argv=None):
                         help="score the mean of the --steps checkpoint's generator weights "
                              "and those of these earlier checkpoints of the same runs (a "
                              "longer average than the trainer's; a run keeps its last three)")
-    parser.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+    parser.add_argument("--truncation", type=float_above(0.0), default=1.0, metavar="PSI",
                         help="scale the latents by PSI towards the prior's centre before "
                              "generating (BigGAN's truncation trick; 1: none)")
     parser.add_argument("--classifiers", type=int_in_range(1, 100), default=3, metavar="K",
