@@ -161,6 +161,12 @@ def manager(checkpoint, directory, keep=KEEP_CHECKPOINTS):
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
 
 
+def checkpoint_path(directory, step):
+    """A stage folder's checkpoint of `step`, as manager() names it (its files are this path
+    with .index and .data-* after it)."""
+    return os.path.join(directory, f"ckpt-{step}")
+
+
 def save(checkpoints, step, size):
     """checkpoints.save (a CheckpointManager), where a failed write (a full disk, a file-size
     limit) becomes one line. TensorFlow writes a new checkpoint aside and renames it only
@@ -423,7 +429,7 @@ def recover_checkpoint_list(directory):
                    and any(n.startswith(f"ckpt-{m.group(1)}.data-") for n in names))
     if not steps:
         return None
-    paths = [os.path.join(directory, f"ckpt-{step}") for step in steps[-KEEP_CHECKPOINTS:]]
+    paths = [checkpoint_path(directory, step) for step in steps[-KEEP_CHECKPOINTS:]]
     tf.compat.v1.train.update_checkpoint_state(directory, paths[-1],
                                                all_model_checkpoint_paths=paths)
     return (f"note: {directory} had lost its list of checkpoints (its `checkpoint` file): "

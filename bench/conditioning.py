@@ -65,6 +65,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import checkpoints
 import rules
 from utils import ArgumentParser, UserError, float_above, int_in_range, run_cli
 
@@ -90,14 +91,7 @@ def run_folder(root, seed):
 
 def stage_folder(root, seed, args):
     """Where a seed's run keeps its checkpoints of --stage."""
-    import checkpoints
-
     return checkpoints.stage_dir(run_folder(root, seed), args.stage)
-
-
-def checkpoint_path(directory, step):
-    """A stage folder's checkpoint of `step` (its files are this path with a suffix)."""
-    return os.path.join(directory, f"ckpt-{step}")
 
 
 def train(data, root, seed, args):
@@ -105,7 +99,7 @@ def train(data, root, seed, args):
     stage 1 first with --grow_steps; returns the stage folder."""
     run = run_folder(root, seed)
     directory = stage_folder(root, seed, args)
-    if os.path.exists(checkpoint_path(directory, args.steps) + ".index"):
+    if os.path.exists(checkpoints.checkpoint_path(directory, args.steps) + ".index"):
         return directory
     print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
     shared = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
@@ -216,11 +210,10 @@ def accuracy(classifier, feature_sets):
 def averaged_generator(directory, args):
     """(generator, step, which weights) of the --steps checkpoint (not a later one trained
     since), its weights the mean of theirs and those of the --average_with checkpoints."""
-    import checkpoints
     import train_progressive
 
     loaded = [checkpoints.load_generator(directory, train_progressive.RECIPE,
-                                         checkpoint_path(directory, step),
+                                         checkpoints.checkpoint_path(directory, step),
                                          raw=args.raw_generator)
               for step in [args.steps] + args.average_with]
     generator, _, step, which = loaded[0]
@@ -446,7 +439,7 @@ def main(argv=None):
             return 0
         for seed, step in itertools.product(args.seeds, args.average_with):
             # before training: the bench saves a run's checkpoint only where it stops
-            path = checkpoint_path(stage_folder(root, seed, args), step)
+            path = checkpoints.checkpoint_path(stage_folder(root, seed, args), step)
             if not os.path.exists(path + ".index"):
                 raise UserError(f"--average_with {step}: {path} is not there (a run keeps "
                                 f"its last three checkpoints): give steps of the --keep "

@@ -118,9 +118,8 @@ def scores(folder, root, stage, steps):
     results = {"real vs real": curve.references["real"], "noise": curve.references["noise"]}
     for name, step, raw in (("step 1", 1, True), (f"step {steps} raw", steps, True),
                             (f"step {steps} average", steps, False)):
-        path = os.path.join(directory, f"ckpt-{step}")
-        generator, *_ = checkpoints.load_generator(directory, train_progressive.RECIPE, path,
-                                                   raw)
+        generator, *_ = checkpoints.load_generator(
+            directory, train_progressive.RECIPE, checkpoints.checkpoint_path(directory, step), raw)
         results[name], _ = curve.measure(generator)
     return results, len(curve.real), audio
 
@@ -339,7 +338,7 @@ def train_arm(arm, seed, args, root, core=None):
                          args.minutes, core)
     directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
-        if os.path.exists(os.path.join(directory, f"ckpt-{steps}.index")):
+        if os.path.exists(checkpoints.checkpoint_path(directory, steps) + ".index"):
             continue
         print(f"training {arm.label} ({arm.ref}) seed {seed} to step {steps}", file=sys.stderr,
               flush=True)
@@ -483,7 +482,7 @@ def score_arms(args, root):
             directory = checkpoints.stage_dir(run, args.stage)
             chosen = ({"end": checkpoints.latest_checkpoint(directory)}
                       if args.minutes is not None else
-                      {f"step {step}": os.path.join(directory, f"ckpt-{step}")
+                      {f"step {step}": checkpoints.checkpoint_path(directory, step)
                        for step in (1, args.steps)})
             for name, path in chosen.items():
                 if path is None:  # its budget ended before it reached --stage
