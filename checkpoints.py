@@ -167,6 +167,12 @@ def checkpoint_path(directory, step):
     return os.path.join(directory, f"ckpt-{step}")
 
 
+def checkpoint_exists(path):
+    """Whether a checkpoint path (as checkpoint_path or latest_checkpoint give it, without
+    .index) names a saved one: its .index file is there."""
+    return os.path.exists(path + ".index")
+
+
 def save(checkpoints, step, size):
     """checkpoints.save (a CheckpointManager), where a failed write (a full disk, a file-size
     limit) becomes one line. TensorFlow writes a new checkpoint aside and renames it only
@@ -391,7 +397,7 @@ def fine_tune(run, path, config):
     checkpoint (a stage folder, its best/, or a checkpoint path) of the same stage and
     configuration; the optimisers, step and random stream stay fresh. Returns what was
     done."""
-    source = path if os.path.exists(path + ".index") else latest_checkpoint(path)
+    source = path if checkpoint_exists(path) else latest_checkpoint(path)
     if source is None:
         raise UserError(f"--init_from {path}: no checkpoint there: give a stage folder (e.g. "
                         f"checkpoints/stage_00005), its best/ or a checkpoint path")
@@ -454,7 +460,7 @@ def find_checkpoint(directory, choice, pick):
     """The checkpoint --checkpoint names: the stage's latest, its best (best/), or a path;
     `pick` says how to choose another folder where there is none."""
     if choice not in ("latest", "best"):
-        if not os.path.exists(choice + ".index"):
+        if not checkpoint_exists(choice):
             raise UserError(f"--checkpoint {choice}: no checkpoint there (give the path without "
                             f".index, e.g. {os.path.join(directory, 'ckpt-300')})")
         return choice

@@ -99,7 +99,7 @@ def train(data, root, seed, args):
     stage 1 first with --grow_steps; returns the stage folder."""
     run = run_folder(root, seed)
     directory = stage_folder(root, seed, args)
-    if os.path.exists(checkpoints.checkpoint_path(directory, args.steps) + ".index"):
+    if checkpoints.checkpoint_exists(checkpoints.checkpoint_path(directory, args.steps)):
         return directory
     print(f"training seed {seed} to step {args.steps}", file=sys.stderr, flush=True)
     shared = [sys.executable, os.path.join(REPO, "train_progressive.py"), "--data_dir", data,
@@ -440,7 +440,7 @@ def main(argv=None):
         for seed, step in itertools.product(args.seeds, args.average_with):
             # before training: the bench saves a run's checkpoint only where it stops
             path = checkpoints.checkpoint_path(stage_folder(root, seed, args), step)
-            if not os.path.exists(path + ".index"):
+            if not checkpoints.checkpoint_exists(path):
                 raise UserError(f"--average_with {step}: {path} is not there (a run keeps "
                                 f"its last three checkpoints): give steps of the --keep "
                                 f"DIR's runs that it kept")

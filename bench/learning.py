@@ -338,7 +338,7 @@ def train_arm(arm, seed, args, root, core=None):
                          args.minutes, core)
     directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
-        if os.path.exists(checkpoints.checkpoint_path(directory, steps) + ".index"):
+        if checkpoints.checkpoint_exists(checkpoints.checkpoint_path(directory, steps)):
             continue
         print(f"training {arm.label} ({arm.ref}) seed {seed} to step {steps}", file=sys.stderr,
               flush=True)
