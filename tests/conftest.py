@@ -4,6 +4,7 @@ suite's disk and memory use small."""
 import os
 import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -12,6 +13,24 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from private_apis import custom_gradients_released
+
+# The whole suite's peak disk use in the temporary folder, measured alone by
+# bench/suite_disk.py (BENCHMARKS.md): checkpoints are hundreds of MB.
+SUITE_PEAK_GB = 3.6
+
+
+def pytest_sessionstart(session):
+    """A line at the top of the output where the temporary folder has too little free space:
+    CI once ran out of disk part-way, which showed as dozens of unrelated-looking errors."""
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: the main one says it
+        return
+    folder = tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free / 1e9
+    if free < SUITE_PEAK_GB:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"warning: {free:.1f} GB free in {folder}, but the whole suite needs about "
+            f"{SUITE_PEAK_GB:g} GB there at its peak: tests that save checkpoints will fail "
+            f"with 'No space left on device'", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +71,11 @@ TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "w
 # The files that train most, the longest first: pytest-xdist hands out whole files in the
 # order they are collected, so these start first and the two workers end together (the
 # longest-first rule of scheduling; the suite's durations are in BENCHMARKS.md).
-LONGEST_FILES = ("test_train_progressive.py", "test_distribute.py", "test_variants.py",
-                 "test_watch.py", "test_export.py", "test_vaegan.py", "test_listening_room.py",
-                 "test_small_collections.py", "test_conditioning.py",
-                 "test_model_progressive.py", "test_wavegan.py", "test_grow.py",
-                 "test_bench.py", "test_evaluate.py")
+LONGEST_FILES = ("test_train_progressive.py", "test_export.py", "test_variants.py",
+                 "test_distribute.py", "test_vaegan.py", "test_training_runs.py",
+                 "test_watch.py", "test_bench.py", "test_conditioning.py", "test_grow.py",
+                 "test_small_collections.py", "test_wavegan.py", "test_model_progressive.py",
+                 "test_evaluate.py", "test_xla.py", "test_listening_room.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,30 @@ SHORT = ["--graph", "update", "--eval_every_secs", "0", "--conv_forms_cache", CO
 # A tiny run on the demo data: batch 2, a fixed seed, a console line every step.
 TINY = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "0.001",
         *SHORT]
+
+
+STEP_LINE = re.compile(r"step\s+(\d+)\s+D_loss ([-+.\d]+)\s+G_loss ([-+.\d]+)")
+
+
+def losses(text):
+    """[(step, D_loss, G_loss)] of a trainer's console lines."""
+    return [tuple(float(x) for x in match) for match in STEP_LINE.findall(text)]
+
+
+def linked_stage_copy(source, target, only=None):
+    """shutil.copytree of a stage folder whose checkpoint files are hard links, not copies:
+    a stage-1 checkpoint is 335 MB, and the suite once ran out of disk on CI. Neither copy
+    changes the other: a save writes new files and renames them into place, and a rotation
+    removes a name, so a link is only ever read. The checkpoint list and config.json, which
+    tests edit, are copied. only(name): whether to take a file of the folder (default: all)."""
+    def link_checkpoints(src, dst):
+        if os.path.basename(src).startswith("ckpt-"):
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+    def left_out(_, names):
+        return [name for name in names if only and not only(name)]
+    shutil.copytree(source, target, copy_function=link_checkpoints, ignore=left_out)
 
 
 def ema_and_raw(path, config, build_networks=None):
@@ -203,7 +228,6 @@ def as_a_user_who_cannot_write(command, folders, **kwargs):
     """subprocess.run(command) by a user who can read but not write `folders`, made read-only
     for the while. Root writes everywhere: as root the command runs without the capabilities
     that override file permissions (setpriv, util-linux)."""
-    import shutil
     import subprocess
 
     def chmod(folder_mode, file_mode):

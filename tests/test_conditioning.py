@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from helpers import DEMO, ROOT, assert_one_line_error, networks_of, weights
+from helpers import DEMO, ROOT, assert_one_line_error, linked_stage_copy, networks_of, weights
 from helpers import run as run_trainer
 
 import checkpoints
@@ -297,7 +297,7 @@ def test_growing_carries_the_label_layers_over_and_they_train_as_the_dense_besid
                                                                                   tmp_path):
     _, root, _, _ = trained
     one = checkpoints.stage_dir(root, 1)
-    shutil.copytree(one, checkpoints.stage_dir(str(tmp_path), 1))
+    linked_stage_copy(one, checkpoints.stage_dir(str(tmp_path), 1))
     config = checkpoints.read_config(one)
     stage_1 = networks_of(checkpoints.latest_checkpoint(one), config)
     grown = dict(config, num_blocks=2, frozen=True)
