@@ -29,7 +29,7 @@ from private_apis import error_reason, remove_partial_checkpoint, remove_partial
 from rules import AVERAGE
 from utils import UserError, read_json, write_json
 
-KEEP_CHECKPOINTS = 3  # the original kept five; a stage-1 checkpoint is 335 MB
+KEEP_CHECKPOINTS = 3  # the original kept five; a stage-1 checkpoint is 394 MB
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"  # <stage folder>/.lock: held by the run that trains there
 BEST_FOLDER, BEST_FILE = "best", "best.json"

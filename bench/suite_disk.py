@@ -3,7 +3,7 @@ pytest arguments given) and samples the space used on the file system of the tem
 folder, where pytest puts every test's checkpoints, twice a second.
 
 CI once failed with "No space left on device" part-way through the suite (a stage-1
-checkpoint is 335 MB); this is the figure to keep below the free space of a CI machine.
+checkpoint is 394 MB); this is the figure to keep below the free space of a CI machine.
 Run it alone: another process writing to the same disk counts too.
 
     python bench/suite_disk.py                    # the whole suite

@@ -39,7 +39,7 @@ def losses(text):
 
 def linked_stage_copy(source, target, only=None):
     """shutil.copytree of a stage folder whose checkpoint files are hard links, not copies:
-    a stage-1 checkpoint is 335 MB, and the suite once ran out of disk on CI. Neither copy
+    a stage-1 checkpoint is 394 MB, and the suite once ran out of disk on CI. Neither copy
     changes the other: a save writes new files and renames them into place, and a rotation
     removes a name, so a link is only ever read. The checkpoint list and config.json, which
     tests edit, are copied. only(name): whether to take a file of the folder (default: all)."""
@@ -48,6 +48,7 @@ def linked_stage_copy(source, target, only=None):
             os.link(src, dst)
         else:
             shutil.copy2(src, dst)
+
     def left_out(_, names):
         return [name for name in names if only and not only(name)]
     shutil.copytree(source, target, copy_function=link_checkpoints, ignore=left_out)

@@ -498,7 +498,7 @@ def copy_of_stage_1(chain, root):
 
 
 def test_the_last_three_checkpoints_are_kept(tmp_path):
-    """A choice (the original kept five): a stage-1 checkpoint is 335 MB. The rotation of a
+    """A choice (the original kept five): a stage-1 checkpoint is 394 MB. The rotation of a
     stage folder's saves (checkpoints.Saver's), with a checkpoint of one variable."""
     rotation = checkpoints.manager(tf.train.Checkpoint(v=tf.Variable(0.0)), str(tmp_path))
     for step in range(1, 5):
