@@ -1,6 +1,6 @@
 """--xla of the shared training step, on the CPU: the same losses, and a frozen stage's early
 blocks kept bit-identical. XLA's CPU convolutions are slow, so it trains one step of a frozen
-stage 2 at batch 2. (Its own file so that its runs' checkpoints, over 1 GB, are gone before
+stage 2 at batch 2. (Its own file so that its runs' checkpoints, about 0.9 GB, are gone before
 another file's are made: the suite once ran out of disk on CI.)
 """
 
