@@ -5,7 +5,9 @@ beta1 0.5, beta2 0.9; TensorFlow 1's epsilon 1e-8), run as TensorFlow's fused ke
 import keras
 import tensorflow as tf
 
-LEARNING_RATE, BETA_1, BETA_2, EPSILON = 1e-4, 0.5, 0.9, 1e-8
+from rules import LEARNING_RATE
+
+BETA_1, BETA_2, EPSILON = 0.5, 0.9, 1e-8
 
 
 class Adam(keras.optimizers.Adam):
@@ -36,8 +38,8 @@ def resource(variable):
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
-def make_optimizer(loss_scale=None):
-    """Adam with the report's settings. A fixed loss scale is Keras's loss_scale_factor:
-    scale_loss() multiplies, apply_gradients() divides."""
-    return Adam(learning_rate=LEARNING_RATE, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON,
+def make_optimizer(loss_scale=None, learning_rate=LEARNING_RATE):
+    """Adam with the report's settings (another learning rate if given). A fixed loss scale
+    is Keras's loss_scale_factor: scale_loss() multiplies, apply_gradients() divides."""
+    return Adam(learning_rate=learning_rate, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON,
                 loss_scale_factor=loss_scale)

@@ -34,6 +34,7 @@ from rules import (
     EMA_RAMPUP,
     EVAL_SAMPLES,
     GRAPHS,
+    LEARNING_RATE,
     MAX_AUGMENTATION_LEVEL,
     MAX_BLOCKS,
     MAX_PHASESHUFFLE_RAD,
@@ -195,6 +196,10 @@ class TrainConfig:
     conv_forms_cache: str | None = flag(
         None, "where --conv_forms auto keeps its timings (default: "
               "<checkpoint_dir>/conv_forms.json)", metavar="FILE")
+    learning_rate: float = flag(
+        LEARNING_RATE, "training only: Adam's learning rate of every network (the report's "
+                       "by default, §7.4); a resumed run keeps the rate its checkpoint saved",
+        parse=positive_float)
     critic_augment: str = flag(
         "none", "none: the critic sees the windows as they are, as in the original; ada: "
                 "adaptive critic augmentation for small collections (gain, polarity, shift, "

@@ -35,6 +35,8 @@ AUGMENT = "critic_augment"   # the adaptive critic augmentation's (its probabili
 EMA_HALF_LIFE = 10_000      # its half-life in windows seen, by default (StyleGAN2-ADA's 10 kimg)
 EMA_RAMPUP = 0.05           # and at most this share of the windows the stage has seen
 
+LEARNING_RATE = 1e-4        # Adam's, of every network (report §7.4; --learning_rate)
+
 # Report, appendix B.2: default batch size of each stage.
 DEFAULT_BATCH_SIZE = {1: 128, 2: 112, 3: 96, 4: 80, 5: 64, 6: 32, 7: 8, 8: 4}
 

@@ -6,7 +6,7 @@ and checkpoint), built the same way for the three trainers and bench/ (report §
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rules import AUGMENT, AVERAGE, GRAPHS, LATENT_DIM, POSTERIOR
+from rules import AUGMENT, AVERAGE, GRAPHS, LATENT_DIM, LEARNING_RATE, POSTERIOR
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,15 @@ def draw_latent(rng, batch, prior):
 
 
 def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
-              average_rule=None, graph=GRAPHS[0], augment=False, label_shares=None):
+              average_rule=None, graph=GRAPHS[0], augment=False, label_shares=None,
+              learning_rate=None):
     """Networks (frozen as config says), one optimiser per network built on its trainable
     variables, step counter, random stream, the generator's moving average (moving by
     average_rule, moving_average.rule's; none if None) and training iteration (with the
     critic's adaptive augmentation if augment; a conditional model's generator asked for its
-    labels in label_shares). Initial weights come from seed; the average starts as the
-    generator (checkpoints.start_stage carries it from a checkpoint)."""
+    labels in label_shares; Adam at learning_rate, the report's if None). Initial weights
+    come from seed; the average starts as the generator (checkpoints.start_stage carries it
+    from a checkpoint)."""
     import keras
     import tensorflow as tf
 
@@ -110,7 +112,8 @@ def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False
                 network.freeze_early_layers()
         optimizers = {}
         for name, network in networks.items():
-            optimizers[name + "_optimizer"] = make_optimizer(loss_scale)
+            optimizers[name + "_optimizer"] = make_optimizer(
+                loss_scale, learning_rate or LEARNING_RATE)
             optimizers[name + "_optimizer"].build(network.trainable_variables)
         average = None
         if average_rule is not None:

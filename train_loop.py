@@ -298,7 +298,8 @@ def build(stage):
             for name, part, share in zip(config_json["labels"], stage.parts, shares)))
     stage.run = build_run(recipe, config_json, policy, stage.loss_scale, config.seed,
                           strategy, train.xla, average, train.graph,
-                          augment=train.critic_augment == "ada", label_shares=shares)
+                          augment=train.critic_augment == "ada", label_shares=shares,
+                          learning_rate=train.learning_rate)
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 train.conv_forms, train.conv_forms_cache or
                                 conv_forms.default_cache(config.checkpoint_dir)))

@@ -456,6 +456,7 @@ def test_other_configuration_is_refused_and_nothing_is_touched(chain):
     (["--num_blocks", "9"], "--num_blocks"),
     (["--num_blocks", "five"], "--num_blocks"),
     (["--batch_size", "0"], "--batch_size"),
+    (["--learning_rate", "0"], "--learning_rate"),
     (["--augmentation_level", "10"], "--augmentation_level"),
     (["--max_steps", "0"], "--max_steps"),
     (["--save_every_secs", "0"], "--save_every_secs"),

@@ -36,6 +36,7 @@ import checkpoints
 import dataloader
 import iteration
 import precision
+import runs
 import train_progressive
 from rules import GRAPHS
 
@@ -238,3 +239,36 @@ def test_a_second_training_of_a_folder_is_refused_and_a_killed_ones_lock_is_take
     assert f"an earlier run (process {first.pid} on" in out and "takes it over" in out
     with open(os.path.join(root, "stage_00001", ".lock")) as f:
         assert f.read() == ""  # released
+
+
+@pytest.mark.slow
+def test_learning_rate_sets_every_optimisers_step_and_a_resumed_run_keeps_it(tmp_path):
+    """Adam's first update moves each weight by the learning rate (its moments' ratio is
+    the gradient's sign then): after one step at --learning_rate 3e-4 the generator's (one
+    update a step) largest change of a weight from its seeded start is 3e-4, not the
+    report's 1e-4. Both optimisers save that rate, and a resumed run without the flag keeps
+    it."""
+    folder = str(tmp_path)
+    code, _, err = run("--num_blocks", "1", "--max_steps", "1", "--checkpoint_dir", folder,
+                       "--learning_rate", "3e-4")
+    assert code == 0, err
+    directory = checkpoints.stage_dir(folder, 1)
+    config = checkpoints.read_config(directory)
+    start = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=0)
+    after = networks_of(checkpoints.latest_checkpoint(directory), config)
+    before, trained = weights(start.networks["generator"]), weights(after["generator"])
+    assert max(np.abs(trained[key] - before[key]).max() for key in before) == \
+        pytest.approx(3e-4, rel=1e-3)
+
+    def saved_rates():
+        reader = tf.train.load_checkpoint(checkpoints.latest_checkpoint(directory))
+        return {key.split("/")[0]: float(reader.get_tensor(key))
+                for key in reader.get_variable_to_shape_map()
+                if "optimizer/" in key and "learning_rate" in key}
+
+    assert saved_rates() == {"generator_optimizer": pytest.approx(3e-4),
+                             "discriminator_optimizer": pytest.approx(3e-4)}
+    code, _, err = run("--num_blocks", "1", "--max_steps", "2", "--checkpoint_dir", folder)
+    assert code == 0, err
+    assert saved_step(checkpoints.latest_checkpoint(directory)) == 2
+    assert list(saved_rates().values()) == [pytest.approx(3e-4)] * 2
