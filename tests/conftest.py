@@ -69,9 +69,10 @@ TRAINING_FIXTURES = {"chain", "trained", "two_devices", "xla", "progressive", "w
                      "iteration", "source"}
 
 
-# The files that train most, the longest first: pytest-xdist hands out whole files in the
-# order they are collected, so these start first and the two workers end together (the
-# longest-first rule of scheduling; the suite's durations are in BENCHMARKS.md).
+# The files that train most, the longest first (by the sums of `pytest --durations=0` per
+# file): pytest-xdist hands out whole files roughly in the order they are collected, so these
+# start first and the two workers end nearer together (the longest-first rule of scheduling;
+# the suite's total time is in BENCHMARKS.md).
 LONGEST_FILES = ("test_train_progressive.py", "test_export.py", "test_variants.py",
                  "test_distribute.py", "test_vaegan.py", "test_training_runs.py",
                  "test_watch.py", "test_bench.py", "test_conditioning.py", "test_grow.py",

@@ -489,7 +489,6 @@ def test_bad_flags_give_one_line_and_exit_2(argv, message, tmp_path):
     assert (set(os.listdir(ck)) if ck.exists() else set()) <= {"audio_cache"}
 
 
-@pytest.mark.slow
 def copy_of_stage_1(chain, root):
     """A copy of the chain's stage-1 folder (its checkpoints at steps 2 and 3) under root."""
     source, target = checkpoints.stage_dir(chain[0], 1), checkpoints.stage_dir(str(root), 1)
