@@ -85,12 +85,12 @@ def draw_latent(rng, batch, prior):
 
 def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
               average_rule=None, graph=GRAPHS[0], augment=False, label_shares=None,
-              learning_rate=None):
+              learning_rate=LEARNING_RATE):
     """Networks (frozen as config says), one optimiser per network built on its trainable
     variables, step counter, random stream, the generator's moving average (moving by
     average_rule, moving_average.rule's; none if None) and training iteration (with the
     critic's adaptive augmentation if augment; a conditional model's generator asked for its
-    labels in label_shares; Adam at learning_rate, the report's if None). Initial weights
+    labels in label_shares; Adam at learning_rate, the report's by default). Initial weights
     come from seed; the average starts as the generator (checkpoints.start_stage carries it
     from a checkpoint)."""
     import keras
@@ -112,8 +112,7 @@ def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False
                 network.freeze_early_layers()
         optimizers = {}
         for name, network in networks.items():
-            optimizers[name + "_optimizer"] = make_optimizer(
-                loss_scale, learning_rate or LEARNING_RATE)
+            optimizers[name + "_optimizer"] = make_optimizer(loss_scale, learning_rate)
             optimizers[name + "_optimizer"].build(network.trainable_variables)
         average = None
         if average_rule is not None:

@@ -1,7 +1,7 @@
 """Training runs of train_progressive.py that each make their own checkpoint folder: a
 SIGTERM's save, a second training of a folder, a damaged decode cache, a nested folder of
 Ogg files, an earlier version's frozen checkpoint, mixed and half precision, one graph or a
-graph per update, and no graph left behind.
+graph per update, no graph left behind, and another learning rate.
 
 Runs tiny stages (1 and 2, batch 2) on the bundled demo data. (Apart from
 test_train_progressive.py, whose shared chain of runs holds 2 GB, so that it is made and
