@@ -23,6 +23,7 @@ from helpers import run as run_main
 import checkpoints
 import train_loop
 import train_progressive
+from rules import LEARNING_RATE
 from utils import run_cli
 
 run = functools.partial(run_main, train_progressive.main)
@@ -109,14 +110,13 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
     for key in averages[0]:  # the moving average, updated on the mirrored weights
         assert np.isclose(averages[1][key], averages[0][key], rtol=1e-4, atol=1e-6).mean() \
             > 0.999, key
-    learning_rate = 1e-4  # adam.LEARNING_RATE
     for name, updates in (("generator", 2), ("discriminator", 10)):
         one, two = weights(nets[0][name]), weights(nets[1][name])
         for key in one:
             close = np.isclose(two[key], one[key], rtol=1e-4, atol=1e-6)
             assert close.mean() > 0.999, (key, close.mean())
             np.testing.assert_allclose(two[key], one[key], rtol=0,
-                                       atol=3 * learning_rate * updates, err_msg=key)
+                                       atol=3 * LEARNING_RATE * updates, err_msg=key)
 
 
 def test_mirrored_trains_the_vaegan_and_wavegan(two_devices):
