@@ -34,14 +34,15 @@ CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"  # <stage folder>/.lock: held by the run that trains there
 BEST_FOLDER, BEST_FILE = "best", "best.json"
 # What must agree between a checkpoint and a run that restores from it.
-CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "use_sample_norm", "sampling_rate",
-               "model_variant", "labels", "label_critic", "label_generator")
+CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "feature_map_divisor",
+               "use_sample_norm", "sampling_rate", "model_variant", "labels", "label_critic",
+               "label_generator")
 # The value of a key that configurations written before it existed lack (labels: the
 # unconditional model's, as every model's before --condition; label_critic and
 # label_generator: the projection critic and the label at the input, the only ones before
-# those flags).
+# those flags; feature_map_divisor: the report's width).
 CONFIG_DEFAULTS = {"model_variant": "standard", "labels": [], "label_critic": "projection",
-                   "label_generator": "input"}
+                   "label_generator": "input", "feature_map_divisor": 1}
 
 
 # --------------------------------------------------------------------------- folders, config.json

@@ -23,13 +23,12 @@ import keras
 import tensorflow as tf
 
 from rules import (
-    BASE_FEATURE_MAPS,
     BASE_LENGTH,
-    FEATURES,
     KERNEL_SIZE,
     LATENT_DIM,
     STRIDE,
     VARIANTS,
+    critic_features,
     feature_maps,
     window_length,
 )
@@ -323,13 +322,15 @@ class Generator(StagedNetwork):
     labels blends their embeddings: a morph from one label to another."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, use_sample_norm=False,
-                 dtype="float32", variant="standard", labels=0, label_blocks=False, **kwargs):
+                 dtype="float32", variant="standard", labels=0, label_blocks=False, divisor=1,
+                 **kwargs):
         super().__init__(num_blocks, variant, name="generator", dtype=dtype, **kwargs)
         if use_sample_norm and self.variant.sample_norm is False:
             raise ValueError(f"the {variant} variant has no sample normalisation")
         self.use_sample_norm = (use_sample_norm if self.variant.sample_norm is None
                                 else self.variant.sample_norm)
-        nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
+        nf = [feature_maps(b, smoothing, divisor) for b in range(num_blocks + 1)]
+        self.base_feature_maps = nf[0]
         self.labels = labels
         if labels:
             self.add_layer("label_embedding", keras.layers.Dense(
@@ -367,7 +368,7 @@ class Generator(StagedNetwork):
             label = sample_norm(self.label_embedding(z[:, LATENT_DIM:]))
             z = tf.concat([z[:, :LATENT_DIM], tf.cast(label, z.dtype)], axis=1)
         x = self.projection(z)
-        x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, BASE_FEATURE_MAPS]))
+        x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, self.base_feature_maps]))
         for b in range(1, self.num_blocks + 1):
             shift = (getattr(self, block_name(b) + "_label")(label) if self.label_blocks
                      else None)
@@ -383,9 +384,10 @@ class CriticBody(StagedNetwork):
     block 1 reads one more channel, the minibatch standard deviation."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 name="discriminator", variant="standard", **kwargs):
+                 name="discriminator", variant="standard", divisor=1, **kwargs):
         super().__init__(num_blocks, variant, name=name, dtype=dtype, **kwargs)
-        nf = [feature_maps(b, smoothing) for b in range(num_blocks + 1)]
+        nf = [feature_maps(b, smoothing, divisor) for b in range(num_blocks + 1)]
+        self.feature_count = critic_features(divisor)
         length = window_length(num_blocks)
         layer_name = block_name(num_blocks) + "_input"
         self.add_layer(layer_name, self.make_conv(nf[num_blocks], 1, 1, layer_name),
@@ -403,7 +405,7 @@ class CriticBody(StagedNetwork):
             if b == 1 and self.variant.minibatch_stddev:
                 x = minibatch_stddev(x)
             x = self.run_block(b, x)
-        return tf.reshape(x, [-1, FEATURES])
+        return tf.reshape(x, [-1, self.feature_count])
 
 
 class Discriminator(CriticBody):
@@ -421,22 +423,24 @@ class Discriminator(CriticBody):
     call(x, condition, classify=True) returns both."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 variant="standard", labels=0, classifier=False, centred=False, **kwargs):
-        super().__init__(num_blocks, channels, smoothing, dtype, variant=variant, **kwargs)
+                 variant="standard", labels=0, classifier=False, centred=False, divisor=1,
+                 **kwargs):
+        super().__init__(num_blocks, channels, smoothing, dtype, variant=variant,
+                         divisor=divisor, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.add_layer("prediction", dense(1, "float32", "prediction",
                                            self.variant.equalised_lr, OUTPUT_GAIN),
-                       (None, FEATURES))
+                       (None, self.feature_count))
         self.labels = labels
         if labels:
             self.add_layer("label_projection", keras.layers.Dense(
-                FEATURES, use_bias=False, dtype="float32", name="label_projection"),
+                self.feature_count, use_bias=False, dtype="float32", name="label_projection"),
                 (None, labels))
         self.classifier = bool(labels and classifier)
         self.centred = bool(labels and centred)
         if self.classifier:
             self.add_layer("label_classifier", keras.layers.Dense(
-                labels, dtype="float32", name="label_classifier"), (None, FEATURES))
+                labels, dtype="float32", name="label_classifier"), (None, self.feature_count))
 
     @property
     def scores_examples_alone(self):

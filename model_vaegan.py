@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from model_progressive import CriticBody
-from rules import FEATURES, LATENT_DIM
+from rules import LATENT_DIM
 
 HEADS = ("mean", "log_variance")
 
@@ -23,11 +23,12 @@ HEADS = ("mean", "log_variance")
 class Encoder(CriticBody):
     """D's 1x1 input layer and blocks N..1, then heads mu and log sigma^2 (LATENT_DIM each)."""
 
-    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32"):
-        super().__init__(num_blocks, channels, smoothing, dtype, name="encoder")
+    def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32", divisor=1):
+        super().__init__(num_blocks, channels, smoothing, dtype, name="encoder",
+                         divisor=divisor)
         for head in HEADS:  # float32: they feed the losses under mixed precision
             self.add_layer(head, keras.layers.Dense(LATENT_DIM, dtype="float32", name=head),
-                           (None, FEATURES))
+                           (None, self.feature_count))
 
     def call(self, x):
         """(mu, log sigma^2) of audio x [batch, window, channels]."""

@@ -19,7 +19,7 @@ BASE_LENGTH = 16             # samples out of the generator's projection, into b
 KERNEL_SIZE = 25
 STRIDE = 4
 BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense layers and block 1
-FEATURES = BASE_LENGTH * BASE_FEATURE_MAPS  # the critic's flattened features (table 7.2)
+MAX_FEATURE_MAP_DIVISOR = 64  # --feature_map_divisor: nf(0) 1024 down to 16
 MAX_AUGMENTATION_LEVEL = 9
 CONV_FORMS = ("framework", "matmul")  # how a convolution runs (conv_forms.py chooses)
 CONV_FORM_CHOICES = ("auto",) + CONV_FORMS  # --conv_forms: measured, or one forced
@@ -54,17 +54,26 @@ def default_batch_size(num_blocks):
     return DEFAULT_BATCH_SIZE[num_blocks]
 
 
-def feature_maps(block, smoothing=True):
+def feature_maps(block, smoothing=True, divisor=1):
     """nf(b), the channels of block b (§7.6 "feature map smoothing").
 
     WaveGAN's 1024 // 2^b for b <= 4 (and for every b without smoothing); smoothed b >= 5 is
-    25 % or 50 % below the next power of two: 48, 32, 24, 16 for blocks 5..8.
+    25 % or 50 % below the next power of two: 48, 32, 24, 16 for blocks 5..8. With
+    --feature_map_divisor K every block has nf(b) // K of them (at least one): ours, not the
+    report's, a network about K^2 times smaller.
     """
     if block <= 4 or not smoothing:
-        return BASE_FEATURE_MAPS // 2 ** block
-    exponent = math.ceil((block - 4) / 2)
-    next_power = 64 // 2 ** (exponent - 1)
-    return int(0.75 * next_power) if block % 2 else int(0.5 * next_power)
+        maps = BASE_FEATURE_MAPS // 2 ** block
+    else:
+        exponent = math.ceil((block - 4) / 2)
+        next_power = 64 // 2 ** (exponent - 1)
+        maps = int(0.75 * next_power) if block % 2 else int(0.5 * next_power)
+    return max(1, maps // divisor)
+
+
+def critic_features(divisor=1):
+    """The critic's flattened features (table 7.2): 16 x nf(0), 16384 at the report's width."""
+    return BASE_LENGTH * feature_maps(0, divisor=divisor)
 
 
 # --------------------------------------------------------------------------- variants (§7.7)

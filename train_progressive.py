@@ -22,13 +22,14 @@ from rules import STANDARD
 from runs import Recipe
 
 STAGE_FLAGS = ("num_blocks", "freeze_early_layers", "use_sample_norm",
-               "no_feature_map_smoothing")
+               "no_feature_map_smoothing", "feature_map_divisor")
 
 
 def build_networks(config, dtype, generator_only=False):
     from model_progressive import Discriminator, Generator
     args = {"num_blocks": config["num_blocks"], "channels": config["channels"],
-            "smoothing": config["feature_map_smoothing"], "dtype": dtype,
+            "smoothing": config["feature_map_smoothing"],
+            "divisor": config_value(config, "feature_map_divisor"), "dtype": dtype,
             "variant": config_value(config, "model_variant"),
             "labels": len(config_value(config, "labels"))}
     critic = config_value(config, "label_critic")
@@ -47,6 +48,7 @@ def make_config(model, sampling_rate, channels, name="progressive", labels=()):
     an unconditional model has no labels, and its config refuses any but the plain two)."""
     return {"model": name, "num_blocks": model.num_blocks, "frozen": model.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not model.no_feature_map_smoothing,
+            "feature_map_divisor": model.feature_map_divisor,
             "use_sample_norm": model.use_sample_norm, "sampling_rate": sampling_rate,
             "model_variant": model.model_variant, "labels": list(labels),
             "label_critic": model.label_critic, "label_generator": model.label_generator}

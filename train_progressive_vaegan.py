@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cli
 import train_progressive
+from checkpoints import config_value
 from runs import Recipe
 
 
@@ -28,7 +29,8 @@ def build_networks(config, dtype, generator_only=False):
     if not generator_only:
         from model_vaegan import Encoder
         networks["encoder"] = Encoder(config["num_blocks"], config["channels"],
-                                      config["feature_map_smoothing"], dtype)
+                                      config["feature_map_smoothing"], dtype,
+                                      config_value(config, "feature_map_divisor"))
     return networks
 
 

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import DEMO, ROOT, SHORT, TINY, ema_and_raw, losses, networks_of, weights
+from helpers import DEMO, NARROW, ROOT, SHORT, TINY, ema_and_raw, losses, networks_of, weights
 from helpers import run as run_main
 
 import checkpoints
@@ -75,7 +75,7 @@ def assert_trained(output, errors):
 def two_devices(module_tmp):
     root = module_tmp / "two_devices"
     common = ["--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "8", "--seed", "5",
-              "--max_steps", "2", "--log_every_secs", "1e-9", *SHORT]
+              "--max_steps", "2", "--log_every_secs", "1e-9", *NARROW, *SHORT]
     indivisible = [*TINY, "--num_blocks", "1", "--batch_size", "3", "--distribution", "mirrored",
                    "--checkpoint_dir", str(root / "indivisible")]
     return root, *on_two_devices(
@@ -104,17 +104,18 @@ def test_mirrored_on_two_devices_trains_as_one_device(two_devices):
     # Adam's first steps are about learning_rate x sign(gradient): where a gradient sums to
     # nearly zero, the round-off of another summation order (4 + 4 rows, not 8) can flip its
     # sign and move that weight by up to about 2 x learning_rate per update. So nearly every
-    # element must agree closely, and every one within what such flips can add up to.
+    # element must agree closely (99 %; gradients left unsummed over the replicas would part
+    # nearly all), and every one within what such flips can add up to.
     averages = [ema_and_raw(checkpoints.latest_checkpoint(checkpoints.stage_dir(str(root / folder), 1)),
                             config)[0] for folder in ("none", "mirrored")]
-    for key in averages[0]:  # the moving average, updated on the mirrored weights
-        assert np.isclose(averages[1][key], averages[0][key], rtol=1e-4, atol=1e-6).mean() \
-            > 0.999, key
+    def share_close(two, one):  # over every element of the network (a bias has few)
+        return np.mean(np.concatenate([np.isclose(two[key], one[key], rtol=1e-4, atol=1e-6)
+                                       .ravel() for key in one]))
+    assert share_close(averages[1], averages[0]) > 0.99  # the average of the mirrored weights
     for name, updates in (("generator", 2), ("discriminator", 10)):
         one, two = weights(nets[0][name]), weights(nets[1][name])
+        assert share_close(two, one) > 0.99, name
         for key in one:
-            close = np.isclose(two[key], one[key], rtol=1e-4, atol=1e-6)
-            assert close.mean() > 0.999, (key, close.mean())
             np.testing.assert_allclose(two[key], one[key], rtol=0,
                                        atol=3 * LEARNING_RATE * updates, err_msg=key)
 
@@ -159,7 +160,7 @@ def test_two_workers_train_in_step_and_only_the_chief_saves(tmp_path):
             "type": "worker", "index": index}})}
         command = [sys.executable, os.path.join(ROOT, "train_progressive.py"),
                    "--data_dir", DEMO, "--num_blocks", "1", "--batch_size", "4", "--seed", "3",
-                   "--max_steps", "2", "--distribution", "multi_worker", *SHORT,
+                   "--max_steps", "2", "--distribution", "multi_worker", *NARROW, *SHORT,
                    "--checkpoint_dir", str(tmp_path / f"worker{index}")]
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=ROOT))

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import DEMO, ROOT, SHORT, assert_one_line_error, saved_step
+from helpers import DEMO, NARROW, ROOT, SHORT, assert_one_line_error, saved_step
 from helpers import run as run_main
 
 import checkpoints
@@ -56,7 +56,7 @@ def test_the_plan_is_the_reports_workflow():
 # --------------------------------------------------------------------------- grown runs
 
 GROWN = ["--data_dir", DEMO, "--batch_size", "2", "--seed", "0", "--log_every_secs", "1e9",
-         *SHORT, "--eval_every_secs", "1e-9", "--num_eval_samples", "8"]
+         *NARROW, *SHORT, "--eval_every_secs", "1e-9", "--num_eval_samples", "8"]
 
 
 def entries(root):

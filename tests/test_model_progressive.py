@@ -20,34 +20,37 @@ from utils import UserError
 # nf(b) for b = 0..8 (report §7.6, "feature map smoothing").
 NF_SMOOTH = (1024, 512, 256, 128, 64, 48, 32, 24, 16)
 NF_PLAIN = (1024, 512, 256, 128, 64, 32, 16, 8, 4)
+# ... with --feature_map_divisor 8 (smoothed), and 64 (at least one map a block)
+NF_EIGHTH = (128, 64, 32, 16, 8, 6, 4, 3, 2)
+NF_SIXTY_FOURTH = (16, 8, 4, 2, 1, 1, 1, 1, 1)
 LATENT, BASE, KERNEL = 100, 16, 25
 
 
-def nf_table(smoothing):
-    return NF_SMOOTH if smoothing else NF_PLAIN
+def nf_table(smoothing, divisor=1):
+    return {1: NF_SMOOTH if smoothing else NF_PLAIN, 8: NF_EIGHTH}[divisor]
 
 
 def block(b):
     return f"progressive_block_{b}"
 
 
-def expected_generator_params(stage, channels, smoothing):
+def expected_generator_params(stage, channels, smoothing, divisor=1):
     """Table 7.1, layer by layer, in the order named_layers() lists them."""
-    nf = nf_table(smoothing)
-    params = {"projection": LATENT * BASE * 1024 + BASE * 1024}
+    nf = nf_table(smoothing, divisor)
+    params = {"projection": LATENT * BASE * nf[0] + BASE * nf[0]}
     for b in range(1, stage + 1):
         params[block(b)] = KERNEL * nf[b - 1] * nf[b] + nf[b]
     params[block(stage) + "_output"] = nf[stage] * channels + channels
     return params
 
 
-def expected_discriminator_params(stage, channels, smoothing):
+def expected_discriminator_params(stage, channels, smoothing, divisor=1):
     """Table 7.2, layer by layer, in the order named_layers() lists them."""
-    nf = nf_table(smoothing)
+    nf = nf_table(smoothing, divisor)
     params = {block(stage) + "_input": channels * nf[stage] + nf[stage]}
     for b in range(stage, 0, -1):
         params[block(b)] = KERNEL * nf[b] * nf[b - 1] + nf[b - 1]
-    params["prediction"] = BASE * 1024 + 1
+    params["prediction"] = BASE * nf[0] + 1
     return params
 
 
@@ -87,6 +90,11 @@ def test_feature_maps_match_the_report():
     assert tuple(mp.feature_maps(b, smoothing=False) for b in range(9)) == NF_PLAIN
 
 
+def test_the_feature_map_divisor_divides_every_block_down_to_one_map():
+    assert tuple(mp.feature_maps(b, divisor=8) for b in range(9)) == NF_EIGHTH
+    assert tuple(mp.feature_maps(b, divisor=64) for b in range(9)) == NF_SIXTY_FOURTH
+
+
 # --------------------------------------------------------------------------- parameter counts
 
 @pytest.mark.parametrize("smoothing", [True, False], ids=["smoothed", "plain"])
@@ -109,12 +117,29 @@ def test_parameter_counts(network, stage, channels, smoothing):
         assert {v.name for v in layer.weights} == {"kernel", "bias"}
 
 
+@pytest.mark.parametrize("stage", range(1, 9))
+def test_narrow_networks_have_the_same_layers_with_an_eighth_of_the_maps(stage):
+    """--feature_map_divisor 8: every layer of the report's networks, at an eighth of the
+    feature maps, the critic's features and its label projection included."""
+    for net, expected in ((mp.Generator(stage, 2, divisor=8),
+                           expected_generator_params(stage, 2, True, divisor=8)),
+                          (mp.Discriminator(stage, 2, divisor=8, labels=3),
+                           {**expected_discriminator_params(stage, 2, True, divisor=8),
+                            "label_projection": 3 * BASE * 128})):
+        assert {name: layer.count_params() for name, layer in net.named_layers().items()} \
+            == expected
+
+
 def test_parameter_count_spot_values():
     """Two totals worked out by hand, in case the formula above and the code share a slip."""
     # 100*16384 + 16384 + 25*1024*512 + 512 + 512*1 + 1
     assert mp.Generator(1, 1).count_params() == 14_763_009
     # 1*512 + 512 + 25*512*1024 + 1024 + 16384 + 1
     assert mp.Discriminator(1, 1).count_params() == 13_125_633
+    # an eighth of the maps: 100*2048 + 2048 + 25*128*64 + 64 + 64*1 + 1
+    assert mp.Generator(1, 1, divisor=8).count_params() == 411_777
+    # 1*64 + 64 + 25*64*128 + 128 + 2048 + 1
+    assert mp.Discriminator(1, 1, divisor=8).count_params() == 207_105
 
 
 # --------------------------------------------------------------------------- forward passes

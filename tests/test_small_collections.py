@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import DEMO, assert_one_line_error, saved_step, weights
+from helpers import DEMO, NARROW_DIVISOR, assert_one_line_error, saved_step, weights
 from helpers import run as run_main
 
 import augment
@@ -20,7 +20,7 @@ import train_progressive
 run = functools.partial(run_main, train_progressive.main)
 CONFIG = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
           "use_sample_norm": False, "model_variant": "standard", "model": "progressive",
-          "frozen": False, "sampling_rate": 16000}
+          "frozen": False, "sampling_rate": 16000, "feature_map_divisor": NARROW_DIVISOR}
 
 
 # --------------------------------------------------------------------------- augmentations

@@ -19,6 +19,7 @@ import soundfile as sf
 import tensorflow as tf
 from helpers import (
     DEMO,
+    NARROW_DIVISOR,
     PICTURES,
     ROOT,
     TINY,
@@ -82,12 +83,28 @@ def test_restore_chain_takes_each_path(chain):
     assert saved_step(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 2))) == 1
 
 
+def test_the_width_is_saved_and_a_stage_of_another_width_is_refused(chain, tmp_path):
+    """--feature_map_divisor is in config.json; resuming or growing from a stage of another
+    width is one line, and writes nothing (generation reads the width of the stage)."""
+    root, _ = chain
+    assert checkpoints.read_config(checkpoints.stage_dir(root, 2))["feature_map_divisor"] \
+        == NARROW_DIVISOR
+    before = sorted(os.listdir(root))
+    for argv in (["--num_blocks", "2", "--max_steps", "5"],  # resume
+                 ["--num_blocks", "3", "--freeze_early_layers", "--max_steps", "1"]):  # grow
+        code, _, err = run(*argv, "--checkpoint_dir", root, "--feature_map_divisor", "4")
+        assert_one_line_error(code, err, f"feature_map_divisor={NARROW_DIVISOR}",
+                              "feature_map_divisor=4")
+    assert sorted(os.listdir(root)) == before
+
+
 # --------------------------------------------------------------------------- moving average
 
 def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
     root, _ = chain
     for name in ("stage_00001", "stage_00002_frozen", "stage_00002"):
-        assert_checkpoint_keys_unchanged(os.path.join(root, name), "progressive_" + name)
+        assert_checkpoint_keys_unchanged(os.path.join(root, name), "progressive_" + name,
+                                         divisor=NARROW_DIVISOR)
 
 
 def assert_average(average, previous, raw, step, layers=None):
@@ -635,9 +652,9 @@ def test_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(chain, tm
     directory = copy_of_stage_1(chain, tmp_path)
     before = file_digests(directory)
     data = os.path.join(directory, "ckpt-3.data-00000-of-00001")
-    assert os.path.getsize(data) > 300e6  # so a 50 MB limit fails the next save
+    assert os.path.getsize(data) > 8e6  # so a 6 MB limit fails the next save
 
-    result = limited(50_000_000, "--num_blocks", "1", "--max_steps", "4",
+    result = limited(6_000_000, "--num_blocks", "1", "--max_steps", "4",
                      "--checkpoint_dir", root)
     assert result.returncode == 2, result.stderr
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]

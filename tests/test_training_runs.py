@@ -23,6 +23,7 @@ import soundfile as sf
 import tensorflow as tf
 from helpers import (
     DEMO,
+    NARROW_DIVISOR,
     ROOT,
     TINY,
     networks_of,
@@ -50,7 +51,8 @@ def test_frozen_checkpoint_of_an_earlier_version_resumes(tmp_path):
     root = str(tmp_path)
     config = {"model": "progressive", "num_blocks": 2, "frozen": True, "channels": 1,
               "feature_map_smoothing": True, "use_sample_norm": False,
-              "sampling_rate": 16000, "model_variant": "standard"}
+              "sampling_rate": 16000, "model_variant": "standard",
+              "feature_map_divisor": NARROW_DIVISOR}  # the tests' width, not of that version
     nets = train_progressive.build_networks(config, "float32")
     optimizers = {}
     for name, net in nets.items():
