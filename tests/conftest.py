@@ -37,9 +37,10 @@ def pytest_sessionstart(session):
 def module_tmp(tmp_path_factory, request):
     """A folder for one module's shared training runs, removed when the module is done.
 
-    A checkpoint of even stage 1 is 394 MB (block 1's 1024 x 512 x 25 kernels, twice,
-    with Adam's two slots each, and the moving average), so runs kept to the end of the
-    suite would need over 10 GB.
+    At the report's width a checkpoint of even stage 1 is 394 MB (block 1's 1024 x 512 x 25
+    kernels, twice, with Adam's two slots each, and the moving average); the tiny runs are
+    an eighth as wide (helpers.NARROW, a few MB), but runs kept to the end of the suite
+    would still add up.
     Per-test tmp_path folders are removed as each test passes (pytest.ini).
     """
     path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
