@@ -37,6 +37,7 @@ from rules import (
     EMA_RAMPUP,
     GRAPHS,
     MAX_BLOCKS,
+    MAX_FEATURE_MAP_DIVISOR,
     MIN_BLOCKS,
     SAMPLING_RATE,
     default_batch_size,
@@ -161,10 +162,11 @@ def convolution_peak(networks, batch, policy, repeats):
 
 
 def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAPHS[0],
-                 forms_mode=conv_forms.AUTO, conv_forms_cache=None, recipe=None, config=None):
+                 forms_mode=conv_forms.AUTO, conv_forms_cache=None, recipe=None, config=None,
+                 divisor=1):
     """A trainer's training run of a stage, fed prefetched batches of noise: recipe and config
     (by default train_progressive.py's, with its default configuration: mono, smoothing on,
-    standard variant). conv_forms_cache None: a temporary file, so that every run measures
+    standard variant; `divisor` its --feature_map_divisor). conv_forms_cache None: a temporary file, so that every run measures
     the forms. Returns (run, iterator, dtype policy, strategy, the forms' line)."""
     import_tensorflow()
     import train_progressive
@@ -176,7 +178,8 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     policy, loss_scale = precision(mixed)
     if recipe is None:
         recipe = train_progressive.RECIPE
-        config = train_progressive.make_config(ModelConfig(num_blocks=stage), SAMPLING_RATE, 1)
+        config = train_progressive.make_config(
+            ModelConfig(num_blocks=stage, feature_map_divisor=divisor), SAMPLING_RATE, 1)
     noise = np.random.default_rng(SEED).integers(-8000, 8000, (window_length(stage) * batch * 4,
                                                                1), dtype=np.int16)
     audio = AudioData(noise, SAMPLING_RATE, "noise")
@@ -224,9 +227,11 @@ def time_alternately(functions, repeats):
 
 
 def benchmark(stage, batch, mixed, xla, distribution, iterations, warmup, repeats,
-              forms_mode=conv_forms.AUTO, conv_forms_cache=None, against_fixed_rule=False):
+              forms_mode=conv_forms.AUTO, conv_forms_cache=None, against_fixed_rule=False,
+              divisor=1):
     run, iterator, policy, strategy, forms = training_run(
-        stage, batch, mixed, xla, distribution, GRAPHS[0], forms_mode, conv_forms_cache)
+        stage, batch, mixed, xla, distribution, GRAPHS[0], forms_mode, conv_forms_cache,
+        divisor=divisor)
     chosen = {label: layer.form for label, layer in
               conv_forms.convolution_layers(run.networks.values()).items()}
     calls = {"chosen": lambda: run.iteration(iterator)["d_loss"]}
@@ -299,12 +304,16 @@ def main(argv=None):
                         help="also time, alternately in the same run, the iteration with the "
                              "forms of the rule before they were measured (block 1 the matrix "
                              "product, the others the framework's)")
+    parser.add_argument("--feature_map_divisor", type=int_in_range(1, MAX_FEATURE_MAP_DIVISOR),
+                        default=1, help="as the trainers' (1: the report's width)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     batch = args.batch_size or default_batch_size(args.stage)
     result = benchmark(args.stage, batch, args.use_mixed_precision_training, args.xla,
                        args.distribution, args.iterations, args.warmup, args.repeats,
-                       args.conv_forms, args.conv_forms_cache, args.against_fixed_rule)
+                       args.conv_forms, args.conv_forms_cache, args.against_fixed_rule,
+                       args.feature_map_divisor)
+    result["feature_map_divisor"] = args.feature_map_divisor
     tf = import_tensorflow()
     result["machine"] = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
     if args.json:
