@@ -96,9 +96,9 @@ class ModelConfig:
                "of the smoothed 48, 32, 24, 16")
     feature_map_divisor: int = flag(
         1, "divide every block's feature maps by this (ours, not the report's): 1 is the "
-           "report's 1024/2^b; 4 makes networks about 16 times smaller and a step several "
-           "times faster, for a first try on a CPU; every stage grown from another has its "
-           "value", parse=int_in_range(1, MAX_FEATURE_MAP_DIVISOR))
+           "report's 1024/2^b; 4 makes networks about 16 times smaller and a stage-3 step "
+           "about 12 times faster on a CPU (BENCHMARKS.md), for a first try; a stage grown "
+           "from another needs its value", parse=int_in_range(1, MAX_FEATURE_MAP_DIVISOR))
     model_variant: str = flag(
         STANDARD, "the main model or one of the report's experimental variants (§7.7): "
                   "asymmetric adds a stride-1 convolution to every discriminator block, "
