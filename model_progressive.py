@@ -310,7 +310,8 @@ class StagedNetwork(keras.Model):
 
 class Generator(StagedNetwork):
     """Table 7.1: dense 100 -> 16x1024, blocks 1..N of Conv1DTranspose (stride 4), 1x1 + tanh.
-    The extended variant's blocks are a stride-1 and a stride-4 Conv1DTranspose.
+    The extended variant's blocks are a stride-1 and a stride-4 Conv1DTranspose. With
+    `divisor` K (--feature_map_divisor) every block has nf(b)/K maps: 16x1024/K, and so on.
 
     Conditioned on `labels` labels (--condition folders), its input is the latent followed by
     a one-hot label [batch, 100 + labels]; the label's learned embedding (label_embedding,
@@ -381,7 +382,8 @@ class CriticBody(StagedNetwork):
     """Table 7.2 up to the features: 1x1 C -> nf(N), blocks N..1 of Conv1D (stride 4), flattened
     to 16x1024. The discriminator scores them; the VAE-GAN's encoder reads a latent from them.
     The asymmetric and extended variants' blocks are a stride-1 and a stride-4 Conv1D; pggan's
-    block 1 reads one more channel, the minibatch standard deviation."""
+    block 1 reads one more channel, the minibatch standard deviation. With `divisor` K
+    (--feature_map_divisor) every block has nf(b)/K maps and the features are 16x1024/K."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
                  name="discriminator", variant="standard", divisor=1, **kwargs):
