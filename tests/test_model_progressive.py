@@ -131,7 +131,7 @@ def test_narrow_networks_have_the_same_layers_with_an_eighth_of_the_maps(stage):
 
 
 def test_parameter_count_spot_values():
-    """Two totals worked out by hand, in case the formula above and the code share a slip."""
+    """Totals worked out by hand, in case the formula above and the code share a slip."""
     # 100*16384 + 16384 + 25*1024*512 + 512 + 512*1 + 1
     assert mp.Generator(1, 1).count_params() == 14_763_009
     # 1*512 + 512 + 25*512*1024 + 1024 + 16384 + 1
