@@ -28,7 +28,6 @@ from rules import (
     LATENT_DIM,
     STRIDE,
     VARIANTS,
-    critic_features,
     feature_maps,
     window_length,
 )
@@ -389,7 +388,7 @@ class CriticBody(StagedNetwork):
                  name="discriminator", variant="standard", divisor=1, **kwargs):
         super().__init__(num_blocks, variant, name=name, dtype=dtype, **kwargs)
         nf = [feature_maps(b, smoothing, divisor) for b in range(num_blocks + 1)]
-        self.feature_count = critic_features(divisor)
+        self.feature_count = BASE_LENGTH * nf[0]  # flattened features (table 7.2): 16 x nf(0)
         length = window_length(num_blocks)
         layer_name = block_name(num_blocks) + "_input"
         self.add_layer(layer_name, self.make_conv(nf[num_blocks], 1, 1, layer_name),

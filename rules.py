@@ -71,11 +71,6 @@ def feature_maps(block, smoothing=True, divisor=1):
     return max(1, maps // divisor)
 
 
-def critic_features(divisor=1):
-    """The critic's flattened features (table 7.2): 16 x nf(0), 16384 at the report's width."""
-    return BASE_LENGTH * feature_maps(0, divisor=divisor)
-
-
 # --------------------------------------------------------------------------- variants (§7.7)
 
 @dataclass(frozen=True)
