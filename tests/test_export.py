@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 from helpers import (
+    NARROW_DIVISOR,
     ROOT,
     assert_one_line_error,
     assert_stops_cleanly,
@@ -32,7 +33,8 @@ import train_progressive_vaegan
 from utils import to_int16
 
 BASE = {"frozen": False, "feature_map_smoothing": True, "use_sample_norm": False,
-        "sampling_rate": 16000, "model_variant": "standard"}
+        "sampling_rate": 16000, "model_variant": "standard",
+        "feature_map_divisor": NARROW_DIVISOR}
 # (trainer, config, its folder under the checkpoint root): the standard model, a variant and
 # the VAE-GAN; mono and stereo.
 CASES = {

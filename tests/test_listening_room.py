@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 from helpers import (
+    NARROW_DIVISOR,
     ROOT,
     assert_one_line_error,
     assert_stops_cleanly,
@@ -25,7 +26,7 @@ import train_progressive
 
 CONFIG = {"model": "progressive", "num_blocks": 1, "channels": 1, "frozen": False,
           "feature_map_smoothing": True, "use_sample_norm": False, "sampling_rate": 16000,
-          "model_variant": "standard"}
+          "model_variant": "standard", "feature_map_divisor": NARROW_DIVISOR}
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FIREFOX = "firefox-esr"
 
