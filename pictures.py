@@ -48,11 +48,20 @@ def envelope(samples, points=PLOT_POINTS):
     return np.repeat(starts, 2), np.stack([low, high], axis=1).reshape(-1)
 
 
+def typical(windows):
+    """The window of median loudness (RMS over its samples and channels): the one the
+    waveform and spectrogram pictures show, so that a silent gap between pieces, which a
+    random real window often is, does not stand for the music."""
+    rms = np.sqrt(np.mean(np.square(windows), axis=(1, 2)))
+    return windows[np.argsort(rms, kind="stable")[(len(rms) - 1) // 2]]
+
+
 def _waveforms(real, generated, sampling_rate, length=None):
-    """Real above generated, one row per channel (as the report's Figures 8.4-8.7)."""
+    """A typical real window above a typical generated one, one row per channel (as the
+    report's Figures 8.4-8.7)."""
     plt = pyplot()
     channels = real.shape[2]
-    pairs = (("real", real[0]), ("generated", generated[0]))
+    pairs = (("real", typical(real)), ("generated", typical(generated)))
     rows = 2 * channels
     fig, axes = plt.subplots(rows, 1, figsize=(12, 1.6 * rows + 0.6), sharex=True,
                              sharey=True, squeeze=False)
@@ -78,10 +87,11 @@ def _zoom(real, generated, sampling_rate):
 
 
 def _spectrograms(real, generated, sampling_rate):
-    """Log-mel spectrograms of the first real and generated window, on one colour scale."""
+    """Log-mel spectrograms of a typical real and generated window, on one colour scale."""
     plt = pyplot()
     channels = real.shape[2]
-    mels = log_mel_frames(np.stack([real[0, :, :1], generated[0, :, :1]]), sampling_rate)[:, 0]
+    mels = log_mel_frames(np.stack([typical(real)[:, :1], typical(generated)[:, :1]]),
+                          sampling_rate)[:, 0]
     n_fft, hop, _ = mel_settings(real.shape[1], sampling_rate)
     seconds = real.shape[1] / sampling_rate
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
@@ -118,7 +128,8 @@ PICTURES = {"waveforms.png": _waveforms, "zoom.png": _zoom,
 
 
 def save_plots(real, generated, sampling_rate, out_dir):
-    """PNGs of the first real and generated window; returns their paths.
+    """PNGs of a typical real and generated window (typical(): median loudness) and of the
+    loudness of all of them; returns their paths.
 
     waveforms.png: real above generated (as the report's Figures 8.4-8.7), one row per
     channel; zoom.png: their first 1024 samples; spectrograms.png: log-mel spectrograms side

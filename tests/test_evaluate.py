@@ -318,6 +318,26 @@ def test_save_plots_on_short_windows_and_silence(tmp_path):
     assert len(paths) == 4 and all(os.path.getsize(p) > 1000 for p in paths)
 
 
+def test_the_pictures_show_a_window_of_median_loudness_not_a_silent_one():
+    """A random real window is often a silent gap between pieces: the waveform and
+    spectrogram pictures show the window of median loudness of each set instead."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-1, 1, (5, 256, 1)).astype(np.float32)
+    real = noise * np.array([0.0, 0.9, 0.1, 0.5, 0.3], np.float32)[:, None, None]
+    generated = noise[::-1] * np.array([0.2, 0.0, 0.0, 0.4, 0.8], np.float32)[:, None, None]
+    np.testing.assert_array_equal(pictures.typical(real), real[4])  # 0.3 of 0, .1, .3, .5, .9
+    np.testing.assert_array_equal(pictures.typical(generated), generated[0])  # 0.2
+    (_, fig), = pictures._figures(real, generated, RATE, ["waveforms.png"])
+    try:
+        shown = [ax.lines[0].get_ydata() for ax in fig.axes]
+    finally:
+        plt.close(fig)
+    np.testing.assert_array_equal(shown[0], real[4, :, 0])
+    np.testing.assert_array_equal(shown[1], generated[0, :, 0])
+
+
 def test_waveform_envelope_keeps_every_span_extreme_in_few_points():
     """A 65 s window is drawn from 4096 points: each span's minimum and maximum, so a click
     of one sample still shows; a short window is drawn whole."""
