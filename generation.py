@@ -108,9 +108,10 @@ def generate(config, recipe):
         files, samples = longform.write_files(
             playing, config.walk, config.job.generate, config.seed, recipe.prior,
             window_length(num_blocks), default_batch_size(num_blocks), rate, channels, name)
+    of_labels = f", {len(sets)} label{'s' if len(sets) > 1 else ''}" if labels else ""
     print(f"wrote {files * len(sets)} files of {samples} samples ({samples / rate:.2f} s) x "
           f"{channels} channels to {config.walk.output_dir} (from {path}, seed "
-          f"{config.seed}" + (f", {len(sets)} labels" if labels else "") + ")")
+          f"{config.seed}{of_labels})")
     return 0
 
 
