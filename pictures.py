@@ -48,11 +48,16 @@ def envelope(samples, points=PLOT_POINTS):
     return np.repeat(starts, 2), np.stack([low, high], axis=1).reshape(-1)
 
 
+def window_rms(windows):
+    """The loudness of every window: RMS over its samples and channels, in float64."""
+    return np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=(1, 2)))
+
+
 def typical(windows):
-    """The window of median loudness (RMS over its samples and channels): the one the
-    waveform and spectrogram pictures show, so that a silent gap between pieces, which a
-    random real window often is, does not stand for the music."""
-    rms = np.sqrt(np.mean(np.square(windows), axis=(1, 2)))
+    """The window of median loudness (window_rms): the one the waveform and spectrogram
+    pictures show, so that a silent gap between pieces, which a random real window often is,
+    does not stand for the music."""
+    rms = window_rms(windows)
     return windows[np.argsort(rms, kind="stable")[(len(rms) - 1) // 2]]
 
 
@@ -110,10 +115,9 @@ def _loudness_histogram(real, generated, sampling_rate):
     """Histograms of the RMS of every window (the report's Figure 8.8)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    window_rms = [np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=(1, 2)))
-                  for x in (real, generated)]
-    edges = np.linspace(0, max(1e-9, max(r.max() for r in window_rms)), 31)
-    for label, values in zip(("real", "generated"), window_rms):
+    loudness = [window_rms(x) for x in (real, generated)]
+    edges = np.linspace(0, max(1e-9, max(r.max() for r in loudness)), 31)
+    for label, values in zip(("real", "generated"), loudness):
         ax.hist(values, bins=edges, alpha=0.6, label=f"{label} (mean {values.mean():.4f})")
     ax.set_xlabel("RMS of a window")
     ax.set_ylabel("windows")
