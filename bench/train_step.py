@@ -167,7 +167,8 @@ def training_run(stage, batch, mixed, xla=False, distribution="none", graph=GRAP
     """A trainer's training run of a stage, fed prefetched batches of noise: recipe and config
     (by default train_progressive.py's, with its default configuration: mono, smoothing on,
     standard variant; `divisor` its --feature_map_divisor). conv_forms_cache None: a
-    temporary file, so that every run measures the forms. Returns (run, iterator, dtype policy, strategy, the forms' line)."""
+    temporary file, so that every run measures the forms. Returns (run, iterator, dtype
+    policy, strategy, the forms' line)."""
     import_tensorflow()
     import train_progressive
     from config import ModelConfig
