@@ -54,6 +54,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import checkpoints
 import rules
-from utils import ArgumentParser, UserError, float_above, int_in_range, run_cli
+from utils import ArgumentParser, UserError, float_above, int_in_range, run_cli, stop_on_signals
 
 TARGET = 0.8
 L2 = 1e-2  # the classifier's weight penalty: it must not learn one soundtrack's noise floor
@@ -115,9 +116,21 @@ def train(data, root, seed, args):
     os.makedirs(run, exist_ok=True)
     with open(os.path.join(run, "train.log"), "a") as log:
         for command in commands:
-            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
-            if done.returncode:
-                raise UserError(f"seed {seed} stopped with exit code {done.returncode}: see "
+            # its own session: a Ctrl+C in the terminal reaches the trainer once, from here
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            try:
+                code = process.wait()
+            except KeyboardInterrupt:  # Ctrl+C or SIGTERM here: the trainer saves, then stops
+                process.send_signal(signal.SIGTERM)
+                process.wait()
+                print(f"stopped: seed {seed} saved its last step in {run}; the same command "
+                      f"trains on from there" if args.keep else f"stopped at seed {seed} (its "
+                      f"temporary folder is removed: --keep DIR keeps a run to train on)",
+                      file=sys.stderr, flush=True)
+                raise SystemExit(130) from None
+            if code:
+                raise UserError(f"seed {seed} stopped with exit code {code}: see "
                                 f"{os.path.join(run, 'train.log')}")
     return directory
 
@@ -422,6 +435,7 @@ def main(argv=None):
                              "windows at these stages, what a generator there can hope for")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
+    stop_on_signals()  # SIGTERM as Ctrl+C: the seed in training saves before the bench stops
     for folder in args.folders:
         if not os.path.isdir(os.path.expanduser(folder)):
             raise UserError(f"{folder} is not a folder: give two folders of music")

@@ -6,8 +6,12 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -248,6 +252,34 @@ def test_the_conditioning_bench_reports_power_in_bands_of_a_kilohertz():
     assert int(np.argmax(levels)) == 3 and levels[3] - max(levels[:3] + levels[4:]) > 20
     quieter = conditioning.band_levels(0.5 * tone, rate)
     assert quieter[3] - levels[3] == pytest.approx(-6.02, abs=0.01)
+
+
+@pytest.mark.slow
+def test_a_stopped_conditioning_bench_has_its_trainer_save_first(tmp_path):
+    """bench/conditioning.py sent SIGTERM while a seed trains: the trainer (a child in its own
+    session, which the signal alone would not reach) saves its step and stops, then the
+    bench says where and exits 130, leaving no trainer behind."""
+    for label, piece in (("a", 1), ("b", 3)):
+        os.makedirs(tmp_path / "music" / label)
+        shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), tmp_path / "music" / label)
+    root = tmp_path / "runs"
+    bench = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "bench", "conditioning.py"), tmp_path / "music" / "a",
+         tmp_path / "music" / "b", "--stage", "1", "--steps", "100000", "--keep", root],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = root / "seed0" / "train.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "step        1 " in log.read_text()):
+        assert bench.poll() is None and time.monotonic() < deadline, bench.communicate()
+        time.sleep(0.5)
+    bench.send_signal(signal.SIGTERM)
+    _, err = bench.communicate(timeout=120)
+    assert bench.returncode == 130 and "Traceback" not in err, err
+    assert f"stopped: seed 0 saved its last step in {root / 'seed0'}" in err
+    stopped = re.search(r"stopped at step (\d+)", log.read_text())
+    assert stopped, log.read_text()
+    assert checkpoints.checkpoint_exists(checkpoints.checkpoint_path(
+        str(root / "seed0" / "stage_00001"), int(stopped.group(1))))
 
 
 @pytest.mark.slow
