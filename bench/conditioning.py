@@ -46,6 +46,9 @@ Target: on generated windows each label is recovered at least 80 % as often as o
 (relative accuracy >= 0.8 for the label recovered least well by each classifier, so that a
 generator that makes one style whatever it is asked cannot pass; a mean over the
 classifiers). Prints the mean and range over the training seeds.
+
+Ctrl+C or SIGTERM while a seed trains: its trainer saves the step it is at and stops, then
+the bench does (exit code 130); with --keep DIR the same command trains on from there.
 """
 
 import argparse
