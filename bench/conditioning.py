@@ -127,10 +127,13 @@ def train(data, root, seed, args):
             except KeyboardInterrupt:  # Ctrl+C or SIGTERM here: the trainer saves, then stops
                 process.send_signal(signal.SIGTERM)
                 process.wait()
-                print(f"stopped: seed {seed} saved its last step in {run}; the same command "
-                      f"trains on from there" if args.keep else f"stopped at seed {seed} (its "
-                      f"temporary folder is removed: --keep DIR keeps a run to train on)",
-                      file=sys.stderr, flush=True)
+                if args.keep:
+                    said = (f"stopped: seed {seed} saved its last step in {run}; the same "
+                            f"command trains on from there")
+                else:
+                    said = (f"stopped at seed {seed} (its temporary folder is removed: --keep "
+                            f"DIR keeps a run to train on)")
+                print(said, file=sys.stderr, flush=True)
                 raise SystemExit(130) from None
             if code:
                 raise UserError(f"seed {seed} stopped with exit code {code}: see "

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -259,15 +260,18 @@ def test_a_stopped_conditioning_bench_has_its_trainer_save_first(tmp_path):
     """bench/conditioning.py sent SIGTERM while a seed trains: the trainer (a child in its own
     session, which the signal alone would not reach) saves its step and stops, then the
     bench says where and exits 130, leaving no trainer behind."""
+    import conditioning
+
     for label, piece in (("a", 1), ("b", 3)):
         os.makedirs(tmp_path / "music" / label)
         shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), tmp_path / "music" / label)
-    root = tmp_path / "runs"
+    root = str(tmp_path / "runs")
+    run = conditioning.run_folder(root, 0)
     bench = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "bench", "conditioning.py"), tmp_path / "music" / "a",
          tmp_path / "music" / "b", "--stage", "1", "--steps", "100000", "--keep", root],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = root / "seed0" / "train.log"
+    log = pathlib.Path(run, "train.log")
     deadline = time.monotonic() + 120
     while not (log.exists() and "step        1 " in log.read_text()):
         assert bench.poll() is None and time.monotonic() < deadline, bench.communicate()
@@ -275,11 +279,11 @@ def test_a_stopped_conditioning_bench_has_its_trainer_save_first(tmp_path):
     bench.send_signal(signal.SIGTERM)
     _, err = bench.communicate(timeout=120)
     assert bench.returncode == 130 and "Traceback" not in err, err
-    assert f"stopped: seed 0 saved its last step in {root / 'seed0'}" in err
+    assert f"stopped: seed 0 saved its last step in {run}" in err
     stopped = re.search(r"stopped at step (\d+)", log.read_text())
     assert stopped, log.read_text()
     assert checkpoints.checkpoint_exists(checkpoints.checkpoint_path(
-        str(root / "seed0" / "stage_00001"), int(stopped.group(1))))
+        checkpoints.stage_dir(run, 1), int(stopped.group(1))))
 
 
 @pytest.mark.slow
