@@ -137,6 +137,26 @@ def stop_on_signals():
         signal.signal(signum, signal.default_int_handler)
 
 
+def wait_saving_on_stop(process, said, wait=None):
+    """Wait for `process`, a trainer started in its own session (start_new_session=True: a
+    Ctrl+C in the terminal reaches it once, from here, not also straight) by `wait()`
+    (default process.wait), and return what that returns. A KeyboardInterrupt meanwhile
+    (Ctrl+C, or SIGTERM after stop_on_signals) is passed on as SIGTERM: the trainer saves the
+    step it is at and exits, then `said` is printed and SystemExit(130) raised. A second one
+    stops waiting at once: the trainer saves on its own all the same."""
+    try:
+        return (wait or process.wait)()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            said = (f"stopped without waiting: the trainer (process {process.pid}) saves its "
+                    f"last step on its own")
+        print(said, file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+
+
 def int_in_range(low, high):
     """argparse type: an integer in [low, high], with a message naming the range."""
     def parse(text):

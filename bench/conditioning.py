@@ -57,7 +57,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -71,7 +70,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import checkpoints
 import rules
-from utils import ArgumentParser, UserError, float_above, int_in_range, run_cli, stop_on_signals
+from utils import (
+    ArgumentParser,
+    UserError,
+    float_above,
+    int_in_range,
+    run_cli,
+    stop_on_signals,
+    wait_saving_on_stop,
+)
 
 TARGET = 0.8
 L2 = 1e-2  # the classifier's weight penalty: it must not learn one soundtrack's noise floor
@@ -122,19 +129,13 @@ def train(data, root, seed, args):
             # its own session: a Ctrl+C in the terminal reaches the trainer once, from here
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-            try:
-                code = process.wait()
-            except KeyboardInterrupt:  # Ctrl+C or SIGTERM here: the trainer saves, then stops
-                process.send_signal(signal.SIGTERM)
-                process.wait()
-                if args.keep:
-                    said = (f"stopped: seed {seed} saved its last step in {run}; the same "
-                            f"command trains on from there")
-                else:
-                    said = (f"stopped at seed {seed} (its temporary folder is removed: --keep "
-                            f"DIR keeps a run to train on)")
-                print(said, file=sys.stderr, flush=True)
-                raise SystemExit(130) from None
+            if args.keep:
+                said = (f"stopped: seed {seed} saved its last step in {run}; the same "
+                        f"command trains on from there")
+            else:
+                said = (f"stopped at seed {seed} (its temporary folder is removed: --keep "
+                        f"DIR keeps a run to train on)")
+            code = wait_saving_on_stop(process, said)
             if code:
                 raise UserError(f"seed {seed} stopped with exit code {code}: see "
                                 f"{os.path.join(run, 'train.log')}")

@@ -40,18 +40,20 @@
         --stage against CPU minutes. An arm's flags may hold "then" and the flags of a next
         command, run when the one before ends within the budget, e.g. "grow=REF --grow_to 3
         --stage_steps 200 then --num_blocks 3": growing, then stage 3 by hand. The budget is
-        kept in the run's budget.json: a run paused (SIGSTOP) loses nothing, and to stop a
-        comparison and go on later, kill this script, then stop its trainers with SIGTERM
-        (they save): the same command goes on with what is left of each run's budget, and
-        with a larger --minutes extends the runs their budget stopped.
+        kept in the run's budget.json: a run paused (SIGSTOP) loses nothing, and a
+        comparison stopped (below) goes on with the same command, with what is left of each
+        run's budget; a larger --minutes extends the runs their budget stopped.
         With --core_each a seed's arms train at the same time, each pinned to a CPU core of
         its own, in one run's time.
 
 FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
-folder, removed afterwards unless --keep DIR.
+folder, removed afterwards unless --keep DIR. Ctrl+C or SIGTERM while a run trains: its
+trainer saves the step it is at and stops, then the bench does (exit code 130); with --keep
+DIR the same command trains on from there.
 """
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -62,6 +64,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -71,7 +74,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import rules
 from config import SEEDS
-from utils import ArgumentParser, UserError, int_in_range, run_cli
+from utils import (
+    ArgumentParser,
+    UserError,
+    int_in_range,
+    run_cli,
+    stop_on_signals,
+    wait_saving_on_stop,
+)
 
 SEED = 0
 ROWS = (("Frechet mel distance", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
@@ -335,7 +345,7 @@ def train_arm(arm, seed, args, root, core=None):
     command = trainer_command(arm, seed, args, root, tree)
     if args.minutes is not None:
         return train_for([command + flags for flags in arm.commands()], arm, seed, run, tree,
-                         args.minutes, core)
+                         args.minutes, args.keep, core)
     directory = checkpoints.stage_dir(run, args.stage)
     for steps in (1, args.steps):
         if checkpoints.checkpoint_exists(checkpoints.checkpoint_path(directory, steps)):
@@ -343,15 +353,26 @@ def train_arm(arm, seed, args, root, core=None):
         print(f"training {arm.label} ({arm.ref}) seed {seed} to step {steps}", file=sys.stderr,
               flush=True)
         with open(os.path.join(run, "train.log"), "a") as log:
-            done = subprocess.run(command + ["--max_steps", str(steps), *arm.flags], cwd=tree,
-                                  stdout=log, stderr=subprocess.STDOUT, check=False)
-        if done.returncode:
-            raise UserError(f"{arm.label} seed {seed} stopped with exit code "
-                            f"{done.returncode} before step {steps}: see "
-                            f"{os.path.join(run, 'train.log')}")
+            process = subprocess.Popen(command + ["--max_steps", str(steps), *arm.flags],
+                                       cwd=tree, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        code = wait_saving_on_stop(process, stopped_saying(arm, seed, run, args.keep))
+        if code:
+            raise UserError(f"{arm.label} seed {seed} stopped with exit code {code} before "
+                            f"step {steps}: see {os.path.join(run, 'train.log')}")
+
+
+def stopped_saying(arm, seed, run, keep):
+    """What a Ctrl+C or SIGTERM prints once the run's trainer has saved and stopped."""
+    if keep:
+        return (f"stopped: {arm.label} seed {seed} saved its last step in {run}; the same "
+                f"command trains on from there")
+    return (f"stopped at {arm.label} seed {seed} (its temporary folder is removed: --keep DIR "
+            f"keeps the runs to train on)")
 
 
 POLL_SECS = 10  # how often a budgeted run's CPU time is read
+STOPPING = threading.Event()  # the bench was stopped: --core_each's threads stop their runs
 BUDGET_SAVE_SECS = 300  # a budgeted run's checkpoints: what a kill loses
 
 
@@ -362,15 +383,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def train_for(commands, arm, seed, run, tree, minutes, core=None):
+def train_for(commands, arm, seed, run, tree, minutes, keep, core=None):
     """Run the commands one after the other until they have used `minutes` of CPU time (on
     CPU `core` alone if given), then SIGTERM (it saves). budget.json keeps the CPU time used
     and (wall time, CPU time) samples, so a comparison stopped half-way (or paused with
     SIGSTOP while the machine does something else) goes on with what is left: each command
     runs again and goes on where it stopped (a grown schedule says so and ends at once);
-    done.json records how it ended, and a larger `minutes` goes on from there."""
-    import signal
-
+    done.json records how it ended, and a larger `minutes` goes on from there. A stop of the
+    bench stops the trainer running (it saves), and so this run where it is (see spend)."""
     from utils import read_json, write_json
 
     path = os.path.join(run, "budget.json")
@@ -388,34 +408,54 @@ def train_for(commands, arm, seed, run, tree, minutes, core=None):
             break
         before = budget["cpu_seconds"]
         with open(os.path.join(run, "train.log"), "a") as log:
-            process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
         if core is not None:  # before TensorFlow starts its threads, which inherit it
             os.sched_setaffinity(process.pid, {core})
-        while True:
-            # wait4 gives the CPU time of the whole run at its exit: the last poll's is late
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                budget["cpu_seconds"] = before + usage.ru_utime + usage.ru_stime
-                process.returncode = code = os.waitstatus_to_exitcode(status)
-                break
-            time.sleep(POLL_SECS)
-            try:
-                budget["cpu_seconds"] = before + cpu_seconds(process.pid)
-            except OSError:
-                continue  # it is exiting
-            budget["samples"].append([time.time(), budget["cpu_seconds"]])
-            write_json(path, budget)
-            if budget["cpu_seconds"] >= minutes * 60 and not at_budget:
-                os.kill(process.pid, signal.SIGTERM)  # send_signal would reap it: not wait4
-                at_budget = True
-        budget["samples"].append([time.time(), budget["cpu_seconds"]])
-        write_json(path, budget)
+        code, at_budget = wait_saving_on_stop(process, stopped_saying(arm, seed, run, keep),
+                                              functools.partial(spend, process, budget, path,
+                                                                before, minutes * 60))
         if code:
             raise UserError(f"{arm.label} seed {seed} stopped with exit code {code}: see "
                             f"{os.path.join(run, 'train.log')}")
     write_json(os.path.join(run, "done.json"), {
         "seconds": time.time() - started, "cpu_seconds": budget["cpu_seconds"],
         "stopped_at_budget": at_budget})
+
+
+def spend(process, budget, path, before, seconds):
+    """Wait for a budgeted run's trainer, writing the CPU time it has used (`before` it
+    started, and since) to budget.json every POLL_SECS, and stopping it with SIGTERM (it
+    saves) once the budget's `seconds` are used. Returns (exit code, whether the budget
+    stopped it). Raises KeyboardInterrupt where STOPPING is set: the bench was stopped while
+    this is a thread of --core_each's."""
+    import signal
+
+    from utils import write_json
+
+    at_budget = False
+    while True:
+        # wait4 gives the CPU time of the whole run at its exit: the last poll's is late
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            budget["cpu_seconds"] = before + usage.ru_utime + usage.ru_stime
+            process.returncode = os.waitstatus_to_exitcode(status)
+            break
+        if STOPPING.is_set():
+            raise KeyboardInterrupt
+        time.sleep(POLL_SECS)
+        try:
+            budget["cpu_seconds"] = before + cpu_seconds(process.pid)
+        except OSError:
+            continue  # it is exiting
+        budget["samples"].append([time.time(), budget["cpu_seconds"]])
+        write_json(path, budget)
+        if budget["cpu_seconds"] >= seconds and not at_budget:
+            os.kill(process.pid, signal.SIGTERM)  # send_signal would reap it: not wait4
+            at_budget = True
+    budget["samples"].append([time.time(), budget["cpu_seconds"]])
+    write_json(path, budget)
+    return process.returncode, at_budget
 
 
 def cpu_minutes(run):
@@ -510,9 +550,14 @@ def side_by_side(args):
                 for arm in args.arm:
                     source_tree(arm.ref, root)  # unpacked once, before the threads
                 with ThreadPoolExecutor(len(args.arm)) as pool:
-                    for done in [pool.submit(train_arm, arm, seed, args, root, core)
-                                 for arm, core in zip(args.arm, sorted(os.sched_getaffinity(0)))]:
-                        done.result()
+                    runs = [pool.submit(train_arm, arm, seed, args, root, core)
+                            for arm, core in zip(args.arm, sorted(os.sched_getaffinity(0)))]
+                    try:
+                        for done in runs:
+                            done.result()
+                    except KeyboardInterrupt:  # only the main thread hears it: tell the others
+                        STOPPING.set()
+                        raise SystemExit(130) from None  # once each trainer has saved
                 continue
             for arm in args.arm:
                 train_arm(arm, seed, args, root)
@@ -744,6 +789,7 @@ def main(argv=None):
         raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
     from private_apis import import_tensorflow
     import_tensorflow()
+    stop_on_signals()  # SIGTERM as Ctrl+C: a run in training saves before the bench stops
     report = (cost(args) if args.cost else side_by_side(args) if args.arm else learn(args))
     if args.json:
         print(json.dumps(report, default=float))

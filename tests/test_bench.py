@@ -287,6 +287,41 @@ def test_a_stopped_conditioning_bench_has_its_trainer_save_first(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_stopped_side_by_side_has_every_trainer_save_first(tmp_path):
+    """bench/learning.py --minutes --core_each sent SIGTERM while both arms train (each a
+    thread's trainer, in a session of its own): each trainer saves its step and stops, then
+    the bench exits 130, and the runs are not marked done, so the same command goes on."""
+    import learning
+
+    os.makedirs(tmp_path / "music")
+    for piece in (1, 2):
+        shutil.copy(os.path.join(DEMO, f"piece_0{piece}.wav"), tmp_path / "music")
+    root = str(tmp_path / "runs")
+    arms = [learning.parse_arm(f"{label}=. --num_blocks 1") for label in ("a", "b")]
+    bench = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "bench", "learning.py"), tmp_path / "music",
+         "--stage", "1", "--minutes", "1000", "--core_each", "--seeds", "0", "--keep", root,
+         "--arm", "a=. --num_blocks 1", "--arm", "b=. --num_blocks 1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = [pathlib.Path(learning.arm_run(root, arm, 0), "train.log") for arm in arms]
+    deadline = time.monotonic() + 180
+    while not all(log.exists() and "step        1 " in log.read_text() for log in logs):
+        assert bench.poll() is None and time.monotonic() < deadline, bench.communicate()
+        time.sleep(0.5)
+    bench.send_signal(signal.SIGTERM)
+    _, err = bench.communicate(timeout=120)
+    assert bench.returncode == 130 and "Traceback" not in err, err
+    for arm, log in zip(arms, logs):
+        run = learning.arm_run(root, arm, 0)
+        assert f"stopped: {arm.label} seed 0 saved its last step in {run}" in err
+        stopped = re.search(r"stopped at step (\d+)", log.read_text())
+        assert stopped, log.read_text()
+        assert checkpoints.checkpoint_exists(checkpoints.checkpoint_path(
+            checkpoints.stage_dir(run, 1), int(stopped.group(1))))
+        assert not os.path.exists(os.path.join(run, "done.json"))
+
+
+@pytest.mark.slow
 def test_the_conditioning_bench_averages_checkpoints_and_judges_every_seed_alike(tmp_path):
     """bench/conditioning.py --average_with: the generator it scores holds the mean of the
     --steps checkpoint's weights and the earlier ones'. --classifiers: every training seed is
