@@ -119,8 +119,10 @@ class ModelConfig:
                       "the labels apart rather than what all real music shares; auxiliary: "
                       "the projection, and it also learns to name the label of real windows, "
                       "which the generator is asked to make nameable (AC-GAN, as in WGAN-GP's "
-                      "and DrumGAN's conditional models)",
-        choices=("projection", "centred", "auxiliary"))
+                      "and DrumGAN's conditional models); pooled: the projection of the "
+                      "features summed over their positions (Miyato & Koyama's global "
+                      "pooling), one label weight for the whole window",
+        choices=("projection", "centred", "auxiliary", "pooled"))
     label_generator: str = flag(
         "input", "with --condition folders, where the generator hears the label. input: its "
                  "learned embedding joins the latent (DrumGAN's way); every_block: that, and "

@@ -419,13 +419,17 @@ class Discriminator(CriticBody):
     less its mean over the labels, e_y - mean_k e_k: as expressive (w can absorb the mean),
     but with balanced labels e_y then learns how label y's real windows differ from all real
     windows less how its fakes differ from all fakes, not the realism every label shares.
+    With `pooled` (--label_critic pooled) the projection is of the features summed over
+    their 16 positions, D(x, y) = w . f(x) + b + e_y . sum_t f_t(x), as Miyato & Koyama's
+    global sum pooling: one e_y for every position, so a label is heard alike wherever in
+    the window it shows, and each of its weights learns from 16 positions' features.
     With `classifier` (--label_critic auxiliary) it also names the label of what it hears
     (label_classifier, the features' logits of the labels, AC-GAN's auxiliary classifier):
     call(x, condition, classify=True) returns both."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
-                 variant="standard", labels=0, classifier=False, centred=False, divisor=1,
-                 **kwargs):
+                 variant="standard", labels=0, classifier=False, centred=False, pooled=False,
+                 divisor=1, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant,
                          divisor=divisor, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
@@ -433,10 +437,11 @@ class Discriminator(CriticBody):
                                            self.variant.equalised_lr, OUTPUT_GAIN),
                        (None, self.feature_count))
         self.labels = labels
+        self.pooled = bool(labels and pooled)
         if labels:
             self.add_layer("label_projection", keras.layers.Dense(
-                self.feature_count, use_bias=False, dtype="float32", name="label_projection"),
-                (None, labels))
+                self.feature_count // BASE_LENGTH if self.pooled else self.feature_count,
+                use_bias=False, dtype="float32", name="label_projection"), (None, labels))
         self.classifier = bool(labels and classifier)
         self.centred = bool(labels and centred)
         if self.classifier:
@@ -457,8 +462,11 @@ class Discriminator(CriticBody):
             if self.centred:  # one-hot (or a blend) less 1/labels: e_y less the mean e_k
                 condition -= 1.0 / self.labels
             projected = self.label_projection(condition)
-            score += tf.reduce_sum(tf.cast(features, tf.float32) * projected, axis=1,
-                                   keepdims=True)
+            heard = tf.cast(features, tf.float32)
+            if self.pooled:  # [batch, 16 positions, maps] summed over the positions
+                heard = tf.reduce_sum(tf.reshape(heard, [-1, BASE_LENGTH, projected.shape[-1]]),
+                                      axis=1)
+            score += tf.reduce_sum(heard * projected, axis=1, keepdims=True)
         if classify:
             return score, self.label_classifier(features)
         return score

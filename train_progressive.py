@@ -38,7 +38,8 @@ def build_networks(config, dtype, generator_only=False):
         label_blocks=config_value(config, "label_generator") == "every_block", **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(
-            classifier=critic == "auxiliary", centred=critic == "centred", **args)
+            classifier=critic == "auxiliary", centred=critic == "centred",
+            pooled=critic == "pooled", **args)
     return networks
 
 

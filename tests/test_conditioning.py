@@ -188,6 +188,26 @@ def test_the_centred_projection_learns_only_what_sets_the_labels_apart():
     np.testing.assert_allclose(projection_gradient(centred), 0.0, atol=1e-6)
 
 
+def test_the_pooled_projection_is_the_plain_one_with_one_weight_for_every_position():
+    """--label_critic pooled: the label's projection has one weight per feature map, and
+    scores as the plain projection whose weights are that one repeated at the 16 positions;
+    the rest of the critic is the plain one's."""
+    tf.keras.utils.set_random_seed(0)
+    plain, pooled = Discriminator(1, labels=2), Discriminator(1, labels=2, pooled=True)
+    maps = plain.feature_count // 16
+    assert pooled.label_projection.units == maps and plain.label_projection.units == 16 * maps
+    for name in set(plain.named_layers()) - {"label_projection"}:
+        pooled.named_layers()[name].set_weights(plain.named_layers()[name].get_weights())
+    pooled.label_projection.kernel.assign(tf.random.normal([2, maps]))
+    plain.label_projection.kernel.assign(np.tile(pooled.label_projection.kernel.numpy(), 16))
+    audio = tf.constant(np.random.default_rng(0).uniform(-0.5, 0.5, (3, 64, 1)), tf.float32)
+    labels = np.eye(2, dtype=np.float32)[[0, 1, 1]]
+    np.testing.assert_allclose(pooled(audio, labels), plain(audio, labels), rtol=1e-5,
+                               atol=1e-5)
+    as_other = pooled(audio, labels[:, ::-1]).numpy()
+    assert np.abs(pooled(audio, labels).numpy() - as_other).max() > 1e-3
+
+
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     """--label_critic auxiliary: D_loss gains CE(C(real), the real labels), G_loss gains
     0.1 CE(C(fake), the labels asked for); the classifier is one dense layer on the features."""
