@@ -137,24 +137,42 @@ def stop_on_signals():
         signal.signal(signum, signal.default_int_handler)
 
 
-def wait_saving_on_stop(process, said, wait=None):
-    """Wait for `process`, a trainer started in its own session (start_new_session=True: a
-    Ctrl+C in the terminal reaches it once, from here, not also straight) by `wait()`
-    (default process.wait), and return what that returns. A KeyboardInterrupt meanwhile
-    (Ctrl+C, or SIGTERM after stop_on_signals) is passed on as SIGTERM: the trainer saves the
-    step it is at and exits, then `said` is printed and SystemExit(130) raised. A second one
-    stops waiting at once: the trainer saves on its own all the same."""
+def ask_to_save_and_stop(process):
+    """SIGTERM to a trainer, once: it saves the step it is at and stops (a second one would
+    stop it at once, unsaved). os.kill, as Popen.send_signal may reap a child that a caller
+    waits for with os.wait4."""
+    if not getattr(process, "asked_to_stop", False):
+        process.asked_to_stop = True
+        os.kill(process.pid, signal.SIGTERM)
+
+
+def wait_saving_on_stop(process, who, run, kept, wait=None):
+    """Wait for `process`, a trainer in a session of its own (so a Ctrl+C in the terminal
+    reaches this process alone), with `wait()` (default process.wait; it returns what that
+    does). On a KeyboardInterrupt (Ctrl+C, or SIGTERM after stop_on_signals) the trainer is
+    asked to save and stop, and waited for whatever else comes: a save takes seconds, an
+    unsaved stop loses every step since the last checkpoint. Then one line says how `who`
+    (e.g. "seed 0") stopped, its run folder `run` kept or not, and SystemExit(130)."""
     try:
         return (wait or process.wait)()
     except KeyboardInterrupt:
-        process.send_signal(signal.SIGTERM)
+        ask_to_save_and_stop(process)
+    while True:
         try:
-            process.wait()
+            code = process.wait()
+            break
         except KeyboardInterrupt:
-            said = (f"stopped without waiting: the trainer (process {process.pid}) saves its "
-                    f"last step on its own")
-        print(said, file=sys.stderr, flush=True)
-        raise SystemExit(130) from None
+            print(f"{who} is saving its last step: it stops in a moment", file=sys.stderr,
+                  flush=True)
+    if code:
+        said = f"stopped: {who}'s trainer stopped with exit code {code}, perhaps unsaved"
+    elif kept:
+        said = f"stopped: {who} saved its last step in {run}; the same command trains on from there"
+    else:
+        said = (f"stopped at {who} (its temporary folder is removed: --keep DIR keeps the runs "
+                f"to train on)")
+    print(said, file=sys.stderr, flush=True)
+    raise SystemExit(130)
 
 
 def int_in_range(low, high):

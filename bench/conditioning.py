@@ -125,17 +125,10 @@ def train(data, root, seed, args):
                                      os.path.join(run, "previews")])
     os.makedirs(run, exist_ok=True)
     with open(os.path.join(run, "train.log"), "a") as log:
-        for command in commands:
-            # its own session: a Ctrl+C in the terminal reaches the trainer once, from here
+        for command in commands:  # in a session of its own: see wait_saving_on_stop
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-            if args.keep:
-                said = (f"stopped: seed {seed} saved its last step in {run}; the same "
-                        f"command trains on from there")
-            else:
-                said = (f"stopped at seed {seed} (its temporary folder is removed: --keep "
-                        f"DIR keeps a run to train on)")
-            code = wait_saving_on_stop(process, said)
+            code = wait_saving_on_stop(process, f"seed {seed}", run, args.keep)
             if code:
                 raise UserError(f"seed {seed} stopped with exit code {code}: see "
                                 f"{os.path.join(run, 'train.log')}")

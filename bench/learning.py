@@ -47,9 +47,9 @@
         its own, in one run's time.
 
 FOLDER is real music, e.g. what bench/fetch_music.py fetches. Checkpoints go to a temporary
-folder, removed afterwards unless --keep DIR. Ctrl+C or SIGTERM while a run trains: its
-trainer saves the step it is at and stops, then the bench does (exit code 130); with --keep
-DIR the same command trains on from there.
+folder, removed afterwards unless --keep DIR. With --arm, Ctrl+C or SIGTERM while runs
+train: each trainer saves the step it is at and stops, then the bench does (exit code 130);
+with --keep DIR the same command trains on from there.
 """
 
 import argparse
@@ -352,23 +352,14 @@ def train_arm(arm, seed, args, root, core=None):
             continue
         print(f"training {arm.label} ({arm.ref}) seed {seed} to step {steps}", file=sys.stderr,
               flush=True)
-        with open(os.path.join(run, "train.log"), "a") as log:
+        with open(os.path.join(run, "train.log"), "a") as log:  # own session: see utils
             process = subprocess.Popen(command + ["--max_steps", str(steps), *arm.flags],
                                        cwd=tree, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-        code = wait_saving_on_stop(process, stopped_saying(arm, seed, run, args.keep))
+        code = wait_saving_on_stop(process, f"{arm.label} seed {seed}", run, args.keep)
         if code:
             raise UserError(f"{arm.label} seed {seed} stopped with exit code {code} before "
                             f"step {steps}: see {os.path.join(run, 'train.log')}")
-
-
-def stopped_saying(arm, seed, run, keep):
-    """What a Ctrl+C or SIGTERM prints once the run's trainer has saved and stopped."""
-    if keep:
-        return (f"stopped: {arm.label} seed {seed} saved its last step in {run}; the same "
-                f"command trains on from there")
-    return (f"stopped at {arm.label} seed {seed} (its temporary folder is removed: --keep DIR "
-            f"keeps the runs to train on)")
 
 
 POLL_SECS = 10  # how often a budgeted run's CPU time is read
@@ -389,8 +380,8 @@ def train_for(commands, arm, seed, run, tree, minutes, keep, core=None):
     and (wall time, CPU time) samples, so a comparison stopped half-way (or paused with
     SIGSTOP while the machine does something else) goes on with what is left: each command
     runs again and goes on where it stopped (a grown schedule says so and ends at once);
-    done.json records how it ended, and a larger `minutes` goes on from there. A stop of the
-    bench stops the trainer running (it saves), and so this run where it is (see spend)."""
+    done.json records how it ended, and a larger `minutes` goes on from there. A stopped
+    bench stops the trainer (it saves) and the run with it, not done."""
     from utils import read_json, write_json
 
     path = os.path.join(run, "budget.json")
@@ -406,15 +397,17 @@ def train_for(commands, arm, seed, run, tree, minutes, keep, core=None):
     for command in commands:
         if at_budget:
             break
+        if STOPPING.is_set():  # another arm's thread was told to stop: start no trainer
+            raise SystemExit(130)
         before = budget["cpu_seconds"]
-        with open(os.path.join(run, "train.log"), "a") as log:
+        with open(os.path.join(run, "train.log"), "a") as log:  # own session: see utils
             process = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         if core is not None:  # before TensorFlow starts its threads, which inherit it
             os.sched_setaffinity(process.pid, {core})
-        code, at_budget = wait_saving_on_stop(process, stopped_saying(arm, seed, run, keep),
-                                              functools.partial(spend, process, budget, path,
-                                                                before, minutes * 60))
+        code, at_budget = wait_saving_on_stop(
+            process, f"{arm.label} seed {seed}", run, keep,
+            functools.partial(spend, process, budget, path, before, minutes * 60))
         if code:
             raise UserError(f"{arm.label} seed {seed} stopped with exit code {code}: see "
                             f"{os.path.join(run, 'train.log')}")
@@ -425,13 +418,11 @@ def train_for(commands, arm, seed, run, tree, minutes, keep, core=None):
 
 def spend(process, budget, path, before, seconds):
     """Wait for a budgeted run's trainer, writing the CPU time it has used (`before` it
-    started, and since) to budget.json every POLL_SECS, and stopping it with SIGTERM (it
-    saves) once the budget's `seconds` are used. Returns (exit code, whether the budget
-    stopped it). Raises KeyboardInterrupt where STOPPING is set: the bench was stopped while
-    this is a thread of --core_each's."""
-    import signal
-
-    from utils import write_json
+    started, and since) to budget.json every POLL_SECS, and asking it to save and stop once
+    the budget's `seconds` are used. Returns (exit code, whether the budget stopped it).
+    Raises KeyboardInterrupt where STOPPING is set (a --core_each thread hears of a stop so);
+    the CPU time since the last poll then goes uncounted."""
+    from utils import ask_to_save_and_stop, write_json
 
     at_budget = False
     while True:
@@ -441,17 +432,16 @@ def spend(process, budget, path, before, seconds):
             budget["cpu_seconds"] = before + usage.ru_utime + usage.ru_stime
             process.returncode = os.waitstatus_to_exitcode(status)
             break
-        if STOPPING.is_set():
+        if STOPPING.wait(POLL_SECS):
             raise KeyboardInterrupt
-        time.sleep(POLL_SECS)
         try:
             budget["cpu_seconds"] = before + cpu_seconds(process.pid)
         except OSError:
             continue  # it is exiting
         budget["samples"].append([time.time(), budget["cpu_seconds"]])
         write_json(path, budget)
-        if budget["cpu_seconds"] >= seconds and not at_budget:
-            os.kill(process.pid, signal.SIGTERM)  # send_signal would reap it: not wait4
+        if budget["cpu_seconds"] >= seconds:
+            ask_to_save_and_stop(process)
             at_budget = True
     budget["samples"].append([time.time(), budget["cpu_seconds"]])
     write_json(path, budget)
@@ -541,6 +531,17 @@ def score_arms(args, root):
     return scores, curves
 
 
+def wait_for_threads(pool):
+    """Until every thread of `pool` has ended: their trainers are saving, which takes
+    seconds, and the runs' folder must outlive that."""
+    while True:
+        try:
+            return pool.shutdown(wait=True)
+        except KeyboardInterrupt:
+            print("the trainers are saving their last step: they stop in a moment",
+                  file=sys.stderr, flush=True)
+
+
 def side_by_side(args):
     root = args.keep or tempfile.mkdtemp(prefix="bench_side_by_side_")
     try:
@@ -555,9 +556,12 @@ def side_by_side(args):
                     try:
                         for done in runs:
                             done.result()
-                    except KeyboardInterrupt:  # only the main thread hears it: tell the others
-                        STOPPING.set()
-                        raise SystemExit(130) from None  # once each trainer has saved
+                    except BaseException as error:  # a stop or a failed arm: stop the others
+                        STOPPING.set()  # the main thread alone hears a Ctrl+C: tell them
+                        wait_for_threads(pool)
+                        if isinstance(error, KeyboardInterrupt):
+                            raise SystemExit(130) from None
+                        raise
                 continue
             for arm in args.arm:
                 train_arm(arm, seed, args, root)
@@ -789,7 +793,8 @@ def main(argv=None):
         raise UserError(f"{args.folder} is not a folder: fetch music with bench/fetch_music.py")
     from private_apis import import_tensorflow
     import_tensorflow()
-    stop_on_signals()  # SIGTERM as Ctrl+C: a run in training saves before the bench stops
+    if args.arm:  # SIGTERM as Ctrl+C: the trainers running save before the bench stops
+        stop_on_signals()
     report = (cost(args) if args.cost else side_by_side(args) if args.arm else learn(args))
     if args.json:
         print(json.dumps(report, default=float))

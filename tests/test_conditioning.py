@@ -206,6 +206,11 @@ def test_the_pooled_projection_is_the_plain_one_with_one_weight_for_every_positi
                                atol=1e-5)
     as_other = pooled(audio, labels[:, ::-1]).numpy()
     assert np.abs(pooled(audio, labels).numpy() - as_other).max() > 1e-3
+    config = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
+              "use_sample_norm": False, "labels": LABELS}
+    for critic, is_pooled in (("pooled", True), ("projection", False)):  # the flag's way in
+        built = train_progressive.build_networks(dict(config, label_critic=critic), "float32")
+        assert built["discriminator"].pooled is is_pooled
 
 
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
