@@ -476,8 +476,10 @@ def restart_average(stage, averaged):
     the average's score), else None (also without an average, or within RESTART_MARGIN of
     it: the same sound). On real music every average of a 300-step run was quieter and
     farther from the music than the raw weights (BENCHMARKS.md, "The moving average of a
-    short run"): an average plays only once it measures better."""
-    if stage.run.average is None:
+    short run"): an average plays only once it measures better. Not for a conditional
+    model: the score cannot hear the label, and the raw weights of one recovered it far less
+    often than their average (BENCHMARKS.md, "Conditioning")."""
+    if stage.run.average is None or stage.config_json.get("labels"):
         return None
     raw_measured, raw_generated = stage.curve.measure(stage.run.networks["generator"])
     mine, theirs = (rules.quality_score(m) for m in (averaged, raw_measured))

@@ -96,17 +96,21 @@ def test_references_put_real_music_below_noise(demo):
     assert "real vs real" in table and "% of the way from noise" in table
 
 
-def test_the_average_restarts_from_raw_weights_that_score_better(demo):
+def test_the_average_restarts_from_raw_weights_that_score_better_unless_conditional(demo):
     config = dict(CONFIG, channels=demo.channels)
     run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=3,
                           average_rule=moving_average.FixedDecay(0.9), graph="update")
     generator, average = run_.networks["generator"], run_.average.average
     curve = watch.QualityCurve(demo, 1, 16, 0, "uniform")
-    stage = types.SimpleNamespace(run=run_, curve=curve)
+    stage = types.SimpleNamespace(run=run_, curve=curve, config_json=config)
     same = curve.measure(average)[0]
     assert train_loop.restart_average(stage, same) is None  # the same weights: not better
     for weight in list(average.named_layers().values())[-1].weights:
         weight.assign(tf.zeros_like(weight))  # a silent average
+    silent = curve.measure(average)[0]
+    conditional = types.SimpleNamespace(run=run_, curve=curve,
+                                        config_json=dict(config, labels=["a", "b"]))
+    assert train_loop.restart_average(conditional, silent) is None  # the score can't hear labels
     raw, windows, silent_score = train_loop.restart_average(stage, curve.measure(average)[0])
     assert silent_score == float("inf") and rules.quality_score(raw) < float("inf")
     assert len(windows) == len(curve.real)
