@@ -74,14 +74,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import rules
 from config import SEEDS
-from utils import (
-    ArgumentParser,
-    UserError,
-    int_in_range,
-    run_cli,
-    stop_on_signals,
-    wait_saving_on_stop,
-)
+from utils import ArgumentParser, UserError, int_in_range, run_cli, stop_on_signals
 
 SEED = 0
 ROWS = (("Frechet mel distance", "frechet_mel_distance"), ("RMS ratio", "loudness.rms_ratio"),
@@ -338,6 +331,7 @@ def train_arm(arm, seed, args, root, core=None):
     then to --steps, each skipped where its checkpoint is there; or, with --minutes, once,
     stopped by SIGTERM (it saves) if it runs longer, skipped where done.json is there."""
     import checkpoints
+    from utils import wait_saving_on_stop
 
     tree = source_tree(arm.ref, root)
     run = arm_run(root, arm, seed)
@@ -382,7 +376,7 @@ def train_for(commands, arm, seed, run, tree, minutes, keep, core=None):
     runs again and goes on where it stopped (a grown schedule says so and ends at once);
     done.json records how it ended, and a larger `minutes` goes on from there. A stopped
     bench stops the trainer (it saves) and the run with it, not done."""
-    from utils import read_json, write_json
+    from utils import read_json, wait_saving_on_stop, write_json
 
     path = os.path.join(run, "budget.json")
     budget = read_json(path) or {"cpu_seconds": 0.0, "samples": []}
