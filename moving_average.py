@@ -13,8 +13,8 @@ ExponentialMovingAverage. Audio GANs after the original (DrumGAN, Musika, RAVE,
 stable-audio-tools) sample from such an average: it sounds cleaner at no training cost.
 Where an evaluation of the quality curve scores the raw weights better, the average starts
 again from them (train_loop.restart_average: on real music no average of a short run measured
-better than the raw weights), but for a conditional model's, which carries the label better. Preview, generation, evaluation, the quality curve and the
-generator_output summary use it;
+better than the raw weights), but for a conditional model's, which carries the label better.
+Preview, generation, evaluation, the quality curve and the generator_output summary use it;
 --raw_generator uses the trained weights. The average is another generator network of the
 same stage (the checkpoint's `generator_ema`), so it grows, freezes and restores by layer name
 like the generator.
