@@ -36,13 +36,14 @@ BEST_FOLDER, BEST_FILE = "best", "best.json"
 # What must agree between a checkpoint and a run that restores from it.
 CONFIG_KEYS = ("model", "channels", "feature_map_smoothing", "feature_map_divisor",
                "use_sample_norm", "sampling_rate", "model_variant", "labels", "label_critic",
-               "label_generator")
+               "label_generator", "critic_emphasis")
 # The value of a key that configurations written before it existed lack (labels: the
 # unconditional model's, as every model's before --condition; label_critic and
 # label_generator: the projection critic and the label at the input, the only ones before
-# those flags; feature_map_divisor: the report's width).
+# those flags; feature_map_divisor: the report's width; critic_emphasis: none).
 CONFIG_DEFAULTS = {"model_variant": "standard", "labels": [], "label_critic": "projection",
-                   "label_generator": "input", "feature_map_divisor": 1}
+                   "label_generator": "input", "feature_map_divisor": 1,
+                   "critic_emphasis": 0.0}
 
 
 # --------------------------------------------------------------------------- folders, config.json

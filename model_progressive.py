@@ -425,17 +425,23 @@ class Discriminator(CriticBody):
     the window it shows, and each of its weights learns from 16 positions' features.
     With `classifier` (--label_critic auxiliary) it also names the label of what it hears
     (label_classifier, the features' logits of the labels, AC-GAN's auxiliary classifier):
-    call(x, condition, classify=True) returns both."""
+    call(x, condition, classify=True) returns both.
+
+    With `emphasis` A (--critic_emphasis, ours) it hears x[t] - A x[t-1] (x[-1] = 0), the
+    pre-emphasis of speech coders and of SEGAN: a fixed filter, no weights, that lifts the
+    highs (by up to 1 + A) and quietens the lows (to 1 - A at 0 Hz), so that the quiet highs
+    of music weigh in its score and in the gradient the generator learns from."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
                  variant="standard", labels=0, classifier=False, centred=False, pooled=False,
-                 divisor=1, **kwargs):
+                 divisor=1, emphasis=0.0, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant,
                          divisor=divisor, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
         self.add_layer("prediction", dense(1, "float32", "prediction",
                                            self.variant.equalised_lr, OUTPUT_GAIN),
                        (None, self.feature_count))
+        self.emphasis = float(emphasis)
         self.labels = labels
         self.pooled = bool(labels and pooled)
         if labels:
@@ -455,6 +461,8 @@ class Discriminator(CriticBody):
         return not self.variant.minibatch_stddev
 
     def call(self, x, condition=None, classify=False):
+        if self.emphasis:  # [batch, time, channels]: each sample less A times the one before
+            x = x - self.emphasis * tf.pad(x, [[0, 0], [1, 0], [0, 0]])[:, :-1]
         features = self.features(x)
         score = self.prediction(features)
         if self.labels:

@@ -22,7 +22,7 @@ from rules import STANDARD
 from runs import Recipe
 
 STAGE_FLAGS = ("num_blocks", "freeze_early_layers", "use_sample_norm",
-               "no_feature_map_smoothing", "feature_map_divisor")
+               "no_feature_map_smoothing", "feature_map_divisor", "critic_emphasis")
 
 
 def build_networks(config, dtype, generator_only=False):
@@ -39,7 +39,8 @@ def build_networks(config, dtype, generator_only=False):
     if not generator_only:
         networks["discriminator"] = Discriminator(
             classifier=critic == "auxiliary", centred=critic == "centred",
-            pooled=critic == "pooled", **args)
+            pooled=critic == "pooled", emphasis=config_value(config, "critic_emphasis"),
+            **args)
     return networks
 
 
@@ -50,6 +51,7 @@ def make_config(model, sampling_rate, channels, name="progressive", labels=()):
     return {"model": name, "num_blocks": model.num_blocks, "frozen": model.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not model.no_feature_map_smoothing,
             "feature_map_divisor": model.feature_map_divisor,
+            "critic_emphasis": model.critic_emphasis,
             "use_sample_norm": model.use_sample_norm, "sampling_rate": sampling_rate,
             "model_variant": model.model_variant, "labels": list(labels),
             "label_critic": model.label_critic, "label_generator": model.label_generator}

@@ -15,6 +15,7 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 import checkpoints
 import model_progressive as mp
+import train_progressive
 from utils import UserError
 
 # nf(b) for b = 0..8 (report §7.6, "feature map smoothing").
@@ -565,3 +566,21 @@ def test_layers_start_from_the_frameworks_default_initialisers():
                 assert kernel.std() == pytest.approx(limit / np.sqrt(3), rel=0.05), name
             assert not bias.any(), name
 
+
+
+def test_the_emphasised_critic_scores_the_pre_emphasised_window():
+    """--critic_emphasis A: the critic scores x as the plain critic (same weights) scores
+    x[t] - A x[t-1], x[-1] = 0; build_networks gives it the config's A."""
+    tf.keras.utils.set_random_seed(0)
+    plain, emphasised = mp.Discriminator(1, divisor=8), mp.Discriminator(1, divisor=8,
+                                                                         emphasis=0.95)
+    emphasised.set_weights(plain.get_weights())
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 64, 1)).astype(np.float32)
+    heard = audio - 0.95 * np.concatenate([np.zeros((3, 1, 1), np.float32), audio[:, :-1]], 1)
+    np.testing.assert_allclose(emphasised(audio), plain(heard), rtol=1e-5, atol=1e-5)
+    assert np.abs(emphasised(audio).numpy() - plain(audio).numpy()).max() > 1e-3
+    config = {"num_blocks": 1, "channels": 1, "feature_map_smoothing": True,
+              "use_sample_norm": False, "feature_map_divisor": 8}
+    assert train_progressive.build_networks(config, "float32")["discriminator"].emphasis == 0
+    built = train_progressive.build_networks(dict(config, critic_emphasis=0.5), "float32")
+    assert built["discriminator"].emphasis == 0.5

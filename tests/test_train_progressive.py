@@ -98,6 +98,18 @@ def test_the_width_is_saved_and_a_stage_of_another_width_is_refused(chain, tmp_p
     assert sorted(os.listdir(root)) == before
 
 
+def test_the_critic_emphasis_is_saved_and_a_stage_heard_otherwise_is_refused(chain):
+    """--critic_emphasis is in config.json (0, off, by default); going on from a stage whose
+    critic heard the music otherwise is one line and writes nothing."""
+    root, _ = chain
+    assert checkpoints.read_config(checkpoints.stage_dir(root, 2))["critic_emphasis"] == 0.0
+    before = sorted(os.listdir(root))
+    code, _, err = run("--num_blocks", "2", "--max_steps", "5", "--checkpoint_dir", root,
+                       "--critic_emphasis", "0.95")
+    assert_one_line_error(code, err, "critic_emphasis=0.0", "critic_emphasis=0.95")
+    assert sorted(os.listdir(root)) == before
+
+
 # --------------------------------------------------------------------------- moving average
 
 def test_checkpoints_keep_the_variable_paths_of_earlier_versions(chain):
