@@ -101,10 +101,11 @@ class ModelConfig:
            "from another needs its value", parse=int_in_range(1, MAX_FEATURE_MAP_DIVISOR))
     critic_emphasis: float = flag(
         0.0, "the critic hears each window pre-emphasised, x[t] - A x[t-1] with this A (ours, "
-             "not the report's; 0: off, as the original; 0.95 is speech GANs' (SEGAN)): "
-             "music's highs are quiet, and a critic that hears them as loud as the lows "
-             "teaches the generator them sooner (BENCHMARKS.md); a stage grown from another "
-             "needs its value", parse=fraction_below_one, metavar="A")
+             "not the report's; 0: off, as the original; 0.95 is speech GANs' (SEGAN)), so "
+             "that music's quiet highs weigh in its score; measured at 0.7 it did not bring "
+             "a conditional model's labels sooner and left the music further off "
+             "(BENCHMARKS.md); a stage grown from another needs its value",
+        parse=fraction_below_one, metavar="A")
     model_variant: str = flag(
         STANDARD, "the main model or one of the report's experimental variants (§7.7): "
                   "asymmetric adds a stride-1 convolution to every discriminator block, "
