@@ -567,7 +567,6 @@ def test_layers_start_from_the_frameworks_default_initialisers():
             assert not bias.any(), name
 
 
-
 def test_the_emphasised_critic_scores_the_pre_emphasised_window():
     """--critic_emphasis A: the critic scores x as the plain critic (same weights) scores
     x[t] - A x[t-1], x[-1] = 0; build_networks gives it the config's A."""
