@@ -83,30 +83,20 @@ def test_restore_chain_takes_each_path(chain):
     assert saved_step(checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 2))) == 1
 
 
-def test_the_width_is_saved_and_a_stage_of_another_width_is_refused(chain, tmp_path):
-    """--feature_map_divisor is in config.json; resuming or growing from a stage of another
-    width is one line, and writes nothing (generation reads the width of the stage)."""
+@pytest.mark.parametrize("name, saved, other", [
+    ("feature_map_divisor", NARROW_DIVISOR, "4"), ("critic_emphasis", 0.0, "0.95")])
+def test_a_stage_setting_is_saved_and_a_stage_with_another_is_refused(chain, name, saved,
+                                                                      other):
+    """--feature_map_divisor (the width) and --critic_emphasis are in config.json; resuming
+    or growing from a stage with another value is one line, and writes nothing (generation
+    reads the width of the stage)."""
     root, _ = chain
-    assert checkpoints.read_config(checkpoints.stage_dir(root, 2))["feature_map_divisor"] \
-        == NARROW_DIVISOR
+    assert checkpoints.read_config(checkpoints.stage_dir(root, 2))[name] == saved
     before = sorted(os.listdir(root))
     for argv in (["--num_blocks", "2", "--max_steps", "5"],  # resume
                  ["--num_blocks", "3", "--freeze_early_layers", "--max_steps", "1"]):  # grow
-        code, _, err = run(*argv, "--checkpoint_dir", root, "--feature_map_divisor", "4")
-        assert_one_line_error(code, err, f"feature_map_divisor={NARROW_DIVISOR}",
-                              "feature_map_divisor=4")
-    assert sorted(os.listdir(root)) == before
-
-
-def test_the_critic_emphasis_is_saved_and_a_stage_heard_otherwise_is_refused(chain):
-    """--critic_emphasis is in config.json (0, off, by default); going on from a stage whose
-    critic heard the music otherwise is one line and writes nothing."""
-    root, _ = chain
-    assert checkpoints.read_config(checkpoints.stage_dir(root, 2))["critic_emphasis"] == 0.0
-    before = sorted(os.listdir(root))
-    code, _, err = run("--num_blocks", "2", "--max_steps", "5", "--checkpoint_dir", root,
-                       "--critic_emphasis", "0.95")
-    assert_one_line_error(code, err, "critic_emphasis=0.0", "critic_emphasis=0.95")
+        code, _, err = run(*argv, "--checkpoint_dir", root, f"--{name}", other)
+        assert_one_line_error(code, err, f"{name}={saved}", f"{name}={other}")
     assert sorted(os.listdir(root)) == before
 
 
