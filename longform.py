@@ -116,14 +116,17 @@ def draw_prior(rng, count, prior):
     return rng.standard_normal((count, LATENT_DIM))
 
 
-def with_labels(latents, labels, which=None):
+def with_labels(latents, labels, which=None, strength=1.0):
     """The input of a generator conditioned on `labels` labels: the latents followed by
     one-hot labels, `which` (an index per latent; by default label i % labels for latent i).
-    Unconditional (labels 0): the latents as they are."""
+    With `strength` S (--label_strength) the one-hot is pushed S times as far from the blend
+    of every label, (1 - S) / labels + S * one-hot: past 1 the label is asked for beyond what
+    training showed, away from the others. Unconditional (labels 0): the latents as they are."""
     if not labels:
         return latents
     which = np.arange(len(latents)) % labels if which is None else np.asarray(which)
-    return np.concatenate([latents, np.eye(labels, dtype=latents.dtype)[which]], axis=1)
+    chosen = (1.0 - strength) / labels + strength * np.eye(labels)[which]
+    return np.concatenate([latents, chosen.astype(latents.dtype)], axis=1)
 
 
 def asked_labels(asked, labels, where):
@@ -159,13 +162,14 @@ class WithLabel:
     one-hot after them. The latent walks, crossfades and file writing take it as any
     generator."""
 
-    def __init__(self, generator, index, labels):
+    def __init__(self, generator, index, labels, strength=1.0):
         self.generator, self.index, self.labels = generator, index, labels
+        self.strength = strength
 
     def __call__(self, latents):
         latents = np.asarray(latents, dtype=np.float32)
         return self.generator(with_labels(latents, self.labels,
-                                          np.full(len(latents), self.index)))
+                                          np.full(len(latents), self.index), self.strength))
 
 
 def draw_latents(seed, count, prior):

@@ -279,7 +279,8 @@ def score(directory, music, seed, args):
     generator, step, which = averaged_generator(directory, args)
     latents = args.truncation * longform.draw_latents(seed + 100, args.windows,
                                                       train_progressive.RECIPE.prior)
-    generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names)),
+    generated = [longform.generate_windows(longform.WithLabel(generator, k, len(names),
+                                                              args.label_strength),
                                            latents, rules.default_batch_size(args.stage))
                  for k in range(len(names))]
     generated_features = [features(g, rate, args.spectral_shape) for g in generated]
@@ -417,6 +418,10 @@ def main(argv=None):
     parser.add_argument("--truncation", type=float_above(0.0), default=1.0, metavar="PSI",
                         help="scale the latents by PSI towards the prior's centre before "
                              "generating (BigGAN's truncation trick; 1: none)")
+    parser.add_argument("--label_strength", type=float, default=1.0, metavar="S",
+                        help="ask for each label S times as far from the blend of every "
+                             "label as its one-hot (generation's --label_strength; 1: the "
+                             "one-hot as trained)")
     parser.add_argument("--classifiers", type=int_in_range(1, 100), default=3, metavar="K",
                         help="judge every run by the same K classifiers, each fitted to and "
                              "scored on its own random real windows (drawn with seeds "
