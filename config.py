@@ -38,6 +38,7 @@ from rules import (
     MAX_AUGMENTATION_LEVEL,
     MAX_BLOCKS,
     MAX_FEATURE_MAP_DIVISOR,
+    MAX_LABEL_STRENGTH,
     MAX_PHASESHUFFLE_RAD,
     MIN_BLOCKS,
     SAMPLING_RATE,
@@ -48,6 +49,7 @@ from utils import (
     ArgumentParser,
     UserError,
     float_above,
+    float_in_range,
     fraction_below_one,
     fraction_in_half,
     int_in_range,
@@ -58,6 +60,7 @@ from utils import (
 MAX_SEED = 2**31 - 1  # the seeds --seed takes (NumPy's and TensorFlow's)
 SEEDS = int_in_range(0, MAX_SEED)
 COUNTS = int_in_range(1, 1_000_000)  # files to write
+LABEL_STRENGTH = float_in_range(0.0, MAX_LABEL_STRENGTH)
 ON_COLLAPSE = ("rollback", "stop", "warn")
 CHECKPOINT_DIR = "checkpoints"
 
@@ -371,6 +374,12 @@ class JobConfig:
               "the label(s) to ask for (a file set per label, every label by default; with "
               "--interpolate, from the first to the last)",
         nargs="+", metavar="NAME")
+    label_strength: float = flag(
+        1.0, "with --generate or --interpolate of a model trained with --condition folders: "
+             "ask for the label S times as far from the blend of every label as trained (1: "
+             "as trained; past 1 the labels are told apart more often and the music drifts "
+             "further from them, BENCHMARKS.md; 0: every label alike)",
+        parse=LABEL_STRENGTH, metavar="S")
     interpolate: tuple | None = flag(
         None, "instead of training, write one file that morphs from the latent of seed A to "
               "that of seed B", parse=SEEDS, nargs=2, metavar=("A", "B"))
@@ -439,9 +448,10 @@ class RunConfig:
         if self.train.critic_augment == "ada" and self.data.validation_fraction is None:
             raise UserError("--critic_augment ada adapts to how the critic scores held-out "
                             "music: add --validation_fraction (e.g. 0.1)")
-        if self.job.label is not None and job not in ("generate", "interpolate"):
-            raise UserError("--label goes with --generate or --interpolate (the other jobs "
-                            "take every label of a conditional model)")
+        if (self.job.label is not None or "label_strength" in self.given) \
+                and job not in ("generate", "interpolate"):
+            raise UserError("--label and --label_strength go with --generate or --interpolate "
+                            "(the other jobs take every label of a conditional model)")
         if job is not None and (self.train.init_from or self.train.critic_augment != "none"):
             raise UserError("--init_from and --critic_augment go with training, not with a job")
         grow_flags = sorted(f"--{f.name}" for f in leaves(GrowConfig)
@@ -507,6 +517,10 @@ class PlayConfig:
         None, "an export of a model trained with --condition folders: the label(s) to play "
               "(--generate: a file set each; --live: the walk moves from one to the next at "
               "each anchor); every label by default", nargs="+", metavar="NAME")
+    label_strength: float = flag(
+        1.0, "an export of a model trained with --condition folders: ask for the label S "
+             "times as far from the blend of every label as trained, as the trainer's "
+             "--label_strength", parse=LABEL_STRENGTH, metavar="S")
     walk: WalkConfig = field(default_factory=WalkConfig)
     live: bool = flag(False, "play an endless latent walk until Ctrl+C")
     stdout: bool = flag(False, "with --live: raw 16-bit PCM on standard output instead of the "

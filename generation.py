@@ -103,7 +103,8 @@ def generate(config, recipe):
     rate, num_blocks = made_of["sampling_rate"], made_of["num_blocks"]
     channels, labels = made_of["channels"], made_of.get("labels", [])
     stem = file_stem(directory, step)
-    sets = longform.label_sets(generator, labels, config.job.label, stem, path)
+    sets = longform.label_sets(generator, labels, config.job.label, stem, path,
+                               config.job.label_strength)
     for playing, name in sets:
         files, samples = longform.write_files(
             playing, config.walk, config.job.generate, config.seed, recipe.prior,
@@ -126,14 +127,16 @@ def interpolate(config, recipe):
     latents = longform.interpolate(a, b, np.linspace(0.0, 1.0, config.job.steps or 8),
                                    recipe.prior)
     labels = made_of.get("labels", [])
-    ends = longform.asked_labels(config.job.label, labels, path)
+    strength = config.job.label_strength
+    ends = longform.asked_labels(config.job.label, labels, path, strength)
     if labels:  # from the first label asked for to the last, the one-hot blended as the latent
         t = np.linspace(0.0, 1.0, len(latents))[:, None]
         one_hot = np.eye(len(labels))
-        latents = np.concatenate([latents, (1 - t) * one_hot[ends[0]] + t * one_hot[ends[-1]]],
-                                 axis=1)
+        blend = longform.label_input((1 - t) * one_hot[ends[0]] + t * one_hot[ends[-1]],
+                                     strength)
+        latents = np.concatenate([latents, blend], axis=1)
         name = longform.label_stem(longform.label_stem(name, labels[ends[0]]) + "_to",
-                                   labels[ends[-1]])
+                                   labels[ends[-1]], strength)
     windows = longform.generate_windows(generator, latents.astype(np.float32),
                                         default_batch_size(made_of["num_blocks"]))
     overlap = longform.crossfade_samples(config.walk.crossfade, window, rate)

@@ -34,7 +34,7 @@ import urllib.parse
 import numpy as np
 
 import longform
-from config import MAX_SEED
+from config import LABEL_STRENGTH, MAX_SEED
 from utils import UserError, int_in_range, stop_on_signals, write_wav
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "listening_room.html")
@@ -92,14 +92,19 @@ class Room:
 
     def playing(self, query):
         """(generator, file stem) for the label the query asks for (the only one there is,
-        for an unconditional export): longform.label_sets, as play.py --generate."""
+        for an unconditional export) at its strength: longform.label_sets, as play.py
+        --generate --label NAME --label_strength S."""
         asked = query.get("label", [""])[0]
         if self.labels and not asked:
             raise BadRequest(f"choose a label: {', '.join(self.labels)}")
         try:
+            strength = LABEL_STRENGTH(query.get("strength", ["1"])[0])
+        except argparse.ArgumentTypeError as error:
+            raise BadRequest(f"strength {error}") from None
+        try:
             [(generator, stem)] = longform.label_sets(
                 self.generator, self.labels, (asked,) if asked else None,
-                self.info["file_stem"], self.folder)
+                self.info["file_stem"], self.folder, strength)
         except UserError as error:
             raise BadRequest(str(error)) from None
         return generator, stem
@@ -108,7 +113,7 @@ class Room:
         """(file name, WAV bytes, float audio) of a request, cached."""
         kind = query.get("kind", [""])[0]
         key = json.dumps(sorted((k, v) for k, v in query.items() if k in (
-            "kind", "seed", "a", "b", "t", "seeds", "seconds", "label")))
+            "kind", "seed", "a", "b", "t", "seeds", "seconds", "label", "strength")))
         with self.lock:
             if key in self.cache:
                 self.cache.move_to_end(key)

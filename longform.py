@@ -116,44 +116,57 @@ def draw_prior(rng, count, prior):
     return rng.standard_normal((count, LATENT_DIM))
 
 
+def label_input(rows, strength=1.0):
+    """A conditional generator's label values for one-hot (or blended) `rows`, pushed
+    `strength` S times as far from the blend of every label: (1 - S) / labels + S * rows
+    (--label_strength; 1: as trained, 0: every label alike). Past 1 a label is asked for
+    beyond what training showed, away from the others, as the guidance scale of
+    classifier-free guidance does: told apart more often, further from the music
+    (BENCHMARKS.md, "Asking harder")."""
+    rows = np.asarray(rows, dtype=np.float32)
+    return ((1.0 - strength) / rows.shape[-1] + strength * rows).astype(np.float32)
+
+
 def with_labels(latents, labels, which=None, strength=1.0):
     """The input of a generator conditioned on `labels` labels: the latents followed by
-    one-hot labels, `which` (an index per latent; by default label i % labels for latent i).
-    With `strength` S (--label_strength) the one-hot is pushed S times as far from the blend
-    of every label, (1 - S) / labels + S * one-hot: past 1 the label is asked for beyond what
-    training showed, away from the others. Unconditional (labels 0): the latents as they are."""
+    one-hot labels, `which` (an index per latent; by default label i % labels for latent i),
+    at `strength` (label_input). Unconditional (labels 0): the latents as they are."""
     if not labels:
         return latents
     which = np.arange(len(latents)) % labels if which is None else np.asarray(which)
-    chosen = (1.0 - strength) / labels + strength * np.eye(labels)[which]
+    chosen = label_input(np.eye(labels)[which], strength)
     return np.concatenate([latents, chosen.astype(latents.dtype)], axis=1)
 
 
-def asked_labels(asked, labels, where):
+def asked_labels(asked, labels, where, strength=1.0):
     """The indices of the labels --label asks for (every label of a conditional model when
-    none is named); one line for a label the model does not know, or --label for a model
-    trained without --condition (`where` names the checkpoint or export)."""
-    if asked and not labels:
-        raise UserError(f"--label asks a model trained with --condition folders for a style, "
-                        f"but {where} was trained without: drop --label")
+    none is named); one line for a label the model does not know, or --label or
+    --label_strength for a model trained without --condition (`where` names the checkpoint
+    or export)."""
+    for flag, given in (("--label", asked), ("--label_strength", strength != 1.0)):
+        if given and not labels:
+            raise UserError(f"{flag} asks a model trained with --condition folders for a "
+                            f"style, but {where} was trained without: drop {flag}")
     unknown = [name for name in asked or () if name not in labels]
     if unknown:
         raise UserError(f"{where} knows no label {unknown[0]}: it knows {', '.join(labels)}")
     return [labels.index(name) for name in asked] if asked else list(range(len(labels)))
 
 
-def label_stem(stem, label):
-    """A label's file names: the stem, then the label with / as -."""
-    return f"{stem}_{label.replace('/', '-')}"
+def label_stem(stem, label, strength=1.0):
+    """A label's file names: the stem, then the label with / as -, then any strength."""
+    asked = f"_strength{strength:g}" if strength != 1.0 else ""
+    return f"{stem}_{label.replace('/', '-')}{asked}"
 
 
-def label_sets(generator, labels, asked, stem, where):
+def label_sets(generator, labels, asked, stem, where, strength=1.0):
     """[(generator, file stem)] of --generate: one set, or a conditional model's one per label
-    asked for (longform.asked_labels), each named after its label."""
+    asked for (longform.asked_labels) at `strength`, each named after its label."""
     if not labels:
-        asked_labels(asked, labels, where)
+        asked_labels(asked, labels, where, strength)
         return [(generator, stem)]
-    return [(WithLabel(generator, k, len(labels)), label_stem(stem, labels[k]))
+    return [(WithLabel(generator, k, len(labels), strength),
+             label_stem(stem, labels[k], strength))
             for k in asked_labels(asked, labels, where)]
 
 
@@ -258,12 +271,13 @@ def write_files(generator, walk_config, count, seed, prior, window, batch, rate,
     return count, samples
 
 
-def walk(rng, prior, anchor_every=4, labels=0, sequence=(), anchors=None):
+def walk(rng, prior, anchor_every=4, labels=0, sequence=(), anchors=None, strength=1.0):
     """Latents along a smooth path through random anchors (or those of the endless iterator
     `anchors`, e.g. itertools.cycle of chosen latents), one anchor every `anchor_every`
     windows, without end: window i sits i / anchor_every of the way along the anchors. A
     conditional generator's (`labels` labels) end with a one-hot label blended the same way
-    from anchor to anchor, the anchors taking the labels of `sequence` in turn."""
+    from anchor to anchor, the anchors taking the labels of `sequence` in turn, at
+    `strength` (label_input)."""
     if anchors is None:
         anchors = random_anchors(rng, prior)
     start, end = next(anchors), next(anchors)
@@ -275,7 +289,8 @@ def walk(rng, prior, anchor_every=4, labels=0, sequence=(), anchors=None):
             if labels:
                 first, then = (one_hot[sequence[(anchor + k) % len(sequence)]] for k in (0, 1))
                 share = t / anchor_every
-                latent = np.concatenate([latent, (1 - share) * first + share * then])
+                latent = np.concatenate([latent, label_input((1 - share) * first
+                                                             + share * then, strength)])
             yield latent
         start, end = end, next(anchors)
         anchor += 1

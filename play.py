@@ -111,7 +111,8 @@ def generate(options, generator, info):
     """The files of the trainer's --generate, from the export (a conditional model's for
     each label asked for, as the trainer names them)."""
     rate, labels, stem = info["sampling_rate"], info.get("labels", []), info["file_stem"]
-    sets = longform.label_sets(generator, labels, options.label, stem, options.export)
+    sets = longform.label_sets(generator, labels, options.label, stem, options.export,
+                               options.label_strength)
     for playing, name in sets:
         files, samples = longform.write_files(playing, options.walk, options.generate,
                                               options.seed, info["prior"], info["window"],
@@ -130,7 +131,8 @@ def chunks(generator, info, options):
     labels = info.get("labels", [])
     walk = longform.walk(np.random.default_rng(options.seed), info["prior"],
                          options.walk.anchor_every, len(labels),
-                         longform.asked_labels(options.label, labels, options.export))
+                         longform.asked_labels(options.label, labels, options.export),
+                         strength=options.label_strength)
     joiner = longform.Joiner(overlap)
     while True:
         latents = np.stack([next(walk) for _ in range(options.chunk_windows)])
@@ -192,9 +194,9 @@ def live(options, generator, info):
     return 0
 
 
-PLAY_FLAGS = ("export", "generate", "label", "output_dir", "duration", "anchor_every", "crossfade",
-              "live", "stdout", "chunks", "chunk_windows", "seed", "float16", "serve", "host",
-              "port")
+PLAY_FLAGS = ("export", "generate", "label", "label_strength", "output_dir", "duration",
+              "anchor_every", "crossfade", "live", "stdout", "chunks", "chunk_windows", "seed",
+              "float16", "serve", "host", "port")
 
 
 def make_parser():
@@ -206,7 +208,8 @@ def make_parser():
 def main(argv=None):
     options = config.parse(config.PlayConfig, argv, make_parser())
     generator, info = load_export(options.export, options.float16)
-    longform.asked_labels(options.label, info.get("labels", []), options.export)  # before a word
+    longform.asked_labels(options.label, info.get("labels", []), options.export,
+                          options.label_strength)  # before a word
     if options.serve:
         import listening_room
         return listening_room.serve(options.export, generator, info, batch_of(info),

@@ -21,6 +21,7 @@ STRIDE = 4
 BASE_FEATURE_MAPS = 1024     # nf(0): the 16 x 1024 features between the dense layers and block 1
 MAX_FEATURE_MAP_DIVISOR = 64  # --feature_map_divisor: nf(0) 1024 down to 16
 MAX_AUGMENTATION_LEVEL = 9
+MAX_LABEL_STRENGTH = 8.0     # --label_strength's ceiling, far past where the music holds
 CONV_FORMS = ("framework", "matmul")  # how a convolution runs (conv_forms.py chooses)
 CONV_FORM_CHOICES = ("auto",) + CONV_FORMS  # --conv_forms: measured, or one forced
 EVAL_SAMPLES = 256  # generated and real windows an evaluation compares, by default, up to...

@@ -203,6 +203,17 @@ def float_above(low, inclusive=False):
     return parse
 
 
+def float_in_range(low, high):
+    """argparse type: a number in [low, high], with a message naming the range."""
+    def parse(text):
+        value = float_above(low, inclusive=True)(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range: use {low:g} to "
+                                             f"{high:g}")
+        return value
+    return parse
+
+
 positive_float = float_above(0.0)
 non_negative_float = float_above(0.0, inclusive=True)
 

@@ -269,6 +269,26 @@ def test_asking_for_a_label_the_model_does_not_know_is_one_line():
         longform.asked_labels(("piano",), LABELS, "here")
     with pytest.raises(UserError, match="but here was trained without: drop --label"):
         longform.asked_labels(("drums",), [], "here")
+    with pytest.raises(UserError, match="trained without: drop --label_strength"):
+        longform.asked_labels(None, [], "here", strength=2.0)
+
+
+def test_a_stronger_label_is_pushed_away_from_the_blend_of_every_label():
+    np.testing.assert_allclose(longform.label_input([[1, 0, 0], [0.5, 0.5, 0]], 2.0),
+                               [[5 / 3, -1 / 3, -1 / 3], [2 / 3, 2 / 3, -1 / 3]], atol=1e-6)
+    np.testing.assert_array_equal(longform.label_input(np.eye(3), 1.0), np.eye(3))
+    tf.keras.utils.set_random_seed(0)
+    generator = Generator(1, labels=2)
+    latents = longform.draw_latents(0, 3, "uniform")
+
+    def made(label, strength):
+        return longform.WithLabel(generator, label, 2, strength)(latents).numpy()
+    assert np.abs(made(0, 2.0) - made(0, 1.0)).max() > 1e-4
+    np.testing.assert_array_equal(made(0, 0.0), made(1, 0.0))  # 0: every label alike
+    walk = longform.walk(np.random.default_rng(0), "uniform", anchor_every=4, labels=2,
+                         sequence=[1, 0], strength=2.0)
+    np.testing.assert_allclose(np.stack([next(walk) for _ in range(3)])[:, 100:],
+                               [[-0.5, 1.5], [0, 1], [0.5, 0.5]])
 
 
 def test_a_walk_moves_from_label_to_label_at_each_anchor():
@@ -433,7 +453,9 @@ def test_evaluate_measures_each_label_against_its_own_music(trained):
 
 @pytest.mark.parametrize("argv, message", [
     (["--generate", "1", "--label", "piano"], "knows no label piano: it knows drums, strings"),
-    (["--preview", "--label", "drums"], "--label goes with --generate or --interpolate"),
+    (["--preview", "--label", "drums"], "--label and --label_strength go with --generate"),
+    (["--preview", "--label_strength", "2"], "--label and --label_strength go with --generate"),
+    (["--generate", "1", "--label_strength", "9"], "9 is out of range: use 0 to 8"),
 ])
 def test_bad_label_asks_are_one_line(trained, tmp_path, argv, message):
     _, root, _, _ = trained
@@ -444,6 +466,8 @@ def test_bad_label_asks_are_one_line(trained, tmp_path, argv, message):
 
 
 def test_the_export_takes_a_label_and_plays_as_generate(trained, tmp_path):
+    """At --label_strength 2, so that the strength is carried alike (at 1 the label's input
+    is its one-hot either way)."""
     _, root, _, _ = trained
     folder = str(tmp_path / "export")
     code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--export", folder)
@@ -451,15 +475,17 @@ def test_the_export_takes_a_label_and_plays_as_generate(trained, tmp_path):
     with open(os.path.join(folder, "model.json")) as f:
         assert json.load(f)["labels"] == LABELS
     play = subprocess.run([sys.executable, "play.py", folder, "--generate", "2", "--label",
-                           "drums", "--seed", "4", "--output_dir", str(tmp_path / "play")],
+                           "drums", "--label_strength", "2", "--seed", "4", "--output_dir",
+                           str(tmp_path / "play")],
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert play.returncode == 0, play.stderr
     code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--generate", "2",
-                         "--label", "drums", "--seed", "4", "--output_dir",
-                         str(tmp_path / "trainer"))
+                         "--label", "drums", "--label_strength", "2", "--seed", "4",
+                         "--output_dir", str(tmp_path / "trainer"))
     assert code == 0, out + err
     names = sorted(os.listdir(tmp_path / "trainer"))
     assert sorted(os.listdir(tmp_path / "play")) == names and len(names) == 2
+    assert all("_drums_strength2_" in name for name in names), names
     for name in names:
         ours = sf.read(str(tmp_path / "play" / name), dtype="int16")[0].astype(int)
         theirs = sf.read(str(tmp_path / "trainer" / name), dtype="int16")[0]

@@ -131,6 +131,8 @@ def test_a_morph_and_a_walk_sound_and_have_their_pictures(server):
     ("kind=walk&seeds=1&seconds=100000", "at most 12.2 s at this stage"),
     ("kind=walk&seeds=&seconds=3", "keep a clip's seed first"),
     ("kind=clip&seed=1&label=jazz", "trained without: drop --label"),
+    ("kind=clip&seed=1&strength=2", "trained without: drop --label_strength"),
+    ("kind=clip&seed=1&strength=x", "strength 'x' is not a number"),
     ("kind=sing", "kind must be clip, morph or walk"),
 ])
 def test_a_bad_request_is_one_line_and_the_server_goes_on(server, query, message):
