@@ -105,9 +105,10 @@ class ModelConfig:
     critic_emphasis: float = flag(
         0.0, "the critic hears each window pre-emphasised, x[t] - A x[t-1] with this A (ours, "
              "not the report's; 0: off, as the original; 0.95 is speech GANs' (SEGAN)), so "
-             "that music's quiet highs weigh in its score; measured at 0.7 it did not bring "
-             "a conditional model's labels sooner and left the music further off "
-             "(BENCHMARKS.md); a stage grown from another needs its value",
+             "that music's quiet highs weigh in its score; measured at 0.7 on a conditional "
+             "model it left the music further off and the labels no clearer, but asked for "
+             "with --label_strength 2 its labels were the clearest (BENCHMARKS.md); a stage "
+             "grown from another needs its value",
         parse=fraction_below_one, metavar="A")
     model_variant: str = flag(
         STANDARD, "the main model or one of the report's experimental variants (§7.7): "
