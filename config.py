@@ -376,10 +376,10 @@ class JobConfig:
               "--interpolate, from the first to the last)",
         nargs="+", metavar="NAME")
     label_strength: float = flag(
-        1.0, "with --generate or --interpolate of a model trained with --condition folders: "
-             "ask for the label S times as far from the blend of every label as trained (1: "
-             "as trained; past 1 the labels are told apart more often and the music drifts "
-             "further from them, BENCHMARKS.md; 0: every label alike)",
+        1.0, "with --generate, --interpolate or --evaluate of a model trained with --condition "
+             "folders: ask for the label S times as far from the blend of every label as "
+             "trained (1: as trained; past 1 the labels are told apart more often and the "
+             "music drifts further from them, BENCHMARKS.md; 0: every label alike)",
         parse=LABEL_STRENGTH, metavar="S")
     interpolate: tuple | None = flag(
         None, "instead of training, write one file that morphs from the latent of seed A to "
@@ -449,10 +449,13 @@ class RunConfig:
         if self.train.critic_augment == "ada" and self.data.validation_fraction is None:
             raise UserError("--critic_augment ada adapts to how the critic scores held-out "
                             "music: add --validation_fraction (e.g. 0.1)")
-        if (self.job.label is not None or "label_strength" in self.given) \
-                and job not in ("generate", "interpolate"):
-            raise UserError("--label and --label_strength go with --generate or --interpolate "
-                            "(the other jobs take every label of a conditional model)")
+        if self.job.label is not None and job not in ("generate", "interpolate"):
+            raise UserError("--label goes with --generate or --interpolate (the other jobs "
+                            "take every label of a conditional model)")
+        if "label_strength" in self.given and job not in ("generate", "interpolate",
+                                                          "evaluate"):
+            raise UserError("--label_strength goes with --generate, --interpolate or "
+                            "--evaluate")
         if job is not None and (self.train.init_from or self.train.critic_augment != "none"):
             raise UserError("--init_from and --critic_augment go with training, not with a job")
         grow_flags = sorted(f"--{f.name}" for f in leaves(GrowConfig)

@@ -153,10 +153,14 @@ def asked_labels(asked, labels, where, strength=1.0):
     return [labels.index(name) for name in asked] if asked else list(range(len(labels)))
 
 
+def strength_suffix(strength):
+    """What names files (and evaluations) made at a --label_strength other than 1."""
+    return f"_strength{strength:g}" if strength != 1.0 else ""
+
+
 def label_stem(stem, label, strength=1.0):
     """A label's file names: the stem, then the label with / as -, then any strength."""
-    asked = f"_strength{strength:g}" if strength != 1.0 else ""
-    return f"{stem}_{label.replace('/', '-')}{asked}"
+    return f"{stem}_{label.replace('/', '-')}{strength_suffix(strength)}"
 
 
 def label_sets(generator, labels, asked, stem, where, strength=1.0):

@@ -30,10 +30,11 @@ class QualityCurve:
     distance that falls while the validation distance rises is overfitting. The memorisation
     check searches the training windows (`whole`: how many there are in all). A conditional
     model's windows are generated for each label in turn, against that label's own (parts),
-    and each label gets its own distance too."""
+    and each label gets its own distance too, asked for at `label_strength`
+    (longform.label_input; --evaluate --label_strength)."""
 
     def __init__(self, audio, num_blocks, count, seed, prior, validation=None, labels=(),
-                 parts=None):
+                 parts=None, label_strength=1.0):
         self.labels = list(labels)
         # The memorisation check always searches the training audio.
         train_real, train_other, self.training, self.whole = comparison_windows(
@@ -51,7 +52,7 @@ class QualityCurve:
         self.latents = longform.draw_latents(seed + 2, len(self.real), prior)
         if self.labels:
             self.latents = longform.with_labels(self.latents, len(self.labels), np.repeat(
-                np.arange(len(self.labels)), self.by_label))
+                np.arange(len(self.labels)), self.by_label), label_strength)
         self.rate, self.seed = audio.sampling_rate, seed
         self.batch = default_batch_size(num_blocks)
         self.references = metrics.reference_metrics(self.real, other, self.rate, seed)

@@ -437,24 +437,32 @@ def test_interpolate_moves_from_one_label_to_another(trained, tmp_path):
 
 
 def test_evaluate_measures_each_label_against_its_own_music(trained):
+    """As trained, then asked harder (--label_strength 2), beside it."""
     data, root, _, _ = trained
-    code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--data_dir", data,
-                         "--evaluate", "--num_eval_samples", "8", "--seed", "1")
-    assert code == 0, out + err
-    [folder] = os.listdir(os.path.join(checkpoints.stage_dir(root, 1), "evaluation"))
-    with open(os.path.join(checkpoints.stage_dir(root, 1), "evaluation", folder,
-                           "metrics.json")) as f:
-        measured = json.load(f)
-    for name in LABELS:
-        distance = measured[f"label.{name}.frechet_mel_distance"]
-        assert f"label {name}: Frechet mel distance {distance:.4g}" in out
-        assert measured[f"label.{name}.rms_ratio"] > 0
+    evaluations = os.path.join(checkpoints.stage_dir(root, 1), "evaluation")
+    measured = {}
+    for strength in ("1", "2"):
+        code, out, err = run("--checkpoint_dir", root, "--num_blocks", "1", "--data_dir",
+                             data, "--evaluate", "--num_eval_samples", "8", "--seed", "1",
+                             "--label_strength", strength)
+        assert code == 0, out + err
+        [folder] = [name for name in os.listdir(evaluations) if name not in measured]
+        with open(os.path.join(evaluations, folder, "metrics.json")) as f:
+            measured[folder] = json.load(f)
+        for name in LABELS:
+            distance = measured[folder][f"label.{name}.frechet_mel_distance"]
+            assert f"label {name}: Frechet mel distance {distance:.4g}" in out
+            assert measured[folder][f"label.{name}.rms_ratio"] > 0
+    trained_so, harder = sorted(measured)
+    assert harder == trained_so + "_strength2"
+    assert measured[harder]["label.drums.rms_ratio"] != measured[trained_so][
+        "label.drums.rms_ratio"]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--generate", "1", "--label", "piano"], "knows no label piano: it knows drums, strings"),
-    (["--preview", "--label", "drums"], "--label and --label_strength go with --generate"),
-    (["--preview", "--label_strength", "2"], "--label and --label_strength go with --generate"),
+    (["--preview", "--label", "drums"], "--label goes with --generate or --interpolate"),
+    (["--preview", "--label_strength", "2"], "--label_strength goes with --generate, --inter"),
     (["--generate", "1", "--label_strength", "9"], "9 is out of range: use 0 to 8"),
 ])
 def test_bad_label_asks_are_one_line(trained, tmp_path, argv, message):
