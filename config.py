@@ -551,6 +551,9 @@ class PlayConfig:
                             "--serve")
         if (self.stdout or self.chunks) and not self.live:
             raise UserError("--stdout and --chunks go with --live")
+        if self.serve and (self.label is not None or self.label_strength != 1.0):
+            raise UserError("--label and --label_strength go with --generate or --live: the "
+                            "listening room asks for them on its page")
         if self.label is not None:
             object.__setattr__(self, "label", tuple(self.label))
 

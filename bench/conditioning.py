@@ -70,6 +70,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import checkpoints
 import rules
+from config import LABEL_STRENGTH
 from utils import (
     ArgumentParser,
     UserError,
@@ -418,7 +419,7 @@ def main(argv=None):
     parser.add_argument("--truncation", type=float_above(0.0), default=1.0, metavar="PSI",
                         help="scale the latents by PSI towards the prior's centre before "
                              "generating (BigGAN's truncation trick; 1: none)")
-    parser.add_argument("--label_strength", type=float, default=1.0, metavar="S",
+    parser.add_argument("--label_strength", type=LABEL_STRENGTH, default=1.0, metavar="S",
                         help="ask for each label S times as far from the blend of every "
                              "label as its one-hot (generation's --label_strength; 1: the "
                              "one-hot as trained)")

@@ -291,6 +291,17 @@ def test_a_stronger_label_is_pushed_away_from_the_blend_of_every_label():
                                [[-0.5, 1.5], [0, 1], [0.5, 0.5]])
 
 
+@pytest.mark.parametrize("flags", [["--label", "drums"], ["--label_strength", "2"]])
+def test_the_listening_room_takes_its_label_on_the_page_not_from_a_flag(tmp_path, capsys, flags):
+    import play
+    from utils import run_cli
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(play.main, [str(tmp_path), "--serve", *flags])
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err,
+                          "--label and --label_strength go with --generate or --live")
+
+
 def test_a_walk_moves_from_label_to_label_at_each_anchor():
     walk = longform.walk(np.random.default_rng(0), "uniform", anchor_every=4, labels=3,
                          sequence=[2, 0])
