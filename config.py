@@ -132,7 +132,8 @@ class ModelConfig:
                       "which the generator is asked to make nameable (AC-GAN, as in WGAN-GP's "
                       "and DrumGAN's conditional models); pooled: the projection of the "
                       "features summed over their positions (Miyato & Koyama's global "
-                      "pooling), one weight per feature map for the whole window",
+                      "pooling), one weight per feature map for the whole window. None of "
+                      "the others beat projection on real music (BENCHMARKS.md)",
         choices=("projection", "centred", "auxiliary", "pooled"))
     label_generator: str = flag(
         "input", "with --condition folders, where the generator hears the label. input: its "
