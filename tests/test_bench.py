@@ -389,7 +389,7 @@ def test_the_conditioning_bench_averages_checkpoints_and_judges_every_seed_alike
         assert code == 0, err
     args = argparse.Namespace(steps=2, average_with=[1], stage=1, raw_generator=False,
                               windows=32, spectral_shape=False, truncation=1.0,
-                              classifiers=2)
+                              label_strength=1.0, classifiers=2)
     directory = conditioning.stage_folder(root, 0, args)
     generator, step, which = conditioning.averaged_generator(directory, args)
     assert step == 2 and which == "generator_ema averaged with steps 1"
