@@ -52,12 +52,18 @@ class BadRequest(Exception):
     """A request the page can be told about in one line."""
 
 
-def integer(query, name, low, high):
-    """A whole number of the request in [low, high], checked as the flags' are."""
+def checked(query, name, parse, default=""):
+    """A value of the request read by a flag's parser (`default` where it is not given):
+    the flags' range and message, as a bad request."""
     try:
-        return int_in_range(low, high)(query.get(name, [""])[0])
+        return parse(query.get(name, [default])[0])
     except argparse.ArgumentTypeError as error:
         raise BadRequest(f"{name} {error}") from None
+
+
+def integer(query, name, low, high):
+    """A whole number of the request in [low, high], checked as the flags' are."""
+    return checked(query, name, int_in_range(low, high))
 
 
 def fraction(query, name):
@@ -97,10 +103,7 @@ class Room:
         asked = query.get("label", [""])[0]
         if self.labels and not asked:
             raise BadRequest(f"choose a label: {', '.join(self.labels)}")
-        try:
-            strength = LABEL_STRENGTH(query.get("strength", ["1"])[0])
-        except argparse.ArgumentTypeError as error:
-            raise BadRequest(f"strength {error}") from None
+        strength = checked(query, "strength", LABEL_STRENGTH, default="1")
         try:
             [(generator, stem)] = longform.label_sets(
                 self.generator, self.labels, (asked,) if asked else None,

@@ -124,7 +124,7 @@ def label_input(rows, strength=1.0):
     classifier-free guidance does: told apart more often, further from the music
     (BENCHMARKS.md, "Asking harder")."""
     rows = np.asarray(rows, dtype=np.float32)
-    return ((1.0 - strength) / rows.shape[-1] + strength * rows).astype(np.float32)
+    return (1.0 - strength) / rows.shape[-1] + strength * rows  # float32, as rows
 
 
 def with_labels(latents, labels, which=None, strength=1.0):
