@@ -29,26 +29,25 @@ CONFIG = {"model": "progressive", "num_blocks": 1, "channels": 1, "frozen": Fals
           "model_variant": "standard", "feature_map_divisor": NARROW_DIVISOR}
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FIREFOX = "firefox-esr"
+LABELS = ["drums", "strings"]
 
 
-@pytest.fixture(scope="module")
-def export_folder(module_tmp):
-    """An export of an untrained stage-1 checkpoint (its moving average), which best.json
-    names as the stage's best evaluation."""
+def exported(folder, config):
+    """An export of an untrained stage-1 checkpoint of config (its moving average), which
+    best.json names as the stage's best evaluation."""
     from helpers import run
-    directory = untrained_checkpoint(str(module_tmp / "ck"), train_progressive, CONFIG, "")
+    directory = untrained_checkpoint(str(folder / "ck"), train_progressive, config, "")
     os.makedirs(os.path.join(directory, "best"))
     with open(os.path.join(directory, "best", "best.json"), "w") as f:
         json.dump({"step": 7, "frechet_mel_distance": 123.4, "rms_ratio": 0.8,
                    "checkpoint": "ckpt-7"}, f)
-    code, out, err = run(train_progressive.main, "--checkpoint_dir", str(module_tmp / "ck"),
-                         "--num_blocks", "1", "--export", str(module_tmp / "export"))
+    code, out, err = run(train_progressive.main, "--checkpoint_dir", str(folder / "ck"),
+                         "--num_blocks", "1", "--export", str(folder / "export"))
     assert code == 0, out + err
-    return str(module_tmp / "export")
+    return str(folder / "export")
 
 
-@pytest.fixture(scope="module")
-def server(export_folder):
+def serving(export_folder):
     """play.py EXPORT --serve on a free port: its URL; stopped with Ctrl+C (SIGINT) after the
     module, which it must survive cleanly."""
     process = subprocess.Popen([sys.executable, "play.py", export_folder, "--serve", "--port",
@@ -56,11 +55,31 @@ def server(export_folder):
                                text=True)
     line = process.stdout.readline()
     assert "listening room for" in line, line + process.stderr.read()
-    url = line.split(" at ")[1].split()[0]
-    yield url
+    yield line.split(" at ")[1].split()[0]
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0 and "Traceback" not in err, out + err
+
+
+@pytest.fixture(scope="module")
+def export_folder(module_tmp):
+    return exported(module_tmp, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def server(export_folder):
+    yield from serving(export_folder)
+
+
+@pytest.fixture(scope="module")
+def labelled_export(module_tmp):
+    """The same of a model conditioned on two labels (--condition folders)."""
+    return exported(module_tmp / "labelled", {**CONFIG, "labels": LABELS})
+
+
+@pytest.fixture(scope="module")
+def labelled_server(labelled_export):
+    yield from serving(labelled_export)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -81,11 +100,11 @@ def get(url):
         return error.code, error.headers, error.read()
 
 
-def played(export_folder, seed, tmp_path):
-    """The bytes of the file play.py EXPORT --generate 1 --seed S writes."""
+def played(export_folder, seed, tmp_path, *flags):
+    """The name and bytes of the file play.py EXPORT --generate 1 --seed S [flags] writes."""
     out = tmp_path / f"play{seed}"
     result = subprocess.run([sys.executable, "play.py", export_folder, "--generate", "1",
-                             "--seed", str(seed), "--output_dir", str(out)], cwd=ROOT,
+                             "--seed", str(seed), "--output_dir", str(out), *flags], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     [name] = os.listdir(out)
@@ -139,6 +158,23 @@ def test_a_bad_request_is_one_line_and_the_server_goes_on(server, query, message
     status, _, body = get(server + "api/wav?" + query)
     assert status == 400 and message in json.loads(body)["error"]
     assert get(server + "api/wav?kind=clip&seed=1")[0] == 200
+
+
+def test_a_labelled_clip_is_play_generate_at_its_label_and_strength(labelled_server,
+                                                                     labelled_export, tmp_path):
+    assert json.loads(get(labelled_server + "api/facts")[2])["labels"] == LABELS
+    status, headers, body = get(labelled_server + "api/wav?kind=clip&seed=5&label=strings"
+                                "&strength=2&download=1")
+    name, expected = played(labelled_export, 5, tmp_path, "--label", "strings",
+                            "--label_strength", "2")
+    assert status == 200 and f'filename="{name}"' in headers["Content-Disposition"]
+    assert "_strings_strength2_" in name and body == expected
+    drums = get(labelled_server + "api/wav?kind=clip&seed=5&label=drums&strength=2")
+    assert drums[0] == 200 and drums[2] != body
+    for query, message in (("label=piano", "knows no label piano"),
+                           ("", "choose a label: drums, strings")):
+        status, _, body = get(labelled_server + "api/wav?kind=clip&seed=5&" + query)
+        assert status == 400 and message in json.loads(body)["error"]
 
 
 def test_a_folder_that_is_no_export_is_one_line(tmp_path):
@@ -259,3 +295,32 @@ def test_the_page_plays_a_typed_seed_morphs_and_survives_a_bad_seed(browser, ser
     css("#walk")[0].click()
     wait_for(browser, lambda d: css("#walk-clip audio"))
     assert get(css("#walk-clip audio")[0].get_attribute("src"))[2][:4] == b"RIFF"
+
+
+@pytest.mark.slow
+def test_the_page_asks_for_a_label_at_a_strength(browser, labelled_server, labelled_export,
+                                                 tmp_path):
+    """The style row appears for a conditional export, and its label and strength reach the
+    clip: the WAV offered is play.py --generate --label --label_strength's."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    def css(selector):
+        return browser.find_elements(By.CSS_SELECTOR, selector)
+
+    browser.get(labelled_server)
+    wait_for(browser, lambda d: css("body[data-ready]"))
+    assert css("#label-row")[0].is_displayed()
+    label = Select(css("#label")[0])
+    assert [option.text for option in label.options] == LABELS
+    label.select_by_visible_text("strings")
+    for box, value in (("#strength", "2"), ("#seeds", "5")):
+        css(box)[0].clear()
+        css(box)[0].send_keys(value)
+    css("#generate")[0].click()
+    wait_for(browser, lambda d: css('.clip[data-seed="5"] a.download'))
+    link = css('.clip[data-seed="5"] a.download')[0]
+    name, expected = played(labelled_export, 5, tmp_path, "--label", "strings",
+                            "--label_strength", "2")
+    assert link.get_attribute("download") == name and "_strings_strength2_" in name
+    assert get(link.get_attribute("href"))[2] == expected
