@@ -132,9 +132,12 @@ class ModelConfig:
                       "which the generator is asked to make nameable (AC-GAN, as in WGAN-GP's "
                       "and DrumGAN's conditional models); pooled: the projection of the "
                       "features summed over their positions (Miyato & Koyama's global "
-                      "pooling), one weight per feature map for the whole window. None of "
-                      "the others beat projection on real music (BENCHMARKS.md)",
-        choices=("projection", "centred", "auxiliary", "pooled"))
+                      "pooling), one weight per feature map for the whole window; matching: "
+                      "the projection, and it learns to name the label of real windows by "
+                      "the projection's own terms (real music with a wrong label scored "
+                      "below it with its own, Reed et al. 2016). None of the others beat "
+                      "projection on real music (BENCHMARKS.md)",
+        choices=("projection", "centred", "auxiliary", "pooled", "matching"))
     label_generator: str = flag(
         "input", "with --condition folders, where the generator hears the label. input: its "
                  "learned embedding joins the latent (DrumGAN's way); every_block: that, and "

@@ -425,7 +425,11 @@ class Discriminator(CriticBody):
     the window it shows, and each of its weights learns from 16 positions' features.
     With `classifier` (--label_critic auxiliary) it also names the label of what it hears
     (label_classifier, the features' logits of the labels, AC-GAN's auxiliary classifier):
-    call(x, condition, classify=True) returns both.
+    call(x, condition, classify=True) returns both. With `matching` (--label_critic matching)
+    the projection itself is that classifier: its logits of the labels are the projection's
+    terms e_k . f(x), so that learning to name real windows' labels (against each other
+    label's term: Reed et al. 2016's matching-aware critic, real music with a wrong label
+    scored below it with its own) shapes the very term of the score the generator climbs.
 
     With `emphasis` A (--critic_emphasis, ours) it hears x[t] - A x[t-1] (x[-1] = 0), the
     pre-emphasis of speech coders and of SEGAN: a fixed filter, no weights, that lifts the
@@ -434,7 +438,7 @@ class Discriminator(CriticBody):
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
                  variant="standard", labels=0, classifier=False, centred=False, pooled=False,
-                 divisor=1, emphasis=0.0, **kwargs):
+                 matching=False, divisor=1, emphasis=0.0, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant,
                          divisor=divisor, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
@@ -448,9 +452,10 @@ class Discriminator(CriticBody):
             self.add_layer("label_projection", keras.layers.Dense(
                 self.feature_count // BASE_LENGTH if self.pooled else self.feature_count,
                 use_bias=False, dtype="float32", name="label_projection"), (None, labels))
-        self.classifier = bool(labels and classifier)
+        self.matching = bool(labels and matching)
+        self.classifier = bool(labels and classifier) or self.matching
         self.centred = bool(labels and centred)
-        if self.classifier:
+        if self.classifier and not self.matching:
             self.add_layer("label_classifier", keras.layers.Dense(
                 labels, dtype="float32", name="label_classifier"), (None, self.feature_count))
 
@@ -475,6 +480,8 @@ class Discriminator(CriticBody):
                 heard = tf.reduce_sum(tf.reshape(heard, [-1, BASE_LENGTH, projected.shape[-1]]),
                                       axis=1)
             score += tf.reduce_sum(heard * projected, axis=1, keepdims=True)
+        if classify and self.matching:  # e_k . f(x) of every label k: [batch, labels]
+            return score, tf.matmul(heard, self.label_projection.kernel, transpose_b=True)
         if classify:
             return score, self.label_classifier(features)
         return score

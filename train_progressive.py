@@ -39,7 +39,7 @@ def build_networks(config, dtype, generator_only=False):
     if not generator_only:
         networks["discriminator"] = Discriminator(
             classifier=critic == "auxiliary", centred=critic == "centred",
-            pooled=critic == "pooled", emphasis=config_value(config, "critic_emphasis"),
+            pooled=critic == "pooled", matching=critic == "matching", emphasis=config_value(config, "critic_emphasis"),
             **args)
     return networks
 

@@ -213,6 +213,40 @@ def test_the_pooled_projection_is_the_plain_one_with_one_weight_for_every_positi
         assert built["discriminator"].pooled is is_pooled
 
 
+def test_the_matching_critic_names_labels_by_its_projection_and_learns_from_it():
+    """--label_critic matching: no classifier layer of its own; its logit of label k is what
+    the projection adds to the score of x heard as k, so the critic's cross-entropy on real
+    windows trains the projection (and the features), as the score's own label term."""
+    config = {"model": "progressive", "num_blocks": 1, "channels": 1,
+              "feature_map_smoothing": True, "use_sample_norm": False, "labels": LABELS,
+              "label_critic": "matching"}
+    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2)
+    critic, step = run_.networks["discriminator"], run_.iteration
+    assert set(critic.named_layers()) == set(Discriminator(1, labels=2).named_layers())
+    assert step.classifier
+    rng = np.random.default_rng(0)
+    audio = tf.constant(rng.uniform(-0.5, 0.5, (4, 64, 1)), tf.float32)
+    _, logits = critic(audio, tf.one_hot([0, 1, 1, 0], 2), classify=True)
+    unlabelled = critic(audio, tf.zeros([4, 2]))  # w . f(x) + b alone
+    for k in range(2):
+        as_k = critic(audio, tf.one_hot([k] * 4, 2)) - unlabelled
+        np.testing.assert_allclose(as_k[:, 0], logits[:, k], rtol=1e-4, atol=1e-5)
+    labels, one_hot = tf.constant([0, 1, 1, 0]), tf.one_hot([0, 1, 1, 0], 2)
+    inputs = ((audio, labels), tf.constant(rng.uniform(-1, 1, (4, 100)), tf.float32),
+              tf.constant(rng.uniform(size=(4, 1, 1)), tf.float32))
+    with_term, _ = step.critic_gradients(*inputs)
+    step.classifier = False
+    without, _ = step.critic_gradients(*inputs)
+    with tf.GradientTape() as tape:
+        cross_entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+            one_hot, critic(audio, one_hot, classify=True)[1]))
+    term = tape.gradient(cross_entropy, critic.trainable_variables)
+    for variable, a, b, c in zip(critic.trainable_variables, with_term, without, term):
+        if "label_projection" in variable.path:
+            assert np.abs(c.numpy()).max() > 1e-6
+            np.testing.assert_allclose((a - b).numpy(), c.numpy(), rtol=1e-3, atol=1e-6)
+
+
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     """--label_critic auxiliary: D_loss gains CE(C(real), the real labels), G_loss gains
     0.1 CE(C(fake), the labels asked for); the classifier is one dense layer on the features."""
