@@ -481,7 +481,9 @@ class Discriminator(CriticBody):
                                       axis=1)
             score += tf.reduce_sum(heard * projected, axis=1, keepdims=True)
         if classify and self.matching:  # e_k . f(x) of every label k: [batch, labels]
-            return score, tf.matmul(heard, self.label_projection.kernel, transpose_b=True)
+            # (the kernel read inside a mixed-precision call comes cast to the compute dtype)
+            kernel = tf.cast(self.label_projection.kernel, tf.float32)
+            return score, tf.einsum("bf,kf->bk", heard, kernel)
         if classify:
             return score, self.label_classifier(features)
         return score
