@@ -124,20 +124,18 @@ class ModelConfig:
         1, "with --condition folders: a label is a file's first this many folders (2: "
            "artist/album)", parse=int_in_range(1, 8))
     label_critic: str = flag(
-        "projection", "with --condition folders, how the critic hears the label. projection: "
-                      "its score projects the label (Miyato & Koyama 2018); centred: the "
-                      "projection less its mean over the labels, so that it learns what sets "
-                      "the labels apart rather than what all real music shares; auxiliary: "
-                      "the projection, and it also learns to name the label of real windows, "
-                      "which the generator is asked to make nameable (AC-GAN, as in WGAN-GP's "
-                      "and DrumGAN's conditional models); pooled: the projection of the "
-                      "features summed over their positions (Miyato & Koyama's global "
-                      "pooling), one weight per feature map for the whole window; matching: "
-                      "the projection, and it learns to name the label of real windows by "
-                      "the projection's own terms (real music with a wrong label scored "
-                      "below it with its own, Reed et al. 2016). None of the others beat "
-                      "projection on real music (BENCHMARKS.md)",
-        choices=("projection", "centred", "auxiliary", "pooled", "matching"))
+        "matching", "with --condition folders, how the critic hears the label. matching: its "
+                    "score projects the label (Miyato & Koyama 2018), and it learns to name "
+                    "the label of real windows by that projection's own terms (real music "
+                    "with a wrong label scored below it with its own, Reed et al. 2016): on "
+                    "real music the only critic whose generated labels a classifier names "
+                    "as often as the real ones (BENCHMARKS.md); projection: the projection "
+                    "alone, the plain conditional critic; centred: the projection less its "
+                    "mean over the labels; auxiliary: the projection and a classifier of its "
+                    "own (AC-GAN, as in WGAN-GP's and DrumGAN's conditional models); pooled: "
+                    "the projection of the features summed over their positions (Miyato & "
+                    "Koyama's global pooling)",
+        choices=("matching", "projection", "centred", "auxiliary", "pooled"))
     label_generator: str = flag(
         "input", "with --condition folders, where the generator hears the label. input: its "
                  "learned embedding joins the latent (DrumGAN's way); every_block: that, and "

@@ -17,7 +17,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cli
-from checkpoints import check_config, config_value, stage_dir
+from checkpoints import CONFIG_DEFAULTS, check_config, config_value, stage_dir
 from rules import STANDARD
 from runs import Recipe
 
@@ -47,14 +47,16 @@ def build_networks(config, dtype, generator_only=False):
 def make_config(model, sampling_rate, channels, name="progressive", labels=()):
     """What a checkpoint of this run is made of, saved beside it as config.json (with the
     labels of a conditional model in their order, its --label_critic and --label_generator;
-    an unconditional model has no labels, and its config refuses any but the plain two)."""
+    an unconditional model has no labels, and its config refuses any but the plain two: it
+    stores the plain critic, what configs before --label_critic mean, whatever the default)."""
     return {"model": name, "num_blocks": model.num_blocks, "frozen": model.freeze_early_layers,
             "channels": channels, "feature_map_smoothing": not model.no_feature_map_smoothing,
             "feature_map_divisor": model.feature_map_divisor,
             "critic_emphasis": model.critic_emphasis,
             "use_sample_norm": model.use_sample_norm, "sampling_rate": sampling_rate,
             "model_variant": model.model_variant, "labels": list(labels),
-            "label_critic": model.label_critic, "label_generator": model.label_generator}
+            "label_critic": model.label_critic if labels else CONFIG_DEFAULTS["label_critic"],
+            "label_generator": model.label_generator}
 
 
 def checkpoint_root(checkpoint_dir, model):

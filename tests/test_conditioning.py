@@ -15,6 +15,7 @@ from helpers import DEMO, ROOT, assert_one_line_error, linked_stage_copy, networ
 from helpers import run as run_trainer
 
 import checkpoints
+import cli
 import dataloader
 import grow
 import longform
@@ -245,6 +246,26 @@ def test_the_matching_critic_names_labels_by_its_projection_and_learns_from_it()
         if "label_projection" in variable.path:
             assert np.abs(c.numpy()).max() > 1e-6
             np.testing.assert_allclose((a - b).numpy(), c.numpy(), rtol=1e-3, atol=1e-6)
+
+
+def test_the_matching_critic_is_the_default_and_unconditional_runs_keep_the_plain_one(
+        tmp_path):
+    """A conditional model's critic is --label_critic matching unless asked otherwise; an
+    unconditional model's config.json stores the plain projection, what configs written
+    before the flag mean, so the stages trained before it went on resume with it."""
+    model = cli.parse(train_progressive.RECIPE, ["--condition", "folders", "--num_blocks", "1",
+                                                 "--seed", "0"]).model
+    config = train_progressive.make_config(model, RATE, 1, labels=LABELS)
+    assert train_progressive.build_networks(config, "float32")["discriminator"].matching
+    plain = train_progressive.make_config(
+        cli.parse(train_progressive.RECIPE, ["--num_blocks", "1", "--seed", "0"]).model, RATE, 1)
+    before = {key: value for key, value in plain.items()
+              if key not in ("labels", "label_critic", "label_generator")}
+    checkpoints.write_config(str(tmp_path), before)
+    checkpoints.check_config(str(tmp_path), plain)  # raises where they differ
+    checkpoints.write_config(str(tmp_path), dict(before, labels=LABELS, label_critic="projection"))
+    with pytest.raises(UserError, match="label_critic=projection"):
+        checkpoints.check_config(str(tmp_path), config)
 
 
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
