@@ -106,9 +106,8 @@ class ModelConfig:
         0.0, "the critic hears each window pre-emphasised, x[t] - A x[t-1] with this A (ours, "
              "not the report's; 0: off, as the original; 0.95 is speech GANs' (SEGAN)), so "
              "that music's quiet highs weigh in its score; measured at 0.7 on a conditional "
-             "model it left the music further off and the labels no clearer, but asked for "
-             "with --label_strength 2 its labels were the clearest (BENCHMARKS.md); a stage "
-             "grown from another needs its value",
+             "model with the plain projection critic it left the music further off and the "
+             "labels no clearer (BENCHMARKS.md); a stage grown from another needs its value",
         parse=fraction_below_one, metavar="A")
     model_variant: str = flag(
         STANDARD, "the main model or one of the report's experimental variants (§7.7): "
@@ -128,8 +127,9 @@ class ModelConfig:
                     "score projects the label (Miyato & Koyama 2018), and it learns to name "
                     "the label of real windows by that projection's own terms (real music "
                     "with a wrong label scored below it with its own, Reed et al. 2016): on "
-                    "real music the only critic whose generated labels a classifier names "
-                    "as often as the real ones (BENCHMARKS.md); projection: the projection "
+                    "real music the only critic measured whose labels a classifier named at "
+                    "least 0.8 as often as the real music's on every seed (BENCHMARKS.md); "
+                    "projection: the projection "
                     "alone, the plain conditional critic; centred: the projection less its "
                     "mean over the labels; auxiliary: the projection and a classifier of its "
                     "own (AC-GAN, as in WGAN-GP's and DrumGAN's conditional models); pooled: "
@@ -380,8 +380,9 @@ class JobConfig:
     label_strength: float = flag(
         1.0, "with --generate, --interpolate or --evaluate of a model trained with --condition "
              "folders: ask for the label S times as far from the blend of every label as "
-             "trained (1: as trained; past 1 the labels are told apart more often and the "
-             "music drifts further from them, BENCHMARKS.md; 0: every label alike)",
+             "trained (1: as trained; past 1 the music drifts further from the labels, "
+             "which the plain projection critic's models make clearer and the matching "
+             "critic's do not, BENCHMARKS.md; 0: every label alike)",
         parse=LABEL_STRENGTH, metavar="S")
     interpolate: tuple | None = flag(
         None, "instead of training, write one file that morphs from the latent of seed A to "

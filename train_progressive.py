@@ -39,8 +39,8 @@ def build_networks(config, dtype, generator_only=False):
     if not generator_only:
         networks["discriminator"] = Discriminator(
             classifier=critic == "auxiliary", centred=critic == "centred",
-            pooled=critic == "pooled", matching=critic == "matching", emphasis=config_value(config, "critic_emphasis"),
-            **args)
+            pooled=critic == "pooled", matching=critic == "matching",
+            emphasis=config_value(config, "critic_emphasis"), **args)
     return networks
 
 
