@@ -462,9 +462,10 @@ def find_checkpoint(directory, choice, pick):
     """The checkpoint --checkpoint names: the stage's latest, its best (best/), or a path;
     `pick` says how to choose another folder where there is none."""
     if choice not in ("latest", "best"):
-        if not checkpoint_exists(choice):
+        if not checkpoint_exists(choice):  # the example: the stage's latest, where it has one
+            example = latest_checkpoint(directory) or os.path.join(directory, "ckpt-300")
             raise UserError(f"--checkpoint {choice}: no checkpoint there (give the path without "
-                            f".index, e.g. {os.path.join(directory, 'ckpt-300')})")
+                            f".index, e.g. {example})")
         return choice
     folder = os.path.join(directory, BEST_FOLDER) if choice == "best" else directory
     path = latest_checkpoint(folder)

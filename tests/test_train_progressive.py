@@ -561,6 +561,15 @@ def test_a_checkpoint_of_another_stage_is_named_with_the_flags_to_ask_for_it(cha
                           "add --num_blocks 2 --freeze_early_layers")
 
 
+def test_a_checkpoint_that_is_not_there_is_one_line_naming_one_that_is(chain):
+    root, _ = chain
+    code, _, err = run("--num_blocks", "1", "--checkpoint_dir", root, "--generate", "1",
+                       "--checkpoint", "ckpt-3")
+    latest = checkpoints.latest_checkpoint(checkpoints.stage_dir(root, 1))
+    assert_one_line_error(code, err, "--checkpoint ckpt-3: no checkpoint there",
+                          f"e.g. {latest})")
+
+
 def test_non_finite_loss_stops_without_saving(chain, tmp_path, monkeypatch):
     directory = copy_of_stage_1(chain, tmp_path)
     # A save that crashed half-way leaves files the checkpoint index does not name yet.
