@@ -214,34 +214,47 @@ def test_the_pooled_projection_is_the_plain_one_with_one_weight_for_every_positi
         assert built["discriminator"].pooled is is_pooled
 
 
+def classifying_run(label_critic):
+    """A stage-1 run whose critic names labels (--label_critic auxiliary or matching), and a
+    batch for it: (run, critic, iteration, audio, labels, one-hot labels, noise, alpha)."""
+    config = {"model": "progressive", "num_blocks": 1, "channels": 1,
+              "feature_map_smoothing": True, "use_sample_norm": False, "labels": LABELS,
+              "label_critic": label_critic}
+    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2)
+    rng = np.random.default_rng(0)
+    labels = tf.constant([0, 1, 1, 0])
+    audio = tf.constant(rng.uniform(-0.5, 0.5, (4, 64, 1)), tf.float32)
+    noise = tf.constant(rng.uniform(-1, 1, (4, 100)), tf.float32)
+    alpha = tf.constant(rng.uniform(size=(4, 1, 1)), tf.float32)
+    return (run_, run_.networks["discriminator"], run_.iteration, audio, labels,
+            tf.one_hot(labels, 2), noise, alpha)
+
+
+def cross_entropy_gradients(critic, network, x, one_hot):
+    """The gradients, in `network`'s trainable variables, of the mean cross-entropy of the
+    critic's logits of x() against the labels."""
+    with tf.GradientTape() as tape:
+        _, logits = critic(x(), one_hot, classify=True)
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(one_hot, logits))
+    return tape.gradient(loss, network.trainable_variables)
+
+
 def test_the_matching_critic_names_labels_by_its_projection_and_learns_from_it():
     """--label_critic matching: no classifier layer of its own; its logit of label k is what
     the projection adds to the score of x heard as k, so the critic's cross-entropy on real
     windows trains the projection (and the features), as the score's own label term."""
-    config = {"model": "progressive", "num_blocks": 1, "channels": 1,
-              "feature_map_smoothing": True, "use_sample_norm": False, "labels": LABELS,
-              "label_critic": "matching"}
-    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2)
-    critic, step = run_.networks["discriminator"], run_.iteration
+    _, critic, step, audio, labels, one_hot, noise, alpha = classifying_run("matching")
     assert set(critic.named_layers()) == set(Discriminator(1, labels=2).named_layers())
     assert step.classifier
-    rng = np.random.default_rng(0)
-    audio = tf.constant(rng.uniform(-0.5, 0.5, (4, 64, 1)), tf.float32)
-    _, logits = critic(audio, tf.one_hot([0, 1, 1, 0], 2), classify=True)
+    _, logits = critic(audio, one_hot, classify=True)
     unlabelled = critic(audio, tf.zeros([4, 2]))  # w . f(x) + b alone
     for k in range(2):
         as_k = critic(audio, tf.one_hot([k] * 4, 2)) - unlabelled
         np.testing.assert_allclose(as_k[:, 0], logits[:, k], rtol=1e-4, atol=1e-5)
-    labels, one_hot = tf.constant([0, 1, 1, 0]), tf.one_hot([0, 1, 1, 0], 2)
-    inputs = ((audio, labels), tf.constant(rng.uniform(-1, 1, (4, 100)), tf.float32),
-              tf.constant(rng.uniform(size=(4, 1, 1)), tf.float32))
-    with_term, _ = step.critic_gradients(*inputs)
+    with_term, _ = step.critic_gradients((audio, labels), noise, alpha)
     step.classifier = False
-    without, _ = step.critic_gradients(*inputs)
-    with tf.GradientTape() as tape:
-        cross_entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-            one_hot, critic(audio, one_hot, classify=True)[1]))
-    term = tape.gradient(cross_entropy, critic.trainable_variables)
+    without, _ = step.critic_gradients((audio, labels), noise, alpha)
+    term = cross_entropy_gradients(critic, critic, lambda: audio, one_hot)
     for variable, a, b, c in zip(critic.trainable_variables, with_term, without, term):
         if "label_projection" in variable.path:
             assert np.abs(c.numpy()).max() > 1e-6
@@ -271,31 +284,14 @@ def test_the_matching_critic_is_the_default_and_unconditional_runs_keep_the_plai
 def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     """--label_critic auxiliary: D_loss gains CE(C(real), the real labels), G_loss gains
     0.1 CE(C(fake), the labels asked for); the classifier is one dense layer on the features."""
-    config = {"model": "progressive", "num_blocks": 1, "channels": 1,
-              "feature_map_smoothing": True, "use_sample_norm": False, "labels": LABELS,
-              "label_critic": "auxiliary"}
-    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2)
-    critic, step = run_.networks["discriminator"], run_.iteration
+    run_, critic, step, audio, labels, one_hot, noise, alpha = classifying_run("auxiliary")
     assert set(critic.named_layers()) - set(Discriminator(1, labels=2).named_layers()) == \
         {"label_classifier"}
     assert critic.label_classifier.units == 2 and step.classifier
-    rng = np.random.default_rng(0)
-    labels = tf.constant([0, 1, 1, 0])
-    audio = tf.constant(rng.uniform(-0.5, 0.5, (4, 64, 1)), tf.float32)
-    noise = tf.constant(rng.uniform(-1, 1, (4, 100)), tf.float32)
-    alpha = tf.constant(rng.uniform(size=(4, 1, 1)), tf.float32)
-    one_hot = tf.one_hot(labels, 2)
-
-    def cross_entropy(network, x):  # the mean CE of the critic's logits of x, and its grads
-        with tf.GradientTape() as tape:
-            _, logits = critic(x(), one_hot, classify=True)
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(one_hot, logits))
-        return loss, tape.gradient(loss, network.trainable_variables)
-
     # The classifier's weights take no part in the Wasserstein terms: their gradient in D_loss
     # is the cross-entropy's on the real windows alone, at weight 1.
     gradients, out = step.critic_gradients((audio, labels), noise, alpha)
-    _, expected = cross_entropy(critic, lambda: audio)
+    expected = cross_entropy_gradients(critic, critic, lambda: audio, one_hot)
     named = np.argmax(critic(audio, one_hot, classify=True)[1].numpy(), axis=1)
     assert float(out["Labels/real_recognised"]) == pytest.approx(np.mean(named == labels))
     for variable, got, want in zip(critic.trainable_variables, gradients, expected):
@@ -310,7 +306,7 @@ def test_the_auxiliary_classifier_adds_its_terms_with_their_weights():
     assert float(out["Labels/fake_recognised"]) == pytest.approx(np.mean(named == labels))
     step.classifier = False
     without, _ = step.generator_gradients(None, latents)
-    _, term = cross_entropy(G, lambda: G(latents))
+    term = cross_entropy_gradients(critic, G, lambda: G(latents), one_hot)
     for a, b, c in zip(with_term, without, term):
         np.testing.assert_allclose((a - b).numpy(), 0.1 * c.numpy(), rtol=1e-3, atol=1e-7)
     assert any(np.abs(c.numpy()).max() > 1e-6 for c in term)
