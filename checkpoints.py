@@ -260,14 +260,20 @@ class Best:
     def offer(self, step, measured, size):
         """Keep this step's checkpoint if it has the lowest rules.quality_score so far;
         True if kept."""
-        score = rules.quality_score(measured)
-        if score is None or (self.score is not None and score >= self.score):
+        score, labels = rules.quality_score(measured), rules.label_readings(measured)
+        # a conditional run's best.json from before each label was scored holds the pooled
+        # score, lower than the labels' mean: not comparable, so the next evaluation replaces it
+        scored_alike = self.record is not None and ("labels" in self.record) == bool(labels)
+        if score is None or (scored_alike and self.score is not None and score >= self.score):
             return False
         save(self.manager, step, size)
         self.record = {"step": step, "score": score,
                        "frechet_mel_distance": measured["frechet_mel_distance"],
                        "rms_ratio": measured["loudness.rms_ratio"],
                        "checkpoint": os.path.basename(self.manager.latest_checkpoint)}
+        if labels:
+            self.record["labels"] = {name: {"frechet_mel_distance": distance, "rms_ratio": ratio}
+                                     for name, (distance, ratio) in labels.items()}
         write_json(os.path.join(self.directory, BEST_FILE), self.record)
         return True
 

@@ -124,9 +124,29 @@ def quality_score(measured):
     moving average restarts (lower is better): the Frechet mel distance times the square of
     how many times too quiet or too loud the generated audio is, max(r, 1/r)^2 for the RMS
     ratio r. The distance alone kept nearly silent early steps as the best on real music;
-    a silent generator scores infinity here (BENCHMARKS.md, "Which score decides"). None
-    where either reading is missing (a diverged generator)."""
-    distance, ratio = measured.get("frechet_mel_distance"), measured.get("loudness.rms_ratio")
+    a silent generator scores infinity here (BENCHMARKS.md, "Which score decides"). With
+    labels, the mean of each label's own score (its windows against its own music), so that
+    a label made too quiet or far off cannot hide behind the others in the pooled windows,
+    as one at a third of its loudness did in a pool at 0.79 (BENCHMARKS.md, "Each label's
+    own score"). None where a reading is missing (a diverged generator)."""
+    labels = label_readings(measured)
+    if labels:
+        scores = [_distance_times_loudness(*reading) for reading in labels.values()]
+        return None if None in scores else sum(scores) / len(scores)
+    return _distance_times_loudness(measured.get("frechet_mel_distance"),
+                                    measured.get("loudness.rms_ratio"))
+
+
+def label_readings(measured):
+    """{label: (its Frechet mel distance, its RMS ratio)} of an evaluation's per-label keys
+    (metrics.label_metrics: label.<name>.frechet_mel_distance, label.<name>.rms_ratio), in
+    their order; {} for a model without labels."""
+    head, tail = "label.", ".frechet_mel_distance"
+    return {key[len(head):-len(tail)]: (value, measured.get(key[:-len(tail)] + ".rms_ratio"))
+            for key, value in measured.items() if key.startswith(head) and key.endswith(tail)}
+
+
+def _distance_times_loudness(distance, ratio):
     if distance is None or ratio is None:
         return None
     if ratio <= 0:

@@ -13,6 +13,11 @@ windows as far from the music. A score that keeps a quiet evaluation (RMS ratio 
 where a louder one is as close is the fault the issue names. Last, where the default plateau
 rule of --grow_to (grow.plateaued), or each --plateau rule, would have ended the run, against
 the best score it reached by its end.
+
+A run with labels (--condition folders) also logged each label's distance and RMS ratio
+(Label/*): there the pooled product is set beside rules.quality_score, the mean of each
+label's own product, and every evaluation printed gives each label's RMS ratio, to see
+whether a score keeps a step where one label is far too quiet while the pool looks fine.
 """
 
 import os
@@ -24,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from learning import CANDIDATES, curve_scores, default_plateau, evaluations, print_plateau
 
+import rules
 from utils import ArgumentParser, UserError, int_in_range, run_cli
 
 NEEDED = {"Eval/frechet_mel_distance", "Eval/spectral_distance_db", "Eval/rms_ratio"}
@@ -72,6 +78,9 @@ def main(argv=None):
           "RMS ratio; and the score's rank correlation with the spectral distance")
     for run in args.runs:
         curve = evaluations(run, args.stage)
+        labels = {step: v for _, step, v in evaluations(run, args.stage, prefix="Label/")}
+        for _, step, v in curve:
+            v.update(labels.get(step, {}))
         points = [(step, v) for _, step, v in curve if NEEDED <= set(v)]
         if len(points) < 2:
             print(f"{run}: fewer than two evaluations with {', '.join(sorted(NEEDED))}")
@@ -80,7 +89,10 @@ def main(argv=None):
         print(f"{run}: {len(points)} evaluations, the last at step {last[0]} "
               f"({format_point(last[1])})")
         referee = [v["Eval/spectral_distance_db"] for _, v in points]
-        for name, score in CANDIDATES.items():
+        candidates = dict(CANDIDATES)
+        if any(tag.startswith("Label/") for _, v in points for tag in v):
+            candidates["each label's, mean"] = lambda v: rules.quality_score(measured(v))
+        for name, score in candidates.items():
             step, v = min(points, key=lambda p, f=score: f(p[1]))
             rho = spearman([score(v) for _, v in points], referee)
             print(f"  {name:<20} keeps step {step:>5} ({format_point(v)}); rank correlation "
@@ -90,9 +102,21 @@ def main(argv=None):
     return 0
 
 
+def measured(v):
+    """An evaluation's logged values as the keys rules.quality_score reads, each label's
+    (Label/<name>.frechet_mel_distance, Label/<name>.rms_ratio) among them."""
+    out = {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
+           "loudness.rms_ratio": v["Eval/rms_ratio"]}
+    out.update({"label." + tag[len("Label/"):]: value for tag, value in v.items()
+                if tag.startswith("Label/")})
+    return out
+
+
 def format_point(v):
+    each = rules.label_readings(measured(v))
     return (f"{v['Eval/frechet_mel_distance']:.4g}, {v['Eval/spectral_distance_db']:.3g} dB, "
-            f"RMS ratio {v['Eval/rms_ratio']:.3g}")
+            f"RMS ratio {v['Eval/rms_ratio']:.3g}" + "".join(
+                f", {name} {ratio:.3g}" for name, (_, ratio) in each.items()))
 
 
 if __name__ == "__main__":

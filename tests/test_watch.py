@@ -147,6 +147,37 @@ def test_the_quality_score_is_the_distance_times_how_far_off_the_loudness_is():
                                   "loudness.rms_ratio": 1.0}) is None  # diverged
 
 
+def test_with_labels_the_score_is_the_mean_of_each_labels_own():
+    def labelled(a, b, pooled_ratio=0.8):
+        return {"frechet_mel_distance": 40.0, "loudness.rms_ratio": pooled_ratio,
+                "label.a.frechet_mel_distance": a[0], "label.a.rms_ratio": a[1],
+                "label.vol.1.frechet_mel_distance": b[0], "label.vol.1.rms_ratio": b[1]}
+    assert rules.label_readings(labelled((40.0, 1.0), (60.0, 0.5))) == {
+        "a": (40.0, 1.0), "vol.1": (60.0, 0.5)}
+    assert rules.quality_score(labelled((40.0, 1.0), (60.0, 0.5))) == (40.0 + 240.0) / 2
+    # one label silent: infinity, however fine the pooled windows look
+    assert rules.quality_score(labelled((40.0, 1.0), (60.0, 0.0), 1.0)) == float("inf")
+    assert rules.quality_score(labelled((40.0, 1.0), (None, 1.0))) is None
+    assert rules.label_readings({"frechet_mel_distance": 40.0}) == {}
+
+
+def test_best_of_a_conditional_run_scores_its_labels_and_replaces_a_pooled_record(tmp_path):
+    variable = tf.Variable(1.0)
+    best = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
+    pooled = {"frechet_mel_distance": 40.0, "loudness.rms_ratio": 1.0}
+    assert best.offer(1, pooled, 4) and best.score == 40.0  # a best.json before labels counted
+    worse = dict(pooled, **{"label.a.frechet_mel_distance": 50.0, "label.a.rms_ratio": 1.0,
+                            "label.b.frechet_mel_distance": 70.0, "label.b.rms_ratio": 1.0})
+    assert best.offer(2, worse, 4) and best.score == 60.0  # not comparable: replaced
+    assert checkpoints.read_best(str(tmp_path))["labels"] == {
+        "a": {"frechet_mel_distance": 50.0, "rms_ratio": 1.0},
+        "b": {"frechet_mel_distance": 70.0, "rms_ratio": 1.0}}
+    quiet_b = dict(worse, **{"label.b.frechet_mel_distance": 30.0, "label.b.rms_ratio": 0.5})
+    assert not best.offer(3, quiet_b, 4)  # b nearer but half as loud: (50 + 120) / 2 = 85
+    again = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
+    assert again.score == 60.0 and not again.offer(4, worse, 4)
+
+
 def test_best_keeps_the_lowest_score(tmp_path):
     variable = tf.Variable(1.0)
     best = checkpoints.Best(tf.train.Checkpoint(v=variable), str(tmp_path))
