@@ -459,8 +459,8 @@ def cpu_minutes(run):
 def evaluations(run, stage, prefix="Eval/"):
     """The quality curve of a run at `stage` (its frozen transition's, then its own), from
     TensorBoard: [(minutes, step, {Eval tag: value})], in CPU minutes the run had used (a
-    budgeted run) or wall minutes since its first event. Another prefix reads other scalars
-    (e.g. "ADA/": the augmentation's p)."""
+    budgeted run) or wall minutes since its first event. Another prefix (or a tuple of them)
+    reads other scalars (e.g. "ADA/": the augmentation's p)."""
     import tensorflow as tf
 
     import checkpoints

@@ -1,6 +1,6 @@
 """Which score should decide best/ and the plateau: how do the candidates rank a run's evaluations?
 
-    python bench/scores.py RUN [RUN ...] [--stage 3] [--plateau K,MARGIN,MIN ...]
+    python bench/scores.py RUN [RUN ...] [--stage 3] [--plateau K,MARGIN,MIN ...] [--every]
 
 Reads the quality curve of each RUN (a --checkpoint_dir of train_progressive.py whose
 evaluations logged Eval/frechet_mel_distance, Eval/spectral_distance_db and Eval/rms_ratio,
@@ -18,6 +18,7 @@ A run with labels (--condition folders) also logged each label's distance and RM
 (Label/*): there the pooled product is set beside rules.quality_score, the mean of each
 label's own product, and every evaluation printed gives each label's RMS ratio, to see
 whether a score keeps a step where one label is far too quiet while the pool looks fine.
+--every also prints every evaluation with each candidate's score.
 """
 
 import os
@@ -70,6 +71,8 @@ def main(argv=None):
     parser.add_argument("--stage", type=int_in_range(1, 8), default=3, help="stage read")
     parser.add_argument("--plateau", type=plateau_rule, nargs="+", metavar="K,MARGIN,MIN",
                         help="plateau rules to read the runs with (default: --grow_to's)")
+    parser.add_argument("--every", action="store_true",
+                        help="also print every evaluation with each candidate's score")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not os.path.isdir(run):
@@ -77,10 +80,7 @@ def main(argv=None):
     print("the evaluation each score keeps: step, Frechet mel distance, spectral distance (dB), "
           "RMS ratio; and the score's rank correlation with the spectral distance")
     for run in args.runs:
-        curve = evaluations(run, args.stage)
-        labels = {step: v for _, step, v in evaluations(run, args.stage, prefix="Label/")}
-        for _, step, v in curve:
-            v.update(labels.get(step, {}))
+        curve = evaluations(run, args.stage, prefix=("Eval/", "Label/"))
         points = [(step, v) for _, step, v in curve if NEEDED <= set(v)]
         if len(points) < 2:
             print(f"{run}: fewer than two evaluations with {', '.join(sorted(NEEDED))}")
@@ -97,6 +97,10 @@ def main(argv=None):
             rho = spearman([score(v) for _, v in points], referee)
             print(f"  {name:<20} keeps step {step:>5} ({format_point(v)}); rank correlation "
                   f"{rho:+.2f}")
+        if args.every:
+            for step, v in points:
+                print(f"    step {step:>5} ({format_point(v)}): " + ", ".join(
+                    f"{name} {score(v):.4g}" for name, score in candidates.items()))
         for rule in args.plateau or [default_plateau()]:
             print_plateau("plateau", curve_scores(curve), rule)
     return 0
