@@ -11,8 +11,8 @@ correlation with the spectral distance over the run's evaluations. The spectral 
 the referee for the log-mel candidates: it reads a different frequency scale and ranks quiet
 windows as far from the music. A score that keeps a quiet evaluation (RMS ratio under 0.5)
 where a louder one is as close is the fault the issue names. Last, where the default plateau
-rule of --grow_to (grow.plateaued), or each --plateau rule, would have ended the run, against
-the best score it reached by its end.
+rule of --grow_to (grow.plateaued), or each --plateau rule, would have ended the run by
+rules.quality_score, against the best score it reached by its end.
 
 A run with labels (--condition folders) also logged each label's distance and RMS ratio
 (Label/*): there the pooled product is set beside rules.quality_score, the mean of each
@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import CANDIDATES, curve_scores, default_plateau, evaluations, print_plateau
+from learning import CANDIDATES, default_plateau, evaluations, print_plateau
 
 import rules
 from utils import ArgumentParser, UserError, int_in_range, run_cli
@@ -102,7 +102,8 @@ def main(argv=None):
                 print(f"    step {step:>5} ({format_point(v)}): " + ", ".join(
                     f"{name} {score(v):.4g}" for name, score in candidates.items()))
         for rule in args.plateau or [default_plateau()]:
-            print_plateau("plateau", curve_scores(curve), rule)
+            print_plateau("plateau", [(minutes, step, rules.quality_score(measured(v)))
+                                      for minutes, step, v in curve if NEEDED <= set(v)], rule)
     return 0
 
 
