@@ -129,13 +129,14 @@ class ModelConfig:
                     "with a wrong label scored below it with its own, Reed et al. 2016): on "
                     "real music the only critic measured whose labels a classifier named at "
                     "least 0.8 as often as the real music's on every seed (BENCHMARKS.md); "
-                    "projection: the projection "
+                    "normalised: matching on the features scaled to unit RMS, so that the "
+                    "label's term is the same at any loudness; projection: the projection "
                     "alone, the plain conditional critic; centred: the projection less its "
                     "mean over the labels; auxiliary: the projection and a classifier of its "
                     "own (AC-GAN, as in WGAN-GP's and DrumGAN's conditional models); pooled: "
                     "the projection of the features summed over their positions (Miyato & "
                     "Koyama's global pooling)",
-        choices=("matching", "projection", "centred", "auxiliary", "pooled"))
+        choices=("matching", "normalised", "projection", "centred", "auxiliary", "pooled"))
     label_generator: str = flag(
         "input", "with --condition folders, where the generator hears the label. input: its "
                  "learned embedding joins the latent (DrumGAN's way); every_block: that, and "

@@ -430,6 +430,10 @@ class Discriminator(CriticBody):
     terms e_k . f(x), so that learning to name real windows' labels (against each other
     label's term: Reed et al. 2016's matching-aware critic, real music with a wrong label
     scored below it with its own) shapes the very term of the score the generator climbs.
+    With `normalised` as well (--label_critic normalised) that term hears the features
+    scaled to unit root mean square, e_y . f(x) / rms(f(x)): the label's term is then the
+    same for a window at any loudness, where the plain term grows with f(x) and a generator
+    can move it by loudness alone.
 
     With `emphasis` A (--critic_emphasis, ours) it hears x[t] - A x[t-1] (x[-1] = 0), the
     pre-emphasis of speech coders and of SEGAN: a fixed filter, no weights, that lifts the
@@ -438,7 +442,7 @@ class Discriminator(CriticBody):
 
     def __init__(self, num_blocks, channels=1, smoothing=True, dtype="float32",
                  variant="standard", labels=0, classifier=False, centred=False, pooled=False,
-                 matching=False, divisor=1, emphasis=0.0, **kwargs):
+                 matching=False, normalised=False, divisor=1, emphasis=0.0, **kwargs):
         super().__init__(num_blocks, channels, smoothing, dtype, variant=variant,
                          divisor=divisor, **kwargs)
         # The critic's output feeds the losses: keep it in float32 under mixed precision.
@@ -452,7 +456,8 @@ class Discriminator(CriticBody):
             self.add_layer("label_projection", keras.layers.Dense(
                 self.feature_count // BASE_LENGTH if self.pooled else self.feature_count,
                 use_bias=False, dtype="float32", name="label_projection"), (None, labels))
-        self.matching = bool(labels and matching)
+        self.normalised = bool(labels and normalised)
+        self.matching = bool(labels and matching) or self.normalised
         self.classifier = bool(labels and classifier) or self.matching
         self.centred = bool(labels and centred)
         if self.classifier and not self.matching:
@@ -476,6 +481,9 @@ class Discriminator(CriticBody):
                 condition -= 1.0 / self.labels
             projected = self.label_projection(condition)
             heard = tf.cast(features, tf.float32)
+            if self.normalised:  # [batch, features] at unit root mean square per window
+                heard *= tf.math.rsqrt(tf.reduce_mean(tf.square(heard), axis=1,
+                                                      keepdims=True) + 1e-8)
             if self.pooled:  # [batch, 16 positions, maps] summed over the positions
                 heard = tf.reduce_sum(tf.reshape(heard, [-1, BASE_LENGTH, projected.shape[-1]]),
                                       axis=1)

@@ -40,6 +40,7 @@ def build_networks(config, dtype, generator_only=False):
         networks["discriminator"] = Discriminator(
             classifier=critic == "auxiliary", centred=critic == "centred",
             pooled=critic == "pooled", matching=critic == "matching",
+            normalised=critic == "normalised",
             emphasis=config_value(config, "critic_emphasis"), **args)
     return networks
 

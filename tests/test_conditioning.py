@@ -261,6 +261,26 @@ def test_the_matching_critic_names_labels_by_its_projection_and_learns_from_it()
             np.testing.assert_allclose((a - b).numpy(), c.numpy(), rtol=1e-3, atol=1e-6)
 
 
+def test_the_normalised_critic_hears_the_label_on_features_at_unit_loudness():
+    """--label_critic normalised: the matching critic whose label term is e_y . f / rms(f),
+    so that scaling a window's features, as a louder window does, leaves that term as it is;
+    its logits are those terms, and with the same weights they differ from the plain ones."""
+    _, critic, step, audio, _, one_hot, _, _ = classifying_run("normalised")
+    assert critic.matching and critic.normalised and step.classifier
+    features = critic.features(audio)
+    unit = features / tf.sqrt(tf.reduce_mean(tf.square(features), axis=1, keepdims=True))
+    kernel = critic.label_projection.kernel
+    _, logits = critic(audio, one_hot, classify=True)
+    np.testing.assert_allclose(logits, tf.matmul(unit, kernel, transpose_b=True), rtol=1e-4,
+                               atol=1e-5)
+    unlabelled = critic(audio, tf.zeros([4, 2]))
+    np.testing.assert_allclose((critic(audio, one_hot) - unlabelled)[:, 0],
+                               tf.reduce_sum(logits * one_hot, axis=1), rtol=1e-4, atol=1e-5)
+    plain = classifying_run("matching")[1]
+    plain.set_weights(critic.get_weights())  # the same weights, the plain term: it differs
+    assert not np.allclose(plain(audio, one_hot, classify=True)[1], logits, atol=1e-3)
+
+
 def test_the_matching_critic_is_the_default_and_unconditional_runs_keep_the_plain_one(
         tmp_path):
     """A conditional model's critic is --label_critic matching unless asked otherwise; an
