@@ -264,7 +264,7 @@ class Best:
         # a conditional run's best.json from before each label was scored holds the pooled
         # score, lower than the labels' mean: not comparable, so the next evaluation replaces it
         scored_alike = self.record is not None and ("labels" in self.record) == bool(labels)
-        if score is None or (scored_alike and self.score is not None and score >= self.score):
+        if score is None or (scored_alike and score >= self.score):
             return False
         save(self.manager, step, size)
         self.record = {"step": step, "score": score,

@@ -662,11 +662,21 @@ def print_kept(name, curve):
         for score, (step, v) in kept.items()))
 
 
+def measured(v):
+    """An evaluation's logged values as the keys rules.quality_score reads, each label's
+    (Label/<name>.frechet_mel_distance, Label/<name>.rms_ratio) among them where they were
+    read (evaluations(prefix=("Eval/", "Label/")))."""
+    out = {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
+           "loudness.rms_ratio": v["Eval/rms_ratio"]}
+    out.update({"label." + tag[len("Label/"):]: value for tag, value in v.items()
+                if tag.startswith("Label/")})
+    return out
+
+
 def curve_scores(curve):
-    """[(minutes, step, quality score)] of a quality curve's evaluations (evaluations())."""
-    return [(minutes, step, rules.quality_score(
-        {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
-         "loudness.rms_ratio": v["Eval/rms_ratio"]}))
+    """[(minutes, step, quality score)] of a quality curve's evaluations (evaluations()):
+    rules.quality_score, each label's where the curve holds them."""
+    return [(minutes, step, rules.quality_score(measured(v)))
             for minutes, step, v in curve
             if {"Eval/frechet_mel_distance", "Eval/rms_ratio"} <= set(v)]
 

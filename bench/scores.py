@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from learning import CANDIDATES, default_plateau, evaluations, print_plateau
+from learning import CANDIDATES, curve_scores, default_plateau, evaluations, measured, print_plateau
 
 import rules
 from utils import ArgumentParser, UserError, int_in_range, run_cli
@@ -102,19 +102,8 @@ def main(argv=None):
                 print(f"    step {step:>5} ({format_point(v)}): " + ", ".join(
                     f"{name} {score(v):.4g}" for name, score in candidates.items()))
         for rule in args.plateau or [default_plateau()]:
-            print_plateau("plateau", [(minutes, step, rules.quality_score(measured(v)))
-                                      for minutes, step, v in curve if NEEDED <= set(v)], rule)
+            print_plateau("plateau", curve_scores(curve), rule)
     return 0
-
-
-def measured(v):
-    """An evaluation's logged values as the keys rules.quality_score reads, each label's
-    (Label/<name>.frechet_mel_distance, Label/<name>.rms_ratio) among them."""
-    out = {"frechet_mel_distance": v["Eval/frechet_mel_distance"],
-           "loudness.rms_ratio": v["Eval/rms_ratio"]}
-    out.update({"label." + tag[len("Label/"):]: value for tag, value in v.items()
-                if tag.startswith("Label/")})
-    return out
 
 
 def format_point(v):
