@@ -143,7 +143,10 @@ class ModelConfig:
                  "learned embedding joins the latent (DrumGAN's way); every_block: that, and "
                  "every block also shifts its channels by a learned projection of it (a "
                  "class-conditional bias at every scale, as BigGAN's conditional "
-                 "normalisation)", choices=("input", "every_block"))
+                 "normalisation); every_block_gain: that, and every block also scales its "
+                 "channels by 1 + another (BigGAN's class-conditional gain), so that a label "
+                 "sets its own loudness at every scale",
+        choices=("input", "every_block", "every_block_gain"))
     phaseshuffle_rad: int = flag(
         2, "shift each critic activation by up to this many samples (WaveGAN §3.3); 0 turns "
            "phase shuffle off", parse=int_in_range(0, MAX_PHASESHUFFLE_RAD))

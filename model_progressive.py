@@ -275,13 +275,16 @@ class StagedNetwork(keras.Model):
     def activate(self, x):
         return lrelu(x)
 
-    def run_block(self, b, x, shift=None):
-        """Block b's convolutions, each followed by the activation; `shift` [batch, channels]
-        (a label's, Generator) is added before the last activation."""
+    def run_block(self, b, x, shift=None, gain=None):
+        """Block b's convolutions, each followed by the activation; before the last
+        activation the channels are scaled by 1 + `gain` and then `shift` is added (each
+        [batch, channels], a label's, Generator)."""
         layers = convolutions(getattr(self, block_name(b)))
         for layer in layers[:-1]:
             x = self.activate(layer(x))
         x = layers[-1](x)
+        if gain is not None:
+            x *= 1 + tf.cast(gain[:, None, :], x.dtype)
         return self.activate(x if shift is None else x + tf.cast(shift[:, None, :], x.dtype))
 
     def carried_over_layers(self):
@@ -318,12 +321,15 @@ class Generator(StagedNetwork):
     joins the latent into the projection. With `label_blocks` (--label_generator
     every_block) each block b also shifts its channels by a learned projection of that
     embedding (progressive_block_b_label, before the activation): a class-conditional bias
-    at every scale, as BigGAN's conditional normalisation shifts them. A blend of one-hot
-    labels blends their embeddings: a morph from one label to another."""
+    at every scale, as BigGAN's conditional normalisation shifts them; with `label_gain` as
+    well (--label_generator every_block_gain) that layer also scales them by 1 + another
+    projection, BigGAN's class-conditional gain, so that a label sets its own loudness at
+    every scale. A blend of one-hot labels blends their embeddings: a morph from one label
+    to another."""
 
     def __init__(self, num_blocks, channels=1, smoothing=True, use_sample_norm=False,
-                 dtype="float32", variant="standard", labels=0, label_blocks=False, divisor=1,
-                 **kwargs):
+                 dtype="float32", variant="standard", labels=0, label_blocks=False,
+                 label_gain=False, divisor=1, **kwargs):
         super().__init__(num_blocks, variant, name="generator", dtype=dtype, **kwargs)
         if use_sample_norm and self.variant.sample_norm is False:
             raise ValueError(f"the {variant} variant has no sample normalisation")
@@ -343,13 +349,16 @@ class Generator(StagedNetwork):
         for b in range(1, num_blocks + 1):
             layer = self.make_block(b, nf[b], self.variant.generator_convs, transpose=True)
             self.add_layer(block_name(b), layer, (None, length, nf[b - 1]))
-            if labels and label_blocks:
+            if labels and (label_blocks or label_gain):
+                # gain (if any) and shift, zero at first: the model starts as the one with
+                # the label at the input only
                 self.add_layer(block_name(b) + "_label", keras.layers.Dense(
-                    nf[b], use_bias=False, kernel_initializer="zeros", dtype=dtype,
+                    nf[b] * (2 if label_gain else 1), use_bias=False, kernel_initializer="zeros", dtype=dtype,
                     name=block_name(b) + "_label"),
                     (None, LABEL_EMBEDDING))
             length *= STRIDE
-        self.label_blocks = bool(labels and label_blocks)
+        self.label_blocks = bool(labels and (label_blocks or label_gain))
+        self.label_gain = bool(labels and label_gain)
         name = block_name(num_blocks) + "_output"
         self.add_layer(name, self.make_conv(channels, 1, 1, name, gain=OUTPUT_GAIN),
                        (None, length, nf[num_blocks]))
@@ -370,9 +379,12 @@ class Generator(StagedNetwork):
         x = self.projection(z)
         x = self.activate(tf.reshape(x, [-1, BASE_LENGTH, self.base_feature_maps]))
         for b in range(1, self.num_blocks + 1):
-            shift = (getattr(self, block_name(b) + "_label")(label) if self.label_blocks
-                     else None)
-            x = self.run_block(b, x, shift)
+            shift = gain = None
+            if self.label_blocks:
+                shift = getattr(self, block_name(b) + "_label")(label)
+                if self.label_gain:
+                    gain, shift = tf.split(shift, 2, axis=1)
+            x = self.run_block(b, x, shift, gain)
         x = getattr(self, block_name(self.num_blocks) + "_output")(x)
         return tf.cast(tf.tanh(x), tf.float32)
 

@@ -35,7 +35,8 @@ def build_networks(config, dtype, generator_only=False):
     critic = config_value(config, "label_critic")
     networks = {"generator": Generator(
         use_sample_norm=config["use_sample_norm"],
-        label_blocks=config_value(config, "label_generator") == "every_block", **args)}
+        label_blocks=config_value(config, "label_generator") == "every_block",
+        label_gain=config_value(config, "label_generator") == "every_block_gain", **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(
             classifier=critic == "auxiliary", centred=critic == "centred",

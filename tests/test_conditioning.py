@@ -21,7 +21,7 @@ import grow
 import longform
 import runs
 import train_progressive
-from model_progressive import Discriminator, Generator, block_name
+from model_progressive import LABEL_EMBEDDING, Discriminator, Generator, block_name
 from utils import UserError
 
 RATE = 16000
@@ -159,6 +159,36 @@ def test_every_block_shifts_its_channels_by_the_label_starting_from_none():
     assert generator.carried_over_layers().keys() >= {block_name(1) + "_label"}
     assert block_name(2) + "_label" not in generator.carried_over_layers()
     assert set(generator.early_blocks()) == {block_name(1), block_name(1) + "_label"}
+
+
+def test_every_block_gain_scales_the_channels_by_the_label_as_well():
+    """--label_generator every_block_gain: block b's label layer gives a gain and a shift,
+    both zero at first. Its shift half alone is every_block's shift; its gain half scales
+    the block's channels by 1 + gain, so a gain of -1 silences the block."""
+    tf.keras.utils.set_random_seed(0)
+    generator = Generator(2, labels=2, label_gain=True)
+    shifted = Generator(2, labels=2, label_blocks=True)
+    names = [block_name(b) + "_label" for b in (1, 2)]
+    layers = [generator.named_layers()[name] for name in names]
+    assert not any(np.any(layer.kernel.numpy()) for layer in layers)
+    for name, layer in zip(names, layers):  # every_block's weights in the shift half
+        half = layer.kernel.shape[1] // 2
+        layer.kernel.assign(tf.concat([tf.zeros([LABEL_EMBEDDING, half]),
+                                       tf.random.normal([LABEL_EMBEDDING, half])], axis=1))
+    shifted.set_weights([w[:, w.shape[1] // 2:] if w.shape[1:] != v.shape[1:] else w
+                         for v, w in zip(shifted.get_weights(), generator.get_weights())])
+    latents = longform.with_labels(longform.draw_latents(0, 3, "uniform"), 2, [1] * 3)
+    np.testing.assert_allclose(generator(latents).numpy(), shifted(latents).numpy(),
+                               atol=1e-6)
+    # label 1's embedding normalised is sqrt(32) e_0; the last block's gain then -1
+    generator.label_embedding.kernel.assign(tf.one_hot([0, 0], LABEL_EMBEDDING))
+    half = layers[1].kernel.shape[1] // 2
+    gain = -np.eye(LABEL_EMBEDDING, half, dtype=np.float32)[:, :1].repeat(half, axis=1)
+    layers[1].kernel.assign(np.concatenate(
+        [gain / np.sqrt(LABEL_EMBEDDING), np.zeros_like(gain)], axis=1))
+    silent = np.tanh(generator.named_layers()[block_name(2) + "_output"].bias.numpy())
+    made = generator(latents).numpy()
+    np.testing.assert_allclose(made, np.broadcast_to(silent, made.shape), atol=1e-5)
 
 
 def test_the_centred_projection_learns_only_what_sets_the_labels_apart():
