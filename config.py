@@ -145,7 +145,8 @@ class ModelConfig:
                  "class-conditional bias at every scale, as BigGAN's conditional "
                  "normalisation); every_block_gain: that, and every block also scales its "
                  "channels by 1 + another (BigGAN's class-conditional gain), so that a label "
-                 "sets its own loudness at every scale",
+                 "can set its own loudness at every scale (measured within the seeds' spread "
+                 "of input at 600 steps, the music further off)",
         choices=("input", "every_block", "every_block_gain"))
     phaseshuffle_rad: int = flag(
         2, "shift each critic activation by up to this many samples (WaveGAN §3.3); 0 turns "
@@ -224,7 +225,9 @@ class TrainConfig:
               "<checkpoint_dir>/conv_forms.json)", metavar="FILE")
     learning_rate: float = flag(
         LEARNING_RATE, "training only: Adam's learning rate of every network (the report's "
-                       "by default, §7.4); a resumed run keeps the rate its checkpoint saved",
+                       "by default, §7.4); a resumed run keeps the rate its checkpoint saved; "
+                       "3e-4 got a conditional model's labels in half the steps at "
+                       "--feature_map_divisor 4 (BENCHMARKS.md)",
         parse=positive_float)
     critic_augment: str = flag(
         "none", "none: the critic sees the windows as they are, as in the original; ada: "

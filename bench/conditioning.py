@@ -40,7 +40,8 @@ Then:
   where each label's generated windows depart from its real ones.
 
 --real_only trains nothing: it prints the classifiers' accuracy on real held-out windows at
-the stages given, the most a generator there can be recovered.
+the stages given, the most a generator there can be recovered, and how loud each label's
+windows are (their RMS, and the 10th percentile of each window's own RMS).
 
 Target: on generated windows each label is recovered at least 80 % as often as on real ones
 (relative accuracy >= 0.8 for the label recovered least well by each classifier, so that a
@@ -366,25 +367,38 @@ def print_report(runs, args):
           f">= {TARGET}: {'met' if np.mean(relative) >= TARGET else 'not met'}")
 
 
+def loudness_spread(windows):
+    """(the windows' RMS, the 10th percentile of each window's own RMS): how loud a label
+    is, and how quiet its quiet windows are."""
+    windows = np.asarray(windows, np.float64).reshape(len(windows), -1)
+    return (float(np.sqrt(np.mean(np.square(windows)))),
+            float(np.percentile(np.sqrt(np.mean(np.square(windows), axis=1)), 10)))
+
+
 def print_real_only(data, root, args):
-    """--real_only: the classifier's accuracy on real held-out windows at each stage."""
+    """--real_only: the classifier's accuracy on real held-out windows at each stage, and
+    how loud they are."""
     music, rows = labelled_music(data, root), []
     names, _, rate = music
     for stage in args.real_only:
-        accuracies = []
+        accuracies, loudness = [], []
         for draw in range(args.classifiers):
             _, classifier, real, _, _ = real_music(music, draw, stage, args)
             accuracies.append(accuracy(classifier, [features(w, rate, args.spectral_shape)
                                                     for w in real]))
+            loudness.append([loudness_spread(w) for w in real])
         window = rules.window_length(stage)
         rows.append(f"| {stage} | {window} samples ({1000 * window / rate:.0f} ms) | " +
                     " | ".join(spread([a[k] for a in accuracies]) for k in range(len(names))) +
-                    " |")
+                    " | " + " | ".join(
+                        " / ".join(spread([d[k][i] for d in loudness]) for i in range(2))
+                        for k in range(len(names))) + " |")
     print(f"the classifier on real held-out windows, {args.windows} windows per label, mean "
           f"(range) over {args.classifiers} classifiers (windows drawn with seeds "
           f"0-{args.classifiers - 1})")
-    print("| stage | window | " + " | ".join(names) + " |")
-    print("|---|---|" + "---|" * len(names))
+    print("| stage | window | " + " | ".join(names) + " | " + " | ".join(
+        f"{name}: RMS / 10th percentile of the windows' RMS" for name in names) + " |")
+    print("|---|---|" + "---|" * 2 * len(names))
     print("\n".join(rows))
 
 
@@ -438,7 +452,8 @@ def main(argv=None):
     parser.add_argument("--real_only", type=int_in_range(1, rules.MAX_BLOCKS), nargs="+",
                         metavar="STAGE", default=None,
                         help="train nothing: the classifier's accuracy on real held-out "
-                             "windows at these stages, what a generator there can hope for")
+                             "windows at these stages, what a generator there can hope for, "
+                             "and how loud they are")
     parser.add_argument("--json", action="store_true", help="also print the runs as JSON")
     args = parser.parse_args(argv)
     stop_on_signals()  # SIGTERM as Ctrl+C: the seed in training saves before the bench stops

@@ -239,6 +239,23 @@ def test_the_conditioning_classifier_tells_labels_apart_and_its_separation_ignor
     np.testing.assert_allclose(shape[0], shape[1], atol=0.2)
 
 
+def test_the_conditioning_bench_tells_an_even_label_from_an_uneven_one_as_loud():
+    """bench/conditioning.py loudness_spread: windows all at one level, and windows of which
+    half are 20 dB quieter and half louder so that the whole is as loud, have the same RMS;
+    the uneven label's quietest tenth lies far below the even one's."""
+    import conditioning
+
+    signs = np.where(np.arange(1024) % 2, 1.0, -1.0)[None, :, None]
+    even = np.repeat(0.1 * signs, 20, axis=0)
+    quiet, loud = 0.01, np.sqrt(2 * 0.1 ** 2 - 0.01 ** 2)
+    uneven = np.concatenate([np.repeat(quiet * signs, 10, axis=0),
+                             np.repeat(loud * signs, 10, axis=0)])
+    (even_rms, even_quiet), (uneven_rms, uneven_quiet) = map(conditioning.loudness_spread,
+                                                              (even, uneven))
+    assert even_rms == pytest.approx(0.1) and uneven_rms == pytest.approx(0.1)
+    assert even_quiet == pytest.approx(0.1) and uneven_quiet == pytest.approx(0.01)
+
+
 def test_the_conditioning_bench_reports_power_in_bands_of_a_kilohertz():
     """bench/conditioning.py band_levels: white noise is level across the bands, a 3.5 kHz
     tone puts its power in the 3-4 kHz band, and half the amplitude is 6 dB less."""

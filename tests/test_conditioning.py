@@ -421,12 +421,12 @@ def test_a_walk_moves_from_label_to_label_at_each_anchor():
 @pytest.fixture(scope="module")
 def trained(module_tmp):
     """A conditional stage 1 of two steps, grown to the frozen stage 2 for one step; its critic
-    has the auxiliary classifier, its generator the label in every block."""
+    has the auxiliary classifier, its generator the label's gain and shift in every block."""
     data = library(module_tmp / "music", {"strings/a.wav": 1, "strings/b.wav": 2,
                                           "drums/a.wav": 3, "drums/b.wav": 4})
     root = str(module_tmp / "runs")
     flags = ["--data_dir", data, "--checkpoint_dir", root, "--condition", "folders",
-             "--label_critic", "auxiliary", "--label_generator", "every_block"]
+             "--label_critic", "auxiliary", "--label_generator", "every_block_gain"]
     logs = {"stage 1": run(*flags, "--num_blocks", "1", "--max_steps", "2",
                            "--eval_every_secs", "1e-9", "--num_eval_samples", "8"),
             "frozen 2": run(*flags, "--num_blocks", "2", "--freeze_early_layers",
@@ -442,7 +442,7 @@ def test_training_writes_the_labels_and_measures_each(trained):
                           (2, checkpoints.stage_dir(root, 2, frozen=True))):
         assert checkpoints.read_config(folder)["labels"] == LABELS, stage
         assert checkpoints.read_config(folder)["label_critic"] == "auxiliary", stage
-        assert checkpoints.read_config(folder)["label_generator"] == "every_block", stage
+        assert checkpoints.read_config(folder)["label_generator"] == "every_block_gain", stage
     out = logs["stage 1"][1]
     assert "labels: drums (1.2 min, 50 % of the batches), strings (1.2 min, 50 % of the " \
            "batches)" in out
@@ -511,7 +511,7 @@ def test_other_labels_for_an_existing_run_are_one_line(trained, tmp_path):
     code, _, err = run(*flags[:-3], "projection", "--num_blocks", "1", "--max_steps", "3")
     assert_one_line_error(code, err, "label_critic=auxiliary")
     code, _, err = run(*flags[:-2], "--num_blocks", "1", "--max_steps", "3")
-    assert_one_line_error(code, err, "label_generator=every_block")
+    assert_one_line_error(code, err, "label_generator=every_block_gain")
 
 
 def test_generate_with_a_label_is_reproducible_and_named_after_it(trained, tmp_path):
