@@ -353,8 +353,8 @@ class Generator(StagedNetwork):
                 # gain (if any) and shift, zero at first: the model starts as the one with
                 # the label at the input only
                 self.add_layer(block_name(b) + "_label", keras.layers.Dense(
-                    nf[b] * (2 if label_gain else 1), use_bias=False, kernel_initializer="zeros", dtype=dtype,
-                    name=block_name(b) + "_label"),
+                    nf[b] * (2 if label_gain else 1), use_bias=False,
+                    kernel_initializer="zeros", dtype=dtype, name=block_name(b) + "_label"),
                     (None, LABEL_EMBEDDING))
             length *= STRIDE
         self.label_blocks = bool(labels and (label_blocks or label_gain))
