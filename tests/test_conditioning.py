@@ -168,10 +168,9 @@ def test_every_block_gain_scales_the_channels_by_the_label_as_well():
     tf.keras.utils.set_random_seed(0)
     generator = Generator(2, labels=2, label_gain=True)
     shifted = Generator(2, labels=2, label_blocks=True)
-    names = [block_name(b) + "_label" for b in (1, 2)]
-    layers = [generator.named_layers()[name] for name in names]
+    layers = [generator.named_layers()[block_name(b) + "_label"] for b in (1, 2)]
     assert not any(np.any(layer.kernel.numpy()) for layer in layers)
-    for name, layer in zip(names, layers):  # every_block's weights in the shift half
+    for layer in layers:  # every_block's weights in the shift half
         half = layer.kernel.shape[1] // 2
         layer.kernel.assign(tf.concat([tf.zeros([LABEL_EMBEDDING, half]),
                                        tf.random.normal([LABEL_EMBEDDING, half])], axis=1))
