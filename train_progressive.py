@@ -33,10 +33,11 @@ def build_networks(config, dtype, generator_only=False):
             "variant": config_value(config, "model_variant"),
             "labels": len(config_value(config, "labels"))}
     critic = config_value(config, "label_critic")
+    generator_label = config_value(config, "label_generator")
     networks = {"generator": Generator(
         use_sample_norm=config["use_sample_norm"],
-        label_blocks=config_value(config, "label_generator") == "every_block",
-        label_gain=config_value(config, "label_generator") == "every_block_gain", **args)}
+        label_blocks=generator_label == "every_block",
+        label_gain=generator_label == "every_block_gain", **args)}
     if not generator_only:
         networks["discriminator"] = Discriminator(
             classifier=critic == "auxiliary", centred=critic == "centred",

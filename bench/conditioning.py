@@ -370,9 +370,8 @@ def print_report(runs, args):
 def loudness_spread(windows):
     """(the windows' RMS, the 10th percentile of each window's own RMS): how loud a label
     is, and how quiet its quiet windows are."""
-    windows = np.asarray(windows, np.float64).reshape(len(windows), -1)
-    return (float(np.sqrt(np.mean(np.square(windows)))),
-            float(np.percentile(np.sqrt(np.mean(np.square(windows), axis=1)), 10)))
+    power = np.mean(np.square(np.asarray(windows, np.float64).reshape(len(windows), -1)), axis=1)
+    return float(np.sqrt(power.mean())), float(np.percentile(np.sqrt(power), 10))
 
 
 def print_real_only(data, root, args):
