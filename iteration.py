@@ -53,13 +53,14 @@ class Iteration:
 
     def __init__(self, networks, optimizers, step, rng, sample_latent, loss_scale=None,
                  strategy=None, xla=False, moving_average=None, graph=GRAPHS[0], augment=None,
-                 label_shares=None):
+                 label_shares=None, label_weight=1.0):
         self.generator, self.discriminator = networks["generator"], networks["discriminator"]
         self.augment = augment  # augment.Augment (--critic_augment ada), or None
         # --condition folders: the labels, and the share of each the generator is asked for
         self.labels = getattr(self.discriminator, "labels", 0)
         # --label_critic auxiliary: the critic also names the labels (losses.label_loss)
         self.classifier = getattr(self.discriminator, "classifier", False)
+        self.label_weight = label_weight  # --label_weight: of the critic's naming term
         # where each label's share (uniform unless given) ends in [0, 1]: a uniform draw
         # falls in one label's span
         self.label_edges = None if not self.labels else tf.constant(np.cumsum(
@@ -181,7 +182,8 @@ class Iteration:
                                                        self.loss_scale)
             loss = self.loss.critic(self.mean, d_real, d_fake, penalty)
             if self.classifier:  # it learns to name the labels of real windows only
-                loss += losses.label_loss(self.mean, real_logits, condition, "critic")
+                loss += losses.label_loss(self.mean, real_logits, condition, "critic",
+                                          self.label_weight)
             scaled = self.d_optimizer.scale_loss(loss)  # inside the tape: float16's scale
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         out = {"d_loss": loss, "real_output": self.mean(d_real),

@@ -14,9 +14,10 @@ The VAE-GAN's encoder loss, and the reconstruction term it adds to G_loss:
 A conditional critic with an auxiliary classifier (--label_critic auxiliary) adds AC-GAN's
 terms, with the weights of WGAN-GP's own conditional model (Gulrajani et al. 2017, its
 CIFAR-10 code: ACGAN_SCALE 1, ACGAN_SCALE_G 0.1):
-    D_loss += 1.0 CE(C(real), the real windows' labels)
+    D_loss += 1.0 W CE(C(real), the real windows' labels)
     G_loss += 0.1 CE(C(fake), the labels asked for)
-C being the critic's classifier logits, CE the softmax cross-entropy. The critic learns to
+C being the critic's classifier logits, CE the softmax cross-entropy, W --label_weight (ours;
+1 by default, the weights above). The critic learns to
 name the label of real music only, so the generator cannot earn it with artefacts the
 classifier learned from fakes.
 
@@ -64,10 +65,11 @@ class WGANGP:
         return -mean(d_fake)
 
 
-def label_loss(mean, logits, one_hot, network):
-    """The auxiliary classifier's term of `network`'s loss: its weight times the mean
-    softmax cross-entropy of the logits against the labels (one-hot, or blends of them)."""
-    return CLASSIFIER_WEIGHTS[network] * mean(tf.nn.softmax_cross_entropy_with_logits(
+def label_loss(mean, logits, one_hot, network, scale=1.0):
+    """The auxiliary classifier's term of `network`'s loss: its weight (times `scale`, the
+    critic's --label_weight) times the mean softmax cross-entropy of the logits against the
+    labels (one-hot, or blends of them)."""
+    return CLASSIFIER_WEIGHTS[network] * scale * mean(tf.nn.softmax_cross_entropy_with_logits(
         tf.cast(one_hot, tf.float32), logits))
 
 

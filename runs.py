@@ -85,14 +85,14 @@ def draw_latent(rng, batch, prior):
 
 def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False,
               average_rule=None, graph=GRAPHS[0], augment=False, label_shares=None,
-              learning_rate=LEARNING_RATE):
+              learning_rate=LEARNING_RATE, label_weight=1.0):
     """Networks (frozen as config says), one optimiser per network built on its trainable
     variables, step counter, random stream, the generator's moving average (moving by
     average_rule, moving_average.rule's; none if None) and training iteration (with the
     critic's adaptive augmentation if augment; a conditional model's generator asked for its
-    labels in label_shares; Adam at learning_rate, the report's by default). Initial weights
-    come from seed; the average starts as the generator (checkpoints.start_stage carries it
-    from a checkpoint)."""
+    labels in label_shares, its critic naming them with label_weight; Adam at learning_rate,
+    the report's by default). Initial weights come from seed; the average starts as the
+    generator (checkpoints.start_stage carries it from a checkpoint)."""
     import keras
     import tensorflow as tf
 
@@ -128,7 +128,7 @@ def build_run(recipe, config, policy, loss_scale, seed, strategy=None, xla=False
     train = getattr(iteration, recipe.iteration)(
         networks, optimizers, step, rng, lambda batch: draw_latent(rng, batch, recipe.prior),
         loss_scale, strategy=strategy, xla=xla, moving_average=average, graph=graph,
-        augment=augmentation, label_shares=label_shares)
+        augment=augmentation, label_shares=label_shares, label_weight=label_weight)
     optional = {name: state for network in networks.values()
                 for name, state in getattr(network, "random_state", dict)().items()}
     if average is not None:

@@ -243,13 +243,15 @@ def test_the_pooled_projection_is_the_plain_one_with_one_weight_for_every_positi
         assert built["discriminator"].pooled is is_pooled
 
 
-def classifying_run(label_critic):
-    """A stage-1 run whose critic names labels (--label_critic auxiliary or matching), and a
-    batch for it: (run, critic, iteration, audio, labels, one-hot labels, noise, alpha)."""
+def classifying_run(label_critic, label_weight=1.0):
+    """A stage-1 run whose critic names labels (--label_critic auxiliary or matching) with
+    --label_weight label_weight, and a batch for it: (run, critic, iteration, audio, labels,
+    one-hot labels, noise, alpha)."""
     config = {"model": "progressive", "num_blocks": 1, "channels": 1,
               "feature_map_smoothing": True, "use_sample_norm": False, "labels": LABELS,
               "label_critic": label_critic}
-    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2)
+    run_ = runs.build_run(train_progressive.RECIPE, config, "float32", None, seed=2,
+                          label_weight=label_weight)
     rng = np.random.default_rng(0)
     labels = tf.constant([0, 1, 1, 0])
     audio = tf.constant(rng.uniform(-0.5, 0.5, (4, 64, 1)), tf.float32)
@@ -288,6 +290,27 @@ def test_the_matching_critic_names_labels_by_its_projection_and_learns_from_it()
         if "label_projection" in variable.path:
             assert np.abs(c.numpy()).max() > 1e-6
             np.testing.assert_allclose((a - b).numpy(), c.numpy(), rtol=1e-3, atol=1e-6)
+
+
+def test_the_label_weight_scales_the_critics_naming_term_and_not_the_generators():
+    """--label_weight 10: the critic's cross-entropy on real windows weighs ten times as much
+    in its gradient; the generator's 0.1 CE term is as it was."""
+    run_, critic, step, audio, labels, one_hot, noise, alpha = classifying_run("matching", 10)
+    with_term, _ = step.critic_gradients((audio, labels), noise, alpha)
+    latents = tf.concat([noise, one_hot], axis=1)
+    g_with, _ = step.generator_gradients(None, latents)
+    step.classifier = False
+    without, _ = step.critic_gradients((audio, labels), noise, alpha)
+    g_without, _ = step.generator_gradients(None, latents)
+    term = cross_entropy_gradients(critic, critic, lambda: audio, one_hot)
+    for variable, a, b, c in zip(critic.trainable_variables, with_term, without, term):
+        if "label_projection" in variable.path:
+            assert np.abs(c.numpy()).max() > 1e-6
+            np.testing.assert_allclose((a - b).numpy(), 10 * c.numpy(), rtol=1e-3, atol=1e-6)
+    G = run_.networks["generator"]
+    g_term = cross_entropy_gradients(critic, G, lambda: G(latents), one_hot)
+    for a, b, c in zip(g_with, g_without, g_term):
+        np.testing.assert_allclose((a - b).numpy(), 0.1 * c.numpy(), rtol=1e-3, atol=1e-7)
 
 
 def test_the_normalised_critic_hears_the_label_on_features_at_unit_loudness():
@@ -620,6 +643,15 @@ def test_the_export_takes_a_label_and_plays_as_generate(trained, tmp_path):
 def test_a_label_flag_without_condition_is_one_line(tmp_path, flags):
     code, _, err = run("--data_dir", DEMO, "--checkpoint_dir", str(tmp_path), *flags)
     assert_one_line_error(code, err, f"{' '.join(flags)} needs --condition folders")
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("flags", [[], ["--condition", "folders", "--label_critic",
+                                         "projection"]])
+def test_a_label_weight_without_a_critic_that_names_labels_is_one_line(tmp_path, flags):
+    code, _, err = run("--data_dir", DEMO, "--checkpoint_dir", str(tmp_path),
+                       "--label_weight", "10", *flags)
+    assert_one_line_error(code, err, "--label_weight weighs the critic's naming of the labels")
     assert not os.listdir(tmp_path)
 
 
