@@ -317,7 +317,27 @@ def score(directory, music, seed, args):
             "labels_apart_generated": apart(generated[0], generated[1]),
             "band_levels_real": [band_levels(w, rate) for w in real],
             "band_levels_generated": [band_levels(w, rate) for w in generated],
-            "classifiers": judged}
+            "classifiers": judged,
+            **critic_naming(os.path.dirname(directory), args.stage)}
+
+
+def critic_naming(run, stage):
+    """How often the run's critic named the labels while it trained at `stage`: the mean of
+    its TensorBoard summaries after step 1 of Labels/real_recognised (real windows' labels)
+    and Labels/fake_recognised (the labels the fakes were asked for), each summary one
+    batch's share (--summary_every_secs sets how many), and how many summaries; {} where
+    the critic names none (--label_critic projection, centred, pooled)."""
+    from learning import evaluations
+
+    summaries = [values for _, step, values in evaluations(run, stage, prefix="Labels/")
+                 if step > 1 and values]
+    if not summaries:
+        return {}
+    return {"critic_named_real": float(np.mean([v["Labels/real_recognised"]
+                                                for v in summaries])),
+            "critic_named_fake": float(np.mean([v["Labels/fake_recognised"]
+                                                for v in summaries])),
+            "critic_summaries": len(summaries)}
 
 
 def spread(values):
@@ -362,6 +382,13 @@ def print_report(runs, args):
         levels(f"{name}, generated less real", [np.subtract(r["band_levels_generated"][k],
                                                             r["band_levels_real"][k])
                                                 for r in runs])
+    named = [r for r in runs if "critic_named_real" in r]
+    if named:
+        print(f"the critic's own naming while it trained (its summaries' mean after step 1, "
+              f"each of one batch; {spread([r['critic_summaries'] for r in named])} "
+              f"summaries a run): real windows' labels "
+              f"{spread([r['critic_named_real'] for r in named])}, the labels the fakes were "
+              f"asked for {spread([r['critic_named_fake'] for r in named])}")
     relative = [r["least_recovered"] for r in runs]
     print(f"relative accuracy of the label recovered least well: {spread(relative)}; target "
           f">= {TARGET}: {'met' if np.mean(relative) >= TARGET else 'not met'}")

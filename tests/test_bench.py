@@ -256,6 +256,26 @@ def test_the_conditioning_bench_tells_an_even_label_from_an_uneven_one_as_loud()
     assert even_quiet == pytest.approx(0.1) and uneven_quiet == pytest.approx(0.01)
 
 
+def test_the_conditioning_bench_reads_how_often_the_critic_named_the_labels(tmp_path):
+    """bench/conditioning.py critic_naming: the mean of a run's Labels/ summaries after step
+    1 (step 1's, before any learning, left out), and nothing for a critic that names none."""
+    import conditioning
+    import tensorflow as tf
+
+    run = str(tmp_path / "seed0")
+    writer = tf.summary.create_file_writer(checkpoints.stage_dir(run, 3))
+    with writer.as_default():
+        for step, real, fake in ((1, 0.0, 0.0), (40, 0.5, 0.25), (80, 0.75, 0.5)):
+            tf.summary.scalar("Labels/real_recognised", real, step=step)
+            tf.summary.scalar("Labels/fake_recognised", fake, step=step)
+            tf.summary.scalar("Loss/Generator_loss", 1.0, step=step)
+    writer.close()
+    assert conditioning.critic_naming(run, 3) == {"critic_named_real": 0.625,
+                                                  "critic_named_fake": 0.375,
+                                                  "critic_summaries": 2}
+    assert conditioning.critic_naming(run, 2) == {}
+
+
 def test_the_conditioning_bench_reports_power_in_bands_of_a_kilohertz():
     """bench/conditioning.py band_levels: white noise is level across the bands, a 3.5 kHz
     tone puts its power in the 3-4 kHz band, and half the amplitude is 6 dB less."""
