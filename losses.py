@@ -17,9 +17,10 @@ CIFAR-10 code: ACGAN_SCALE 1, ACGAN_SCALE_G 0.1):
     D_loss += 1.0 W CE(C(real), the real windows' labels)
     G_loss += 0.1 CE(C(fake), the labels asked for)
 C being the critic's classifier logits, CE the softmax cross-entropy, W --label_weight (ours;
-1 by default, the weights above). The critic learns to
-name the label of real music only, so the generator cannot earn it with artefacts the
-classifier learned from fakes.
+1 by default, the weights above). The critic learns to name the label of real music only, so
+the generator cannot earn it with artefacts the classifier learned from fakes. The matching
+critics (--label_critic matching, normalised) take the same terms, their logits the
+projection's own.
 
 A loss object is the training iteration's hook (iteration.py): its `critic` and `generator`
 (and the VAE-GAN's `encoder`) are called inside each update's gradient tape, so another loss
