@@ -300,10 +300,6 @@ def build(stage):
                           strategy, train.xla, average, train.graph,
                           augment=train.critic_augment == "ada", label_shares=shares,
                           learning_rate=train.learning_rate, label_weight=train.label_weight)
-    if "label_weight" in config.given and not stage.run.iteration.classifier:
-        raise UserError(f"--label_weight weighs the critic's naming of the labels, and this "
-                        f"run's critic, --label_critic {config_json['label_critic']}, names "
-                        f"none: drop --label_weight")
     stage.say(conv_forms.choose(stage.run.networks.values(), batch_size // replicas, policy,
                                 train.conv_forms, train.conv_forms_cache or
                                 conv_forms.default_cache(config.checkpoint_dir)))
