@@ -235,7 +235,8 @@ class TrainConfig:
              "cross-entropy of real windows' labels beside its Wasserstein loss (ours; 1: "
              "WGAN-GP's conditional model's); 10, with --label_generator every_block_gain "
              "and --learning_rate 3e-4, got the labels in 600 steps at "
-             "--feature_map_divisor 4, overdrawn and not held at 1200 (BENCHMARKS.md)", parse=positive_float, metavar="W")
+             "--feature_map_divisor 4, overdrawn and not held at 1200 (BENCHMARKS.md)",
+        parse=positive_float, metavar="W")
     critic_augment: str = flag(
         "none", "none: the critic sees the windows as they are, as in the original; ada: "
                 "adaptive critic augmentation for small collections (gain, polarity, shift, "
