@@ -62,6 +62,9 @@ SEEDS = int_in_range(0, MAX_SEED)
 COUNTS = int_in_range(1, 1_000_000)  # files to write
 LABEL_STRENGTH = float_in_range(0.0, MAX_LABEL_STRENGTH)
 ON_COLLAPSE = ("rollback", "stop", "warn")
+# the --label_critic choices whose critic names the labels (model_progressive.Discriminator's
+# `classifier`), the critics --label_weight weighs
+NAMING_CRITICS = ("matching", "normalised", "auxiliary")
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -475,12 +478,11 @@ class RunConfig:
                                                           "evaluate"):
             raise UserError("--label_strength goes with --generate, --interpolate or "
                             "--evaluate")
-        if "label_weight" in self.given and (
-                self.model.condition == "none"
-                or self.model.label_critic in ("projection", "centred", "pooled")):
-            raise UserError("--label_weight weighs the critic's naming of the labels: it goes "
-                            "with --condition folders and --label_critic matching, normalised "
-                            "or auxiliary")
+        if "label_weight" in self.given and (self.model.condition == "none" or
+                                             self.model.label_critic not in NAMING_CRITICS):
+            raise UserError(f"--label_weight weighs the critic's naming of the labels: it goes "
+                            f"with --condition folders and --label_critic "
+                            f"{', '.join(NAMING_CRITICS[:-1])} or {NAMING_CRITICS[-1]}")
         if job is not None and (self.train.init_from or self.train.critic_augment != "none"):
             raise UserError("--init_from and --critic_augment go with training, not with a job")
         grow_flags = sorted(f"--{f.name}" for f in leaves(GrowConfig)

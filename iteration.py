@@ -58,7 +58,8 @@ class Iteration:
         self.augment = augment  # augment.Augment (--critic_augment ada), or None
         # --condition folders: the labels, and the share of each the generator is asked for
         self.labels = getattr(self.discriminator, "labels", 0)
-        # --label_critic auxiliary: the critic also names the labels (losses.label_loss)
+        # --label_critic matching, normalised, auxiliary: the critic also names the labels
+        # (losses.label_loss)
         self.classifier = getattr(self.discriminator, "classifier", False)
         self.label_weight = label_weight  # --label_weight: of the critic's naming term
         # where each label's share (uniform unless given) ends in [0, 1]: a uniform draw
