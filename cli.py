@@ -17,8 +17,11 @@ from utils import UserError
 
 def offered(recipe):
     """The flags a trainer offers: every field of RunConfig but the model fields it lacks
-    (and growing's, for a trainer of one fixed window)."""
+    (and growing's, for a trainer of one fixed window; the labels', for one without
+    --condition)."""
     lacks = {f.name for f in config.leaves(config.ModelConfig)} - set(recipe.model_flags)
+    if "condition" not in recipe.model_flags:
+        lacks |= set(config.LABEL_FLAGS)
     if not recipe.growing:
         lacks |= {f.name for f in config.leaves(config.GrowConfig)}
     return {f.name for f in config.leaves(config.RunConfig)} - lacks

@@ -65,6 +65,9 @@ ON_COLLAPSE = ("rollback", "stop", "warn")
 # the --label_critic choices whose critic names the labels (model_progressive.Discriminator's
 # `classifier`), the critics --label_weight weighs
 NAMING_CRITICS = ("matching", "normalised", "auxiliary")
+# the flags outside ModelConfig that only a conditional model uses: a trainer that does not
+# offer --condition does not offer them either (cli.offered)
+LABEL_FLAGS = ("label_balance", "label_weight", "label", "label_strength")
 CHECKPOINT_DIR = "checkpoints"
 
 

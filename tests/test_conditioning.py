@@ -638,8 +638,13 @@ def test_a_label_weight_without_a_critic_that_names_labels_is_one_line(tmp_path,
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.parametrize("flag", [("--condition", "folders"), ("--label_balance", "data"),
+                                  ("--label_weight", "10"), ("--label", "ambient"),
+                                  ("--label_strength", "2")])
 @pytest.mark.parametrize("trainer", ["train_progressive_vaegan.py", "train.py"])
-def test_the_other_models_refuse_condition_in_one_line(trainer):
-    result = subprocess.run([sys.executable, trainer, "--condition", "folders"], cwd=ROOT,
-                            capture_output=True, text=True, check=False)
-    assert_one_line_error(result.returncode, result.stderr, "--condition")
+def test_the_other_models_neither_offer_nor_take_the_label_flags(trainer, flag):
+    result = subprocess.run([sys.executable, trainer, *flag], cwd=ROOT, capture_output=True,
+                            text=True, check=False, timeout=60)  # taken, it would train
+    assert_one_line_error(result.returncode, result.stderr, flag[0])
+    assert flag[0] not in subprocess.run([sys.executable, trainer, "--help"], cwd=ROOT,
+                                         capture_output=True, text=True, check=True).stdout
