@@ -44,6 +44,7 @@ from rules import (
     SAMPLING_RATE,
     STANDARD,
     VARIANTS,
+    WAVEGAN_BLOCKS,
 )
 from utils import (
     ArgumentParser,
@@ -212,8 +213,9 @@ class TrainConfig:
     """The training loop: batch, precision, devices, how long, saves and summaries."""
     batch_size: int | None = flag(
         None, f"windows per batch (default: the report's for the stage, "
-              f"{', '.join(map(str, DEFAULT_BATCH_SIZE.values()))} for stages 1-8); lower it "
-              f"on out-of-memory errors", parse=int_in_range(1, 1 << 20))
+              f"{', '.join(map(str, DEFAULT_BATCH_SIZE.values()))} for stages 1-8, so "
+              f"{DEFAULT_BATCH_SIZE[WAVEGAN_BLOCKS]} for train.py's window of stage {WAVEGAN_BLOCKS}); lower it on "
+              f"out-of-memory errors", parse=int_in_range(1, 1 << 20))
     use_mixed_precision_training: bool = flag(
         False, "float32 variables with float16 compute and a fixed loss scale of 32 on a GPU, "
                "bfloat16 compute on a CPU")
@@ -289,12 +291,13 @@ class WatchConfig:
                     "no ramp-up", parse=fraction_below_one)
     ema_decay: float | None = flag(
         None, "a fixed decay d of the moving average instead of the half-life, with "
-              "TensorFlow's warm-up min(d, (1 + t) / (10 + t)); 0 turns the average off",
+              "TensorFlow's warm-up min(d, (1 + t) / (10 + t)); 0 turns the average off "
+              "(default: none, the --ema_half_life rule)",
         parse=fraction_below_one)
     eval_every_secs: float = flag(
         600.0, "seconds between evaluations of the moving-average generator against real "
                "windows (TensorBoard Eval/*); they keep the best checkpoint in <stage "
-               "folder>/best/; 0 turns them off", parse=non_negative_float)
+               "folder>/best/; 0 turns them off (120 by default with --grow_to)", parse=non_negative_float)
     num_eval_samples: int | None = flag(
         None, "generated and real windows compared by --evaluate and by the evaluations "
               f"during training (default: {EVAL_SAMPLES}, fewer at stages 6-8)",
@@ -331,7 +334,8 @@ class WalkConfig:
         None, "with --generate: each file lasts exactly this long, made of windows along a "
               "smooth latent walk joined by crossfades (default: one window)",
         parse=positive_float, metavar="SECONDS")
-    anchor_every: int = flag(4, "windows between the walk's random anchor latents",
+    anchor_every: int = flag(4, "with --duration (or play.py's --live): windows between the "
+                                "walk's random anchor latents",
                              parse=int_in_range(1, 1_000_000))
     crossfade: float | None = flag(
         None, "with --duration (or a trainer's --interpolate, or --live): overlap of "
@@ -352,18 +356,23 @@ class GrowConfig:
     # before the score fell 13-89 % (BENCHMARKS.md, "Growing by itself").
     plateau_patience: int = flag(
         12, "with --grow_to: a stage has plateaued when its best score has not improved over "
-           "its last this many evaluations...", parse=int_in_range(1, 1000), metavar="K")
+           "its last this many evaluations by more than --plateau_margin",
+        parse=int_in_range(1, 1000), metavar="K")
     plateau_margin: float = flag(
-        0.02, "...by more than this share of the best before them", parse=fraction_below_one)
+        0.02, "with --grow_to: the share of the best score before them that the last "
+              "--plateau_patience evaluations must improve it by, else the stage has "
+              "plateaued", parse=fraction_below_one)
     plateau_min_evaluations: int = flag(
         6, "with --grow_to: a stage ends on a plateau only after this many evaluations",
         parse=int_in_range(1, 1000))
     stage_steps: int | None = flag(
         None, "with --grow_to: a stable stage ends after this many steps at most (a frozen "
-              "transition after --frozen_share of them)", parse=int_in_range(1, sys.maxsize))
+              "transition after --frozen_share of them; default: no limit, the stage ends on "
+              "its plateau)", parse=int_in_range(1, sys.maxsize))
     stage_minutes: float | None = flag(
         None, "with --grow_to: a stable stage ends after this many minutes of training at most "
-              "(a frozen transition after --frozen_share of them)", parse=positive_float)
+              "(a frozen transition after --frozen_share of them; default: no limit)",
+        parse=positive_float)
     frozen_share: float = flag(
         0.5, "with --grow_to: a frozen transition's share of a stable stage's budget",
         parse=float_above(0.0))
