@@ -28,7 +28,7 @@ from utils import int_in_range
 
 
 def main(argv=None):
-    parser = stage_parser(__doc__.splitlines()[0])
+    parser = stage_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int_in_range(2, 1000), default=8,
                         help="timed later iterations of each")
     args = parser.parse_args(argv)

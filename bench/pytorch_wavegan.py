@@ -126,7 +126,7 @@ def our_wavegan(batch, mixed):
 
 
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
     parser.add_argument("--use_mixed_precision_training", action="store_true",
                         help="bfloat16 on both sides (this side: as the trainers)")

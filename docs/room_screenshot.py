@@ -24,10 +24,12 @@ def main(argv=None):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("export", help="a folder a trainer's --export wrote")
-    parser.add_argument("--seeds", type=int, nargs=2, default=[5, 9])
-    parser.add_argument("--output", default=os.path.join(ROOT, "docs", "listening_room.png"))
+    parser.add_argument("--seeds", type=int, nargs=2, default=[5, 9],
+                        help="the two seeds whose clips are made and kept (the morph's ends)")
+    parser.add_argument("--output", default=os.path.join(ROOT, "docs", "listening_room.png"),
+                        help="where the picture goes (default: docs/listening_room.png)")
     args = parser.parse_args(argv)
     server = subprocess.Popen([sys.executable, "play.py", args.export, "--serve", "--port", "0"],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
