@@ -82,9 +82,35 @@ def check_config(directory, asked, fix="use the settings it was made with, or an
                         f"{wanted}: {fix}")
 
 
-def latest_checkpoint(directory):
+def whole_checkpoints(directory):
+    """The checkpoints of a folder whose .index and data files are both there, oldest first."""
+    import re
+
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    steps = sorted(int(m.group(1)) for name in names
+                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", name))
+                   and any(n.startswith(f"ckpt-{m.group(1)}.data-") for n in names))
+    return [checkpoint_path(directory, step) for step in steps]
+
+
+def listed_checkpoint(directory):
+    """The newest checkpoint the folder's `checkpoint` file lists, or None where the file is
+    missing or damaged or names a checkpoint that is not there."""
     import tensorflow as tf
-    return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+
+    state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    if state is None or not state.model_checkpoint_path:
+        return None
+    path = os.path.join(directory, state.model_checkpoint_path)  # the name, or an absolute path
+    return path if checkpoint_exists(path) else None
+
+
+def latest_checkpoint(directory):
+    """A folder's newest checkpoint: the one its `checkpoint` file lists, or, where that file
+    is lost or names one that is gone, the newest whole one there (training writes the list
+    again: recover_checkpoint_list)."""
+    whole = whole_checkpoints(directory)
+    return listed_checkpoint(directory) or (whole[-1] if whole else None)
 
 
 # --------------------------------------------------------------------------- one run a folder
@@ -224,8 +250,8 @@ class Saver:
 
 
 def read_best(directory):
-    """best.json of a stage folder, or None (also where it is damaged: the next kept best
-    writes it again)."""
+    """best.json of a stage folder, or None (also where it is damaged: the export's facts go
+    without it; training refuses it in one line, Best)."""
     try:
         return read_json(os.path.join(directory, BEST_FOLDER, BEST_FILE))
     except UserError:
@@ -238,7 +264,9 @@ class Best:
     def __init__(self, checkpoint, directory):
         self.directory = os.path.join(directory, BEST_FOLDER)
         self.manager = manager(checkpoint, self.directory, keep=1)
-        self.record = read_best(directory)
+        # a damaged best.json is one line: read as none, the next evaluation would replace
+        # a better best/
+        self.record = read_json(os.path.join(self.directory, BEST_FILE))
         if self.record and self.path != os.path.join(self.directory,
                                                      self.record.get("checkpoint", "")):
             self.record = None  # a save cut short after its checkpoint: the next one is kept
@@ -289,6 +317,8 @@ def restore(checkpoint, path, partial=False):
         if partial:
             status.expect_partial()
         status.assert_existing_objects_matched()
+    except (IndexError, tf.errors.DataLossError) as error:  # a data file cut short
+        raise damaged(path, error) from None
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         reason = str(error).split("\n")[0][:200]
         raise UserError(f"cannot restore {path} ({reason}): it was made by another model or "
@@ -313,11 +343,29 @@ def saved_entries(path):
     """{top-level checkpoint entry: how many values it holds} of a checkpoint."""
     import tensorflow as tf
 
+    try:
+        listed = tf.train.list_variables(path)
+    except (ValueError, tf.errors.OpError) as error:  # an .index file that is not one
+        raise damaged(path, error) from None
     counts = {}
-    for key, _ in tf.train.list_variables(path):
+    for key, _ in listed:
         name = key.split("/")[0]
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def damaged(path, error):
+    """The one line for a checkpoint that cannot be read, naming the one to fall back to."""
+    import re
+
+    step = re.search(r"ckpt-(\d+)$", path)  # a path of another name has no "one before"
+    before = [p for p in whole_checkpoints(os.path.dirname(path))
+              if step and int(p.rsplit("-", 1)[1]) < int(step.group(1))]
+    fix = (f"move its files ({os.path.basename(path)}.index and .data-*) out of the folder to "
+           f"use {os.path.basename(before[-1])}, the one before it" if before
+           else "restore it from a copy")
+    return UserError(f"cannot read {path} ({error_reason(error)}): it is damaged (cut short or "
+                     f"overwritten): {fix}")
 
 
 def resume(run, path):
@@ -428,26 +476,20 @@ def fine_tune(run, path, config):
 
 
 def recover_checkpoint_list(directory):
-    """Where a folder holds whole checkpoints (ckpt-N.index and its data) but not the
-    `checkpoint` file that lists them (deleted, or lost with a disk), write the list again;
-    returns a note saying so, or None."""
-    import re
-
+    """Where a folder holds whole checkpoints (ckpt-N.index and its data) but its `checkpoint`
+    file, which lists them, is lost (deleted, lost with a disk) or names one that is gone,
+    write the list again; returns a note saying so, or None."""
     import tensorflow as tf
 
-    if not os.path.isdir(directory) or os.path.exists(os.path.join(directory, "checkpoint")):
+    whole = whole_checkpoints(directory)
+    if not whole or listed_checkpoint(directory):
         return None
-    names = os.listdir(directory)
-    steps = sorted(int(m.group(1)) for name in names
-                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", name))
-                   and any(n.startswith(f"ckpt-{m.group(1)}.data-") for n in names))
-    if not steps:
-        return None
-    paths = [checkpoint_path(directory, step) for step in steps[-KEEP_CHECKPOINTS:]]
+    paths = whole[-KEEP_CHECKPOINTS:]
     tf.compat.v1.train.update_checkpoint_state(directory, paths[-1],
                                                all_model_checkpoint_paths=paths)
-    return (f"note: {directory} had lost its list of checkpoints (its `checkpoint` file): "
-            f"made again from the whole ones there, ckpt-{steps[0]} to ckpt-{steps[-1]}")
+    return (f"note: {directory} had lost its list of checkpoints (its `checkpoint` file, or "
+            f"the checkpoint it named): made again from the whole ones there, "
+            f"{os.path.basename(whole[0])} to {os.path.basename(whole[-1])}")
 
 
 def start_average(run, source, frozen):

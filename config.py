@@ -161,12 +161,13 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.condition == "none":
-            asked = [f"--{name} {getattr(self, name)}" for name in ("label_critic",
+            asked = [f"--{name} {getattr(self, name)}" for name in ("condition_depth",
+                                                                     "label_critic",
                                                                      "label_generator")
                      if getattr(self, name) != self.__dataclass_fields__[name].default]
             if asked:
                 raise UserError(f"{', '.join(asked)} needs --condition folders: a model "
-                                f"without labels has none to hear")
+                                f"without labels has none to read or hear")
         if self.freeze_early_layers and self.num_blocks < 2:
             raise UserError("--freeze_early_layers needs --num_blocks 2 or more: stage 1 has "
                             "no earlier blocks to freeze")
@@ -490,6 +491,9 @@ class RunConfig:
                                                           "evaluate"):
             raise UserError("--label_strength goes with --generate, --interpolate or "
                             "--evaluate")
+        if "label_balance" in self.given and self.model.condition == "none":
+            raise UserError("--label_balance draws batches over the labels: it goes with "
+                            "--condition folders")
         if "label_weight" in self.given and (self.model.condition == "none" or
                                              self.model.label_critic not in NAMING_CRITICS):
             raise UserError(f"--label_weight weighs the critic's naming of the labels: it goes "

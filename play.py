@@ -71,6 +71,7 @@ class LiteGenerator:
 # What play.py reads of model.json.
 REQUIRED = ("sampling_rate", "channels", "window", "latent_dim", "prior", "stage", "file_stem",
             "files")
+COUNTS = ("sampling_rate", "channels", "window", "latent_dim", "stage")  # positive integers
 
 
 def load_export(folder, float16=False):
@@ -88,6 +89,10 @@ def load_export(folder, float16=False):
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: export again with a trainer's "
                         f"--export")
+    wrong = [key for key in COUNTS if type(info[key]) is not int or info[key] < 1]
+    if wrong or not isinstance(info["files"], dict):
+        raise UserError(f"{path} states {', '.join(wrong) or 'files'} wrongly (not what an "
+                        f"export writes): export again with a trainer's --export")
     model = os.path.join(folder, info["files"].get("float16" if float16 else "float32", ""))
     if not os.path.isfile(model):
         raise UserError(f"{model} is missing: export again with a trainer's --export")

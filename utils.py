@@ -84,15 +84,20 @@ def write_json(path, data):
 
 
 def read_json(path):
-    """The JSON in path, or None where there is no such file; a damaged file is one line."""
+    """The JSON object in path (every JSON file the project writes holds one), or None where
+    there is no such file; a damaged file, or one holding something else, is one line."""
     try:
         with open(path) as f:
-            return json.load(f)
+            value = json.load(f)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read {path} ({getattr(error, 'strerror', None) or error}): "
                         f"restore it or remove it") from None
+    if not isinstance(value, dict):
+        raise UserError(f"cannot read {path} (not the JSON object this project writes "
+                        f"there): restore it or remove it")
+    return value
 
 
 def write_wav(path, audio, sampling_rate):
@@ -235,9 +240,26 @@ def fraction_in_half(text):
 
 
 def run_cli(main, argv=None):
-    """Run main(argv); a UserError becomes one line on stderr and exit code 2."""
+    """Run main(argv); a UserError becomes one line on stderr and exit code 2, a file or
+    folder the system refuses (permissions, a file where a folder goes) one line and exit
+    code 2, Ctrl+C or SIGTERM one line and exit code 130. SIGTERM acts as Ctrl+C meanwhile
+    (a job stops removing what it half wrote: atomic_write; training saves and stops,
+    train_loop.StopSignal), where it would kill the process at once."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return main(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        print(f"error: cannot use {error.filename} ({error.strerror}): check the path, and "
+              f"that you may write there", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("stopped (Ctrl+C or SIGTERM) before the end: what was saved before is kept",
+              file=sys.stderr)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

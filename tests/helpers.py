@@ -198,9 +198,10 @@ def tensorboard_scalars(directory):
     return scalars
 
 
-def assert_one_line_error(code, err, *fragments):
-    """Exit code 2 and one line on stderr holding every fragment, no traceback."""
-    assert code == 2, err
+def assert_one_line_error(code, err, *fragments, expected=2):
+    """Exit code 2 (or `expected`) and one line on stderr holding every fragment, no
+    traceback."""
+    assert code == expected, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     for fragment in fragments:
         assert fragment in err, err

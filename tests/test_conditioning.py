@@ -621,11 +621,14 @@ def test_the_export_takes_a_label_and_plays_as_generate(trained, tmp_path):
     assert_one_line_error(play.returncode, play.stderr, "knows no label piano")
 
 
-@pytest.mark.parametrize("flags", [["--label_critic", "auxiliary"],
-                                   ["--label_generator", "every_block"]])
-def test_a_label_flag_without_condition_is_one_line(tmp_path, flags):
+@pytest.mark.parametrize("flags, message", [
+    (["--label_critic", "auxiliary"], "--label_critic auxiliary needs --condition folders"),
+    (["--label_generator", "every_block"], "--label_generator every_block needs --condition"),
+    (["--condition_depth", "2"], "--condition_depth 2 needs --condition folders"),
+    (["--label_balance", "data"], "--label_balance draws batches over the labels")])
+def test_a_label_flag_without_condition_is_one_line(tmp_path, flags, message):
     code, _, err = run("--data_dir", DEMO, "--checkpoint_dir", str(tmp_path), *flags)
-    assert_one_line_error(code, err, f"{' '.join(flags)} needs --condition folders")
+    assert_one_line_error(code, err, message)
     assert not os.listdir(tmp_path)
 
 

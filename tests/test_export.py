@@ -219,6 +219,7 @@ def test_live_stops_on_a_signal_even_started_with_ctrl_c_ignored(exports, signum
     ("cut", "is not a whole LiteRT model"),
     ("empty", "is not a whole LiteRT model"),
     ("no_window", "model.json lacks window"),
+    ("rate_text", "model.json states sampling_rate wrongly"),  # was a wave.Error traceback
     ("other_stage", "from different exports"),
 ])
 def test_player_names_a_damaged_or_mismatched_export_in_one_line(exported, tmp_path, capsys,
@@ -237,6 +238,8 @@ def test_player_names_a_damaged_or_mismatched_export_in_one_line(exported, tmp_p
     else:
         if damage == "no_window":
             del info["window"]
+        elif damage == "rate_text":
+            info["sampling_rate"] = "16 kHz"
         else:  # model.json of a stage one higher beside this stage's model
             info.update(window=info["window"] * 4, stage=info["stage"] + 1)
         (folder / "model.json").write_text(json.dumps(info))

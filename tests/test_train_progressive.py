@@ -10,8 +10,10 @@ import hashlib
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -424,6 +426,10 @@ def test_a_read_only_checkpoint_folder_is_one_line_and_evaluate_prints_its_table
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "Frechet log-mel distance" in result.stdout  # the table, before the line
     assert "make the checkpoint folder writable (the table above" in result.stderr
+    result = as_a_user_who_cannot_write(base + TINY + ["--max_steps", "4", "--no_audio_cache"],
+                                        [str(copy)], cwd=ROOT, capture_output=True, text=True)
+    assert_one_line_error(result.returncode, result.stderr, "cannot use", ".lock",
+                          "that you may write there")  # was a PermissionError traceback
 
 
 def test_preview_once_writes_the_spec_file(chain):
@@ -541,6 +547,94 @@ def test_a_lost_checkpoint_list_and_partial_saves_are_recovered_at_the_next_star
     assert "removed ckpt-4_temp_1234" in out
     assert not os.path.exists(os.path.join(directory, "ckpt-4_temp_1234"))
     assert saved_step(checkpoints.latest_checkpoint(directory)) == 4
+
+
+@pytest.mark.slow
+def test_a_checkpoint_list_naming_a_checkpoint_that_is_gone_is_read_past(chain, tmp_path):
+    """A `checkpoint` file naming a checkpoint that is not there (a copy, a restore from a
+    backup) made --generate say "no checkpoint" and training start afresh at step 0 beside
+    the whole checkpoints, which the rotation then removed."""
+    directory = copy_of_stage_1(chain, tmp_path)
+    with open(os.path.join(directory, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-99"\n')
+    code, out, err = run("--num_blocks", "1", "--checkpoint_dir", str(tmp_path), "--generate",
+                         "1", "--output_dir", str(tmp_path / "out"))
+    assert code == 0 and "ckpt-3" in out, out + err
+    code, out, err = run("--num_blocks", "1", "--max_steps", "4", "--checkpoint_dir",
+                         str(tmp_path))
+    assert code == 0, out + err
+    assert "had lost its list of checkpoints" in out and "resumed at step 3" in out
+    assert saved_step(checkpoints.latest_checkpoint(directory)) == 4
+
+
+def damage(path, how):
+    """Damage one file of a checkpoint copy: a new file in its place (the copy's files are
+    hard links to the chain's), "cut" to half its length or "overwritten" with other bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    os.remove(path)
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2] if how == "cut" else bytes(range(256)) * 8)
+
+
+@pytest.mark.parametrize("name, how", [("ckpt-3.data-00000-of-00001", "cut"),
+                                       ("ckpt-3.index", "overwritten")])
+def test_a_damaged_checkpoint_is_one_line_naming_the_one_before(chain, tmp_path, name, how):
+    """Was a traceback (IndexError, or "not an sstable") from --generate and from training;
+    the damaged files are left as they were, and set aside the one before is used."""
+    directory = copy_of_stage_1(chain, tmp_path)
+    damage(os.path.join(directory, name), how)
+    before = {n: os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)}
+    for job in (["--generate", "1", "--output_dir", str(tmp_path / "out")], ["--max_steps", "4"]):
+        code, _, err = run("--num_blocks", "1", "--checkpoint_dir", str(tmp_path), *job)
+        assert_one_line_error(code, err, f"cannot read {directory}{os.sep}ckpt-3 (",
+                              "it is damaged", "out of the folder to use ckpt-2")
+    assert {n: os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)} \
+        == before
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for n in os.listdir(directory):
+        if n.startswith("ckpt-3."):
+            os.rename(os.path.join(directory, n), aside / n)
+    code, out, err = run("--num_blocks", "1", "--checkpoint_dir", str(tmp_path), "--generate",
+                         "1", "--output_dir", str(tmp_path / "out"))
+    assert code == 0 and "ckpt-2" in out, out + err
+
+
+@pytest.mark.parametrize("name, text", [("config.json", "[1, 2]"),
+                                        ("best/best.json", '{"step": 3, "sco')])
+def test_a_damaged_run_file_is_one_line_and_best_is_not_replaced(chain, tmp_path, name, text):
+    """A config.json holding a list was an AttributeError traceback; a damaged best.json was
+    read as no best, and the next evaluation replaced best/ with a worse checkpoint."""
+    directory = copy_of_stage_1(chain, tmp_path)
+    os.makedirs(os.path.dirname(os.path.join(directory, name)), exist_ok=True)
+    with open(os.path.join(directory, name), "w") as f:
+        f.write(text)
+    code, _, err = run("--num_blocks", "1", "--max_steps", "4", "--eval_every_secs", "600",
+                       "--checkpoint_dir", str(tmp_path))
+    assert_one_line_error(code, err, f"cannot read {os.path.join(directory, name)} (",
+                          "restore it or remove it")
+    assert saved_step(checkpoints.latest_checkpoint(directory)) == 3
+    assert read(os.path.join(directory, name)) == text
+
+
+def test_sigterm_stops_a_job_in_one_line_leaving_no_half_written_file(chain, tmp_path):
+    """SIGTERM killed --generate at once, leaving its .wav.tmp (and an export its .export-*
+    folder); now it stops as Ctrl+C does: exit code 130, one line, nothing half written."""
+    out = tmp_path / "out"
+    job = subprocess.Popen([sys.executable, "train_progressive.py", "--num_blocks", "1",
+                            "--checkpoint_dir", chain[0], "--generate", "2", "--duration",
+                            "3000", "--seed", "0", "--output_dir", str(out)], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(n.endswith(".tmp") for n in os.listdir(out))):
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=60)
+    assert_one_line_error(job.returncode, err, "stopped (Ctrl+C or SIGTERM) before the end",
+                          expected=130)
+    assert os.listdir(out) == []
 
 
 @pytest.mark.slow
