@@ -207,6 +207,8 @@ def decode(path, info, target_rate):
     if not frames:
         raise Undecodable(reason or "it holds no audio")
     audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    if not direct and not np.isfinite(audio).all():  # a float file's NaN would become noise
+        raise Undecodable("it holds samples that are not numbers (NaN or infinity)")
     if not direct:
         if info.samplerate != target_rate:
             g = math.gcd(target_rate, info.samplerate)

@@ -322,6 +322,20 @@ def test_a_folder_of_undecodable_files_is_one_error(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_float_file_with_samples_that_are_not_numbers_is_skipped_with_a_note(tmp_path):
+    """Was used after a raw NumPy warning ("invalid value encountered in cast"), naming no
+    file: its NaN turned into full-scale int16 samples."""
+    write(tmp_path / "a.wav", INT16[:1000])
+    samples = sine(440, 0.1, RATE).astype(np.float32)
+    samples[100] = np.nan
+    path = str(tmp_path / "nan.wav")
+    sf.write(path, samples, RATE, subtype="FLOAT")
+    audio, notes = load(tmp_path)
+    assert audio.num_samples == 1000 and [p for p, _ in audio.skipped] == [path]
+    (line,) = [n for n in notes if path in n]
+    assert "not numbers (NaN or infinity)" in line and line.endswith("skipped")
+
+
 def test_truncated_flac_is_skipped(tmp_path):
     # The header is intact, so sf.info succeeds; the damage shows only while decoding, and
     # libsndfile gives none of it back.
