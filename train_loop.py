@@ -53,7 +53,10 @@ ROLLBACK_SEED_STRIDE = 7919  # a rollback's seed: --seed + this x the rollback's
 
 
 class StopSignal:
-    """SIGINT/SIGTERM ask the loop to save and stop; a second one acts at once."""
+    """SIGINT/SIGTERM ask the loop to save and stop; a second one acts at once. `received`,
+    of the class, names the last one any loop of this process took, so that a caller that
+    trains in-process (the benches) can stop as well."""
+    received = None
 
     def __enter__(self):
         self.requested = None
@@ -62,7 +65,7 @@ class StopSignal:
         return self
 
     def _handle(self, signum, frame):
-        self.requested = signal.Signals(signum).name
+        self.requested = StopSignal.received = signal.Signals(signum).name
         print(f"{self.requested}: saving a checkpoint after this iteration, then stopping "
               f"(send it again to abort without saving)", flush=True)
         signal.signal(signum, self.previous[signum])

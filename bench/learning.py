@@ -87,20 +87,33 @@ DEFAULT_INTERVAL = 600.0  # --eval_every_secs by default
 TARGET_SHARE = 0.05
 
 
+def train_in_process(main, argv, steps, who):
+    """A trainer's main(argv) in this process, its console on stderr, to step `steps`. Ctrl+C
+    or SIGTERM reach its loop, which saves and stops; the bench then stops too
+    (KeyboardInterrupt: one line, exit code 130), where it went on to score the short run
+    or to train the next one."""
+    import contextlib
+
+    from train_loop import StopSignal
+
+    StopSignal.received = None
+    with contextlib.redirect_stdout(sys.stderr):
+        if run_cli(main, argv) != 0:
+            raise UserError(f"{who}: training stopped before step {steps}")
+    if StopSignal.received:
+        raise KeyboardInterrupt
+
+
 def train_to(folder, root, stage, steps, batch_size):
     """train_progressive.py on folder until step `steps` (a resume when a checkpoint is
     there); its console goes to stderr."""
-    import contextlib
-
     import train_progressive
 
     argv = ["--data_dir", folder, "--checkpoint_dir", root, "--num_blocks", str(stage),
             "--batch_size", str(batch_size), "--max_steps", str(steps), "--seed", str(SEED),
             "--use_mixed_precision_training", "--save_every_secs", "1e9",
             "--log_every_secs", "60"]
-    with contextlib.redirect_stdout(sys.stderr):
-        if run_cli(train_progressive.main, argv) != 0:
-            raise UserError(f"training stopped before step {steps}")
+    train_in_process(train_progressive.main, argv, steps, "the run")
 
 
 def scores(folder, root, stage, steps):

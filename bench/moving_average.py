@@ -22,7 +22,6 @@ FOLDER is real music, e.g. ~/music/freedroidrpg from bench/fetch_music.py. With 
 the runs and their scores stay in DIR, and a seed already scored there is not trained again.
 """
 
-import contextlib
 import os
 import sys
 
@@ -31,10 +30,10 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from learning import SEED_ROWS as ROWS
-from learning import print_kept, seed_parser, seed_report, spread
+from learning import print_kept, seed_parser, seed_report, spread, train_in_process
 
 import rules
-from utils import UserError, run_cli
+from utils import run_cli
 
 
 class Probes:
@@ -89,9 +88,7 @@ def train_and_score(args, seed, root, curve):
     original = train_loop.build_run
     train_loop.build_run = probed_build_run(probes, made)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            if run_cli(train_progressive.main, argv) != 0:
-                raise UserError(f"seed {seed}: training stopped before step {args.steps}")
+        train_in_process(train_progressive.main, argv, args.steps, f"seed {seed}")
     finally:
         train_loop.build_run = original
     run = made[-1]

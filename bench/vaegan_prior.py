@@ -16,7 +16,6 @@ FOLDER is real music, e.g. ~/music/freedroidrpg from bench/fetch_music.py. With 
 the runs and their scores stay in DIR, and a seed already scored there is not trained again.
 """
 
-import contextlib
 import os
 import sys
 
@@ -25,9 +24,9 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from learning import SEED_ROWS as ROWS
-from learning import seed_parser, seed_report, spread
+from learning import seed_parser, seed_report, spread, train_in_process
 
-from utils import UserError, run_cli
+from utils import run_cli
 
 
 def train_and_score(args, seed, root, curve):
@@ -43,10 +42,8 @@ def train_and_score(args, seed, root, curve):
             str(args.steps), "--seed", str(seed), "--use_mixed_precision_training",
             "--save_every_secs", "1e9", "--log_every_secs", "60", "--eval_every_secs", "0",
             "--audio_cache", os.path.join(args.keep_root, "audio_cache")]
-    with contextlib.redirect_stdout(sys.stderr):
-        if run_cli(train_progressive_vaegan.main, argv) != 0:
-            raise UserError(f"seed {seed}: training stopped before step {args.steps}")
     directory = checkpoints.stage_dir(os.path.join(root, "vaegan"), args.stage)
+    train_in_process(train_progressive_vaegan.main, argv, args.steps, f"seed {seed}")
     path = checkpoints.latest_checkpoint(directory)
     scores = {}
     for raw in (False, True):

@@ -407,6 +407,33 @@ def test_a_stopped_side_by_side_has_every_trainer_save_first(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_bench_training_in_process_stops_on_sigterm_after_its_trainer_saves(tmp_path):
+    """bench/learning.py (no --arm) trains in its own process: SIGTERM reached the trainer's
+    loop, which saved and stopped, and the bench went on to train the next run or score the
+    short one, ignoring the signal. Now it stops too, in one line, exit code 130, the run's
+    step saved in --keep."""
+    root = tmp_path / "run"
+    bench = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "bench", "learning.py"), DEMO, "--stage", "1",
+         "--steps", "1000", "--batch_size", "2", "--keep", str(root)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stage = checkpoints.stage_dir(str(root), 1)
+    deadline = time.monotonic() + 180
+    while checkpoints.latest_checkpoint(stage) is None:  # step 1 is saved: it trains on
+        assert bench.poll() is None and time.monotonic() < deadline, bench.communicate()
+        time.sleep(0.5)
+    time.sleep(2)
+    bench.send_signal(signal.SIGTERM)
+    _, err = bench.communicate(timeout=120)
+    assert bench.returncode == 130 and "Traceback" not in err, err
+    assert err.rstrip().endswith("stopped (Ctrl+C or SIGTERM) before the end: what was saved "
+                                 "before is kept"), err
+    stopped = int(re.findall(r"stopped at step (\d+)", err)[-1])
+    assert 1 <= stopped < 1000
+    assert checkpoints.checkpoint_exists(checkpoints.checkpoint_path(stage, stopped))
+
+
+@pytest.mark.slow
 def test_the_conditioning_bench_averages_checkpoints_and_judges_every_seed_alike(tmp_path):
     """bench/conditioning.py --average_with: the generator it scores holds the mean of the
     --steps checkpoint's weights and the earlier ones'. --classifiers: every training seed is
