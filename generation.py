@@ -40,8 +40,10 @@ def stage_folder(config, recipe):
 
 
 def chosen_checkpoint(config, recipe):
-    """(stage folder, checkpoint path) of the flags: --checkpoint of the stage. A path of
-    another stage's folder is one line saying which stage it is and how to ask for it."""
+    """(stage folder, checkpoint path) of the flags: --checkpoint of the stage. A path is read
+    with the config.json of its own folder where it has one (another run's checkpoint); a
+    path of another stage's folder is one line saying which stage it is and how to ask for
+    it."""
     directory = stage_folder(config, recipe)
     pick = ("pick the stage with --num_blocks / --freeze_early_layers / --checkpoint_dir"
             if recipe.growing else "point --checkpoint_dir at a training run")
@@ -58,7 +60,7 @@ def chosen_checkpoint(config, recipe):
                         f"{' (frozen transition)' if frozen else ''}, not of the stage asked "
                         f"for: add --num_blocks {made['num_blocks']}"
                         f"{' --freeze_early_layers' if frozen else ''}")
-    return directory, path
+    return (folder if made else directory), path
 
 
 def job_generator(directory, recipe, path, job):

@@ -646,6 +646,17 @@ def test_resuming_without_the_moving_average_says_so(chain, tmp_path):
     assert "has a moving-average generator but this run keeps none" in out
 
 
+def test_a_checkpoint_path_of_another_run_is_read_with_its_own_config(chain, tmp_path):
+    """--checkpoint PATH was built from --checkpoint_dir's config.json: another run's
+    checkpoint was refused for want of one there, or restored into other networks."""
+    other = copy_of_stage_1(chain, tmp_path / "other")
+    code, out, err = run("--num_blocks", "1", "--checkpoint_dir", str(tmp_path / "empty"),
+                         "--generate", "1", "--checkpoint", os.path.join(other, "ckpt-2"),
+                         "--output_dir", str(tmp_path / "out"))
+    assert code == 0 and f"from {os.path.join(other, 'ckpt-2')}" in out, out + err
+    assert os.listdir(tmp_path / "out") == ["stage_00001_step00000002_seed0_0000.wav"]
+
+
 def test_a_checkpoint_of_another_stage_is_named_with_the_flags_to_ask_for_it(chain):
     root, _ = chain
     path = os.path.join(checkpoints.stage_dir(root, 2, True), "ckpt-3")
