@@ -589,9 +589,10 @@ class PlayConfig:
         if self.walk.duration is not None and self.generate is None and not (self.live or
                                                                               self.serve):
             object.__setattr__(self, "generate", 1)  # --duration alone: one file
-        if [bool(self.generate), self.live, self.serve].count(True) != 1:
-            raise UserError("say what to play: --generate N (or --duration S), --live or "
-                            "--serve")
+        asked = [bool(self.generate), self.live, self.serve].count(True)
+        if asked != 1:
+            raise UserError(("one thing at a time: " if asked else "say what to play: ")
+                            + "--generate N (or --duration S), --live or --serve")
         if (self.stdout or self.chunks) and not self.live:
             raise UserError("--stdout and --chunks go with --live")
         if self.serve and (self.label is not None or self.label_strength != 1.0):

@@ -140,6 +140,9 @@ def list_audio_files(data_dir):
     """(audio files under data_dir, what is not audio): subfolders included, sorted by
     relative path, hidden files and folders skipped, each real folder visited once (so
     symlink loops end)."""
+    if os.path.isfile(data_dir):
+        raise UserError(f"data folder {data_dir} is a file: give the folder that holds it "
+                        f"(training reads a folder of audio files)")
     if not os.path.isdir(data_dir):
         raise UserError(f"data folder {data_dir} does not exist: put audio files there or point "
                         f"--data_dir at a folder of audio files")

@@ -188,7 +188,7 @@ def int_in_range(low, high):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if not low <= value <= high:
-            upper = "" if high == sys.maxsize else f" to {high}"
+            upper = " or more" if high == sys.maxsize else f" to {high}"
             raise argparse.ArgumentTypeError(f"{value} is out of range: use {low}{upper}")
         return value
     return parse

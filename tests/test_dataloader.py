@@ -261,6 +261,13 @@ def test_missing_folder(tmp_path):
     assert str(missing) in str(error.value)
 
 
+def test_a_file_given_as_the_folder_is_named_as_a_file(tmp_path):
+    """Was "does not exist", of a file that does."""
+    path = write(tmp_path / "a.wav", INT16[:1000])
+    with pytest.raises(UserError, match="is a file: give the folder that holds it"):
+        load(path)
+
+
 def test_empty_folder(tmp_path):
     with pytest.raises(UserError, match="no audio files") as error:
         load(tmp_path)

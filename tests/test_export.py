@@ -259,6 +259,9 @@ def test_player_refuses_a_folder_that_is_no_export(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_cli(play.main, [str(tmp_path), "--stdout"])
     assert_one_line_error(exit_.value.code, capsys.readouterr().err, "--generate N")
+    with pytest.raises(SystemExit) as exit_:  # was "say what to play", of two
+        run_cli(play.main, [str(tmp_path), "--generate", "1", "--live"])
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err, "one thing at a time")
 
 
 def test_export_refuses_a_folder_that_holds_something_else(tmp_path):

@@ -119,7 +119,7 @@ def test_grow_to_2_stopped_by_sigterm_goes_on_and_records_three_sub_stages(tmp_p
 @pytest.mark.parametrize("argv, message", [
     (["--grow_to", "2", "--num_blocks", "3"], "below the first stage"),
     (["--grow_to", "9"], "9 is out of range"),
-    (["--grow_to", "2", "--stage_steps", "0"], "0 is out of range"),
+    (["--grow_to", "2", "--stage_steps", "0"], "0 is out of range: use 1 or more"),
     (["--grow_to", "2", "--stage_minutes", "-1"], "must be greater than 0"),
     (["--grow_to", "2", "--max_steps", "3"], "drop --max_steps"),
     (["--grow_to", "2", "--generate", "3"], "drop --generate"),
