@@ -215,8 +215,9 @@ class TrainConfig:
     batch_size: int | None = flag(
         None, f"windows per batch (default: the report's for the stage, "
               f"{', '.join(map(str, DEFAULT_BATCH_SIZE.values()))} for stages 1-8, so "
-              f"{DEFAULT_BATCH_SIZE[WAVEGAN_BLOCKS]} for train.py's window of stage {WAVEGAN_BLOCKS}); lower it on "
-              f"out-of-memory errors", parse=int_in_range(1, 1 << 20))
+              f"{DEFAULT_BATCH_SIZE[WAVEGAN_BLOCKS]} for train.py's window of stage "
+              f"{WAVEGAN_BLOCKS}); lower it on out-of-memory errors",
+        parse=int_in_range(1, 1 << 20))
     use_mixed_precision_training: bool = flag(
         False, "float32 variables with float16 compute and a fixed loss scale of 32 on a GPU, "
                "bfloat16 compute on a CPU")
@@ -298,7 +299,8 @@ class WatchConfig:
     eval_every_secs: float = flag(
         600.0, "seconds between evaluations of the moving-average generator against real "
                "windows (TensorBoard Eval/*); they keep the best checkpoint in <stage "
-               "folder>/best/; 0 turns them off (120 by default with --grow_to)", parse=non_negative_float)
+               "folder>/best/; 0 turns them off (120 by default with --grow_to)",
+        parse=non_negative_float)
     num_eval_samples: int | None = flag(
         None, "generated and real windows compared by --evaluate and by the evaluations "
               f"during training (default: {EVAL_SAMPLES}, fewer at stages 6-8)",
