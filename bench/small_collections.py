@@ -40,17 +40,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from learning import CANDIDATES, Arm, arm_run, evaluations, side_by_side, spread, train_to
 
+import utils
 from config import SEEDS
-from utils import (
-    ArgumentParser,
-    UserError,
-    fraction_below_one,
-    int_in_range,
-    positive_float,
-    read_json,
-    run_cli,
-    write_json,
-)
+from utils import ArgumentParser, UserError, int_in_range, read_json, run_cli, write_json
 
 # The last evaluation's columns: (title, TensorBoard tag).
 COLUMNS = (("validation Frechet", "Eval/frechet_mel_distance"),
@@ -204,7 +196,7 @@ def plot(report, path):
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="a folder of real music to draw the collection from")
-    parser.add_argument("--minutes", type=positive_float, default=10.0,
+    parser.add_argument("--minutes", type=utils.positive_float, default=10.0,
                         help="how long the collection lasts (whole files, at least this)")
     parser.add_argument("--collection_seed", type=SEEDS, default=0,
                         help="which files the collection draws")
@@ -214,9 +206,9 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int_in_range(1, 4096), default=16)
     parser.add_argument("--seeds", type=SEEDS, nargs="+", default=[0, 1, 2],
                         help="one run per seed and recipe")
-    parser.add_argument("--validation_fraction", type=fraction_below_one, default=0.2,
+    parser.add_argument("--validation_fraction", type=utils.fraction_below_one, default=0.2,
                         help="the share of the collection's files held out")
-    parser.add_argument("--eval_every_secs", type=positive_float, default=120.0,
+    parser.add_argument("--eval_every_secs", type=utils.positive_float, default=120.0,
                         help="seconds between the quality curve's evaluations")
     parser.add_argument("--source", metavar="OTHER", default=None,
                         help="compare fine-tuning from a run on OTHER with training from "
