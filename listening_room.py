@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -258,6 +259,10 @@ def serve(folder, generator, info, batch, host, port):
     Handler.room = Room(folder, generator, info, batch)
     try:
         server = http.server.ThreadingHTTPServer((host, port), Handler)
+    except socket.gaierror as error:  # a --host that names no address of this machine
+        raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass "
+                        f"--host an address of this machine (127.0.0.1, or 0.0.0.0 for every "
+                        f"one)") from None
     except OSError as error:
         raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass "
                         f"another --port, or stop what uses it") from None

@@ -183,7 +183,7 @@ def test_a_folder_that_is_no_export_is_one_line(tmp_path):
     assert_one_line_error(result.returncode, result.stderr, "is not an export folder")
 
 
-def test_a_port_in_use_is_one_line(export_folder):
+def test_a_port_in_use_or_a_host_not_of_this_machine_is_one_line(export_folder):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -193,6 +193,11 @@ def test_a_port_in_use_is_one_line(export_folder):
                                 text=True, timeout=60, check=False)
     assert_one_line_error(result.returncode, result.stderr, f"cannot listen on 127.0.0.1:{port}",
                           "another --port")
+    result = subprocess.run([sys.executable, "play.py", export_folder, "--serve", "--host",
+                             "999.1.1.1"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=False)  # it said "pass another --port"
+    assert_one_line_error(result.returncode, result.stderr, "cannot listen on 999.1.1.1:8765",
+                          "pass --host an address of this machine")
 
 
 # --------------------------------------------------------------------------- in a browser
