@@ -489,6 +489,8 @@ def main(argv=None):
     if any(step >= args.steps for step in args.average_with):
         raise UserError(f"--average_with takes checkpoints before --steps {args.steps}: give "
                         f"earlier steps")
+    if args.keep is not None and os.path.exists(args.keep) and not os.path.isdir(args.keep):
+        raise UserError(f"--keep {args.keep} is a file: give a folder for the runs")
     if args.grow_steps and args.grow_steps >= args.steps:
         raise UserError(f"--grow_steps {args.grow_steps} trains the stage itself that long "
                         f"too: give --steps above it")

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import DEMO, ROOT
+from helpers import DEMO, ROOT, assert_one_line_error
 from helpers import run as run_trainer
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -404,6 +404,17 @@ def test_a_stopped_side_by_side_has_every_trainer_save_first(tmp_path):
         assert checkpoints.checkpoint_exists(checkpoints.checkpoint_path(
             checkpoints.stage_dir(run, 1), int(stopped.group(1))))
         assert not os.path.exists(os.path.join(run, "done.json"))
+
+
+def test_the_conditioning_bench_refuses_a_file_for_its_runs_in_one_line(tmp_path):
+    """--keep FILE was a NotADirectoryError traceback once the library was linked."""
+    kept = tmp_path / "runs"
+    kept.write_text("notes")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "conditioning.py"),
+                             DEMO, DEMO, "--keep", str(kept)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert_one_line_error(result.returncode, result.stderr, f"--keep {kept} is a file")
+    assert kept.read_text() == "notes"
 
 
 @pytest.mark.slow
