@@ -33,7 +33,7 @@ from learning import SEED_ROWS as ROWS
 from learning import print_kept, seed_parser, seed_report, spread, train_in_process
 
 import rules
-from utils import run_cli
+from utils import fraction_below_one, positive_float, run_cli
 
 
 class Probes:
@@ -101,11 +101,11 @@ def train_and_score(args, seed, root, curve):
 
 def main(argv=None):
     def probes(parser):
-        parser.add_argument("--rampups", type=float, nargs="*", default=[0.05, 0.02, 0.01],
+        parser.add_argument("--rampups", type=fraction_below_one, nargs="*", default=[0.05, 0.02, 0.01],
                             help="half-life ramp-ups to probe (the default rule's is 0.05)")
-        parser.add_argument("--decays", type=float, nargs="*", default=[0.999],
+        parser.add_argument("--decays", type=fraction_below_one, nargs="*", default=[0.999],
                             help="fixed decays to probe (--ema_decay)")
-        parser.add_argument("--eval_every_secs", type=float, default=120.0,
+        parser.add_argument("--eval_every_secs", type=positive_float, default=120.0,
                             help="the trainer's quality curve: seconds between evaluations")
     args = seed_parser(__doc__.split("\n")[0], 300, probes)(argv)
     return seed_report(args, "uniform", train_and_score, "bench_moving_average_",
