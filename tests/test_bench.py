@@ -406,6 +406,7 @@ def test_a_stopped_side_by_side_has_every_trainer_save_first(tmp_path):
         assert not os.path.exists(os.path.join(run, "done.json"))
 
 
+@pytest.mark.slow
 def test_the_conditioning_bench_refuses_a_file_for_its_runs_in_one_line(tmp_path):
     """--keep FILE was a NotADirectoryError traceback once the library was linked."""
     kept = tmp_path / "runs"

@@ -618,6 +618,7 @@ def test_a_damaged_run_file_is_one_line_and_best_is_not_replaced(chain, tmp_path
     assert read(os.path.join(directory, name)) == text
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_job_in_one_line_leaving_no_half_written_file(chain, tmp_path):
     """SIGTERM killed --generate at once, leaving its .wav.tmp (and an export its .export-*
     folder); now it stops as Ctrl+C does: exit code 130, one line, nothing half written."""
