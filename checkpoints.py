@@ -109,8 +109,11 @@ def latest_checkpoint(directory):
     """A folder's newest checkpoint: the one its `checkpoint` file lists, or, where that file
     is lost or names one that is gone, the newest whole one there (training writes the list
     again: recover_checkpoint_list)."""
+    listed = listed_checkpoint(directory)
+    if listed:  # the folder is listed only where the list fails (preview polls this each second)
+        return listed
     whole = whole_checkpoints(directory)
-    return listed_checkpoint(directory) or (whole[-1] if whole else None)
+    return whole[-1] if whole else None
 
 
 # --------------------------------------------------------------------------- one run a folder
