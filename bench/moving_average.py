@@ -101,7 +101,8 @@ def train_and_score(args, seed, root, curve):
 
 def main(argv=None):
     def probes(parser):
-        parser.add_argument("--rampups", type=fraction_below_one, nargs="*", default=[0.05, 0.02, 0.01],
+        parser.add_argument("--rampups", type=fraction_below_one, nargs="*",
+                            default=[0.05, 0.02, 0.01],
                             help="half-life ramp-ups to probe (the default rule's is 0.05)")
         parser.add_argument("--decays", type=fraction_below_one, nargs="*", default=[0.999],
                             help="fixed decays to probe (--ema_decay)")
